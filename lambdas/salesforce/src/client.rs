@@ -1,0 +1,596 @@
+//! The HTTP executor: configuration, session cache, retries and re-login after a 401.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::Method;
+use reqwest::header::{ACCEPT, HeaderMap};
+use serde_json::Value;
+use tokio::sync::{Mutex, RwLock};
+
+use crate::auth::{Session, request_token};
+use crate::credentials::Credentials;
+use crate::error::{Error, Result, rest_error};
+
+/// The API version used when none is configured.
+pub const DEFAULT_API_VERSION: &str = "62.0";
+
+/// The longest pause between two retries, whatever the base delay and attempt.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(10);
+
+/// How a [`Client`] talks HTTP.
+///
+/// A call can take up to `(max_retries + 1) * request_timeout` plus the backoff pauses, and a
+/// call rejected with `INVALID_SESSION_ID` runs a login and the call once more on top. Keep
+/// that below the function's timeout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientConfig {
+    /// `"62.0"`; a leading `v` is accepted and dropped.
+    pub api_version: String,
+    pub connect_timeout: Duration,
+    /// The whole request, from connecting to the last byte of the body.
+    pub request_timeout: Duration,
+    /// Extra attempts after a retryable failure (see the crate documentation for which calls).
+    pub max_retries: u32,
+    /// The first backoff pause; each retry doubles it, with jitter.
+    pub retry_base_delay: Duration,
+    /// `Sforce-Query-Options: batchSize=N` on queries (Salesforce allows 200 to 2000).
+    pub query_batch_size: Option<u32>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            api_version: DEFAULT_API_VERSION.to_owned(),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(5),
+            max_retries: 2,
+            retry_base_delay: Duration::from_millis(100),
+            query_batch_size: None,
+        }
+    }
+}
+
+impl ClientConfig {
+    fn validated(mut self) -> Result<Self> {
+        let version = self.api_version.trim();
+        let version = version.strip_prefix('v').unwrap_or(version);
+        let well_formed = version.split_once('.').is_some_and(|(major, minor)| {
+            !major.is_empty()
+                && !minor.is_empty()
+                && major.bytes().all(|byte| byte.is_ascii_digit())
+                && minor.bytes().all(|byte| byte.is_ascii_digit())
+        });
+        if !well_formed {
+            return Err(Error::InvalidInput(format!(
+                "API version {:?} is not of the form 62.0",
+                self.api_version
+            )));
+        }
+        self.api_version = version.to_owned();
+        if let Some(size) = self.query_batch_size
+            && !(200..=2000).contains(&size)
+        {
+            return Err(Error::InvalidInput(format!(
+                "query batch size {size} is outside Salesforce's 200..=2000"
+            )));
+        }
+        Ok(self)
+    }
+}
+
+/// The usage part of the last `Sforce-Limit-Info` header (`api-usage=used/max`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiUsage {
+    pub used: u64,
+    pub max: u64,
+}
+
+impl ApiUsage {
+    /// Parses `api-usage=25/5000; per-app-api-usage=17/250(appName=x)` and similar.
+    pub fn parse(header: &str) -> Option<Self> {
+        header.split(';').find_map(|part| {
+            let (used, max) = part.trim().strip_prefix("api-usage=")?.split_once('/')?;
+            Some(Self {
+                used: used.trim().parse().ok()?,
+                max: max.trim().parse().ok()?,
+            })
+        })
+    }
+}
+
+/// A Salesforce client: one per execution environment, shared by every invocation.
+///
+/// Cloning is cheap and clones share the session cache.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    http: reqwest::Client,
+    pub(crate) config: ClientConfig,
+    session: RwLock<Option<Session>>,
+    /// Also the login lock: whoever holds it is the only one logging in.
+    credentials: Mutex<Option<Credentials>>,
+    login_count: AtomicU64,
+    api_usage: std::sync::Mutex<Option<ApiUsage>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Client")
+            .field("config", &self.inner.config)
+            .field("login_count", &self.login_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client that logs in with `credentials` on first use.
+    pub fn new(credentials: Credentials, config: ClientConfig) -> Result<Self> {
+        Self::build(None, Some(credentials), config)
+    }
+
+    /// A client that starts with a session made elsewhere (e.g. read from a secret written by a
+    /// token-refresh function). With `credentials` it logs in again when Salesforce rejects
+    /// the session; without, such a rejection is [`Error::SessionExpired`].
+    pub fn with_session(
+        session: Session,
+        credentials: Option<Credentials>,
+        config: ClientConfig,
+    ) -> Result<Self> {
+        Self::build(Some(session.validated()?), credentials, config)
+    }
+
+    fn build(
+        session: Option<Session>,
+        credentials: Option<Credentials>,
+        config: ClientConfig,
+    ) -> Result<Self> {
+        let config = config.validated()?;
+        let http = build_http_client(&config)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                config,
+                session: RwLock::new(session),
+                credentials: Mutex::new(credentials),
+                login_count: AtomicU64::new(0),
+                api_usage: std::sync::Mutex::new(None),
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The API version in use, without the leading `v` (`"62.0"`).
+    pub fn api_version(&self) -> &str {
+        &self.inner.config.api_version
+    }
+
+    /// How many times this client went to the token endpoint (successfully or not). Retries of
+    /// one login after network failures count once.
+    pub fn login_count(&self) -> u64 {
+        self.inner.login_count.load(Ordering::Relaxed)
+    }
+
+    /// API usage from the last `Sforce-Limit-Info` header seen.
+    pub fn api_usage(&self) -> Option<ApiUsage> {
+        self.inner
+            .api_usage
+            .lock()
+            .map(|usage| *usage)
+            .unwrap_or_default()
+    }
+
+    /// The cached session, logging in first when there is none.
+    pub async fn session(&self) -> Result<Session> {
+        if let Some(session) = self.inner.session.read().await.clone() {
+            return Ok(session);
+        }
+        let mut credentials = self.inner.credentials.lock().await;
+        // Another caller may have logged in while this one waited for the lock.
+        if let Some(session) = self.inner.session.read().await.clone() {
+            return Ok(session);
+        }
+        match credentials.as_mut() {
+            Some(credentials) => self.login_locked(credentials).await,
+            None => Err(Error::SessionExpired),
+        }
+    }
+
+    /// Logs in now, whatever is cached, and caches the new session.
+    pub async fn login(&self) -> Result<Session> {
+        let mut credentials = self.inner.credentials.lock().await;
+        match credentials.as_mut() {
+            Some(credentials) => self.login_locked(credentials).await,
+            None => Err(Error::InvalidCredentials(
+                "this client was given a session but no credentials, so it cannot log in".into(),
+            )),
+        }
+    }
+
+    /// Must be called with the credentials lock held.
+    async fn login_locked(&self, credentials: &mut Credentials) -> Result<Session> {
+        self.inner.login_count.fetch_add(1, Ordering::Relaxed);
+        let session = request_token(&self.inner.http, &self.inner.config, credentials).await?;
+        if let Some(refresh_token) = &session.refresh_token {
+            // With rotation Salesforce retires the old refresh token as it hands out a new one.
+            credentials.rotate_refresh_token(refresh_token);
+        }
+        *self.inner.session.write().await = Some(session.clone());
+        tracing::debug!(instance_url = %session.instance_url, "salesforce login succeeded");
+        Ok(session)
+    }
+
+    /// Gets a usable session after Salesforce rejected `rejected`: if another caller already
+    /// replaced it, that session is used; otherwise this caller logs in. So callers that hit
+    /// the 401 together cause one login.
+    async fn renew_after_rejection(&self, rejected: &Session) -> Result<Session> {
+        let mut credentials = self.inner.credentials.lock().await;
+        if let Some(current) = self.inner.session.read().await.clone()
+            && current.access_token != rejected.access_token
+        {
+            return Ok(current);
+        }
+        match credentials.as_mut() {
+            Some(credentials) => self.login_locked(credentials).await,
+            None => Err(Error::SessionExpired),
+        }
+    }
+
+    /// Sends a REST request with the cached session; on 401 `INVALID_SESSION_ID` logs in again
+    /// once and sends it once more. A second rejection is returned as is.
+    pub(crate) async fn execute(&self, request: &DataRequest<'_>) -> Result<Reply> {
+        let session = self.session().await?;
+        match self.send_with_retries(request, &session).await {
+            Err(error) if error.is_invalid_session() => {
+                tracing::debug!("salesforce rejected the session; logging in again");
+                let fresh = self.renew_after_rejection(&session).await?;
+                self.send_with_retries(request, &fresh).await
+            }
+            other => other,
+        }
+    }
+
+    async fn send_with_retries(
+        &self,
+        request: &DataRequest<'_>,
+        session: &Session,
+    ) -> Result<Reply> {
+        with_retries(&self.inner.config, request.retry, |attempt| {
+            self.send_once(request, session, attempt)
+        })
+        .await
+    }
+
+    async fn send_once(
+        &self,
+        request: &DataRequest<'_>,
+        session: &Session,
+        attempt: u32,
+    ) -> Result<Reply, Failure> {
+        let url = data_url(session, request)?;
+        let mut builder = self
+            .inner
+            .http
+            .request(request.method.clone(), url)
+            .bearer_auth(session.access_token.expose())
+            .header(ACCEPT, "application/json");
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value);
+        }
+        if let Some(body) = request.body {
+            builder = builder.json(body);
+        }
+        let response = builder.send().await.map_err(transport_failure)?;
+        let status = response.status().as_u16();
+        self.record_api_usage(response.headers());
+        let bytes = response.bytes().await.map_err(transport_failure)?;
+        tracing::debug!(method = %request.method, path = %request.path, status, attempt, "salesforce call");
+        if (200..300).contains(&status) {
+            let body = parse_optional_json(status, &bytes)?;
+            return Ok(Reply { status, body });
+        }
+        let error = rest_error(status, &bytes);
+        // A DELETE repeated after a lost answer finds the record already gone: that is the
+        // outcome the caller asked for.
+        if request.method == Method::DELETE
+            && attempt > 0
+            && error.error_code() == Some("ENTITY_IS_DELETED")
+        {
+            return Ok(Reply {
+                status: 204,
+                body: None,
+            });
+        }
+        Err(error.into())
+    }
+
+    fn record_api_usage(&self, headers: &HeaderMap) {
+        let usage = headers
+            .get("sforce-limit-info")
+            .and_then(|value| value.to_str().ok())
+            .and_then(ApiUsage::parse);
+        if let Some(usage) = usage
+            && let Ok(mut slot) = self.inner.api_usage.lock()
+        {
+            *slot = Some(usage);
+        }
+    }
+}
+
+/// Whether a request may be sent again after a timeout or a 5xx answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// Reads, deletes and the token endpoint.
+    Idempotent,
+    /// Creates, updates and Chatter posts: a repeat could act twice. They are repeated only
+    /// when the connection failed before anything was sent.
+    OnlyIfNotSent,
+}
+
+/// One REST call, relative to the session's `instance_url`.
+pub(crate) struct DataRequest<'a> {
+    pub(crate) method: Method,
+    /// Starts with `/services/data/`; may carry its own query (a `nextRecordsUrl`).
+    pub(crate) path: String,
+    pub(crate) query: Vec<(&'static str, String)>,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: Option<&'a Value>,
+    pub(crate) retry: Retry,
+}
+
+impl<'a> DataRequest<'a> {
+    pub(crate) fn new(method: Method, path: String, retry: Retry) -> Self {
+        Self {
+            method,
+            path,
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: None,
+            retry,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) body: Option<Value>,
+}
+
+impl Reply {
+    /// The JSON body, which this call must have.
+    pub(crate) fn into_json(self) -> Result<Value> {
+        self.body.ok_or(Error::MalformedResponse {
+            status: self.status,
+            detail: "the response has no body".into(),
+        })
+    }
+}
+
+/// A failed attempt, and whether the request never left this machine (so even a
+/// non-idempotent request may be sent again).
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) error: Error,
+    pub(crate) not_sent: bool,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Self {
+            error,
+            not_sent: false,
+        }
+    }
+}
+
+pub(crate) fn transport_failure(error: reqwest::Error) -> Failure {
+    let not_sent = error.is_connect();
+    let error = if error.is_timeout() {
+        Error::Timeout
+    } else {
+        Error::Transport(describe_transport_error(error))
+    };
+    Failure { error, not_sent }
+}
+
+/// The error and its causes, without the URL (which can carry a query with customer data).
+fn describe_transport_error(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+/// Runs `attempt` until it succeeds, fails in a way that must not be retried, or runs out of
+/// retries, pausing with exponential backoff and jitter in between.
+pub(crate) async fn with_retries<T, F, Fut>(
+    config: &ClientConfig,
+    retry: Retry,
+    mut attempt: F,
+) -> Result<T>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let mut attempt_number = 0;
+    loop {
+        let failure = match attempt(attempt_number).await {
+            Ok(value) => return Ok(value),
+            Err(failure) => failure,
+        };
+        let may_retry =
+            failure.not_sent || (retry == Retry::Idempotent && failure.error.is_retryable());
+        if !may_retry || attempt_number >= config.max_retries {
+            return Err(failure.error);
+        }
+        let delay = backoff_delay(config.retry_base_delay, attempt_number);
+        tracing::debug!(error = %failure.error, attempt = attempt_number, ?delay, "retrying salesforce call");
+        tokio::time::sleep(delay).await;
+        attempt_number += 1;
+    }
+}
+
+/// `base * 2^attempt`, capped, then a random point in its upper half ("equal jitter"), so
+/// functions that failed together do not retry together.
+fn backoff_delay(base: Duration, attempt: u32) -> Duration {
+    let exponential = base
+        .saturating_mul(2u32.saturating_pow(attempt))
+        .min(MAX_RETRY_DELAY);
+    let half = exponential / 2;
+    let jitter_range = u64::try_from(half.as_micros()).unwrap_or(u64::MAX);
+    half + Duration::from_micros(rand::random_range(0..=jitter_range))
+}
+
+pub(crate) fn build_http_client(config: &ClientConfig) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(config.connect_timeout)
+        .timeout(config.request_timeout)
+        .user_agent(concat!("sfstack-salesforce/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|error| Error::Transport(describe_transport_error(error)))
+}
+
+fn data_url(session: &Session, request: &DataRequest<'_>) -> Result<url::Url> {
+    // Only paths on the instance host are ever followed, so a response cannot send the bearer
+    // token to another host (e.g. through a crafted `nextRecordsUrl`).
+    if !request.path.starts_with("/services/data/") || request.path.contains("..") {
+        return Err(Error::InvalidInput(format!(
+            "refusing to call {:?}: not a REST data path",
+            request.path
+        )));
+    }
+    let mut url =
+        url::Url::parse(&format!("{}{}", session.instance_url, request.path)).map_err(|_| {
+            Error::InvalidInput(format!("{:?} does not make a valid URL", request.path))
+        })?;
+    if !request.query.is_empty() {
+        url.query_pairs_mut().extend_pairs(&request.query);
+    }
+    Ok(url)
+}
+
+fn parse_optional_json(status: u16, bytes: &[u8]) -> Result<Option<Value>> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(bytes)
+        .map(Some)
+        .map_err(|_| Error::MalformedResponse {
+            status,
+            detail: format!("the response body ({} bytes) is not JSON", bytes.len()),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_info_headers_are_parsed() {
+        let cases = [
+            ("api-usage=51/100000", Some((51, 100_000))),
+            (
+                "api-usage=25/5000; per-app-api-usage=17/250(appName=sample-connected-app)",
+                Some((25, 5000)),
+            ),
+            (
+                "api-usage=10018/100000; api-bursts=1/750",
+                Some((10_018, 100_000)),
+            ),
+            (
+                "per-app-api-usage=17/250(appName=x); api-usage=3/9",
+                Some((3, 9)),
+            ),
+            ("per-app-api-usage=17/250(appName=x)", None),
+            ("api-usage=lots/100", None),
+            ("", None),
+        ];
+        for (header, expected) in cases {
+            let parsed = ApiUsage::parse(header).map(|usage| (usage.used, usage.max));
+            assert_eq!(parsed, expected, "header {header:?}");
+        }
+    }
+
+    #[test]
+    fn api_versions_are_validated_and_stored_without_v() {
+        let cases = [
+            ("62.0", Ok("62.0")),
+            ("v59.0", Ok("59.0")),
+            ("62", Err(())),
+            ("62.x", Err(())),
+            ("vv62.0", Err(())),
+            ("", Err(())),
+        ];
+        for (version, expected) in cases {
+            let config = ClientConfig {
+                api_version: version.into(),
+                ..ClientConfig::default()
+            };
+            let validated = config
+                .validated()
+                .map(|config| config.api_version)
+                .map_err(|_| ());
+            assert_eq!(
+                validated,
+                expected.map(str::to_owned),
+                "version {version:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_with_bounded_jitter() {
+        let base = Duration::from_millis(100);
+        for (attempt, full_millis) in [(0, 100), (1, 200), (2, 400), (10, 10_000)] {
+            let delay = backoff_delay(base, attempt);
+            let full = Duration::from_millis(full_millis);
+            assert!(
+                delay >= full / 2 && delay <= full,
+                "attempt {attempt}: {delay:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_instance_data_paths_are_called() {
+        let session = Session {
+            access_token: "t".into(),
+            instance_url: "https://na1.salesforce.com".into(),
+            issued_at: None,
+            id: None,
+            refresh_token: None,
+            scope: None,
+        };
+        let cases = [
+            ("/services/data/v62.0/query/01g-200", true),
+            ("https://evil.example/services/data/", false),
+            ("//evil.example/services/data/", false),
+            ("/services/data/../../oauth2/token", false),
+            ("/services/oauth2/token", false),
+        ];
+        for (path, allowed) in cases {
+            let request = DataRequest::new(Method::GET, path.into(), Retry::Idempotent);
+            let url = data_url(&session, &request);
+            assert_eq!(url.is_ok(), allowed, "path {path}");
+            if let Ok(url) = url {
+                assert_eq!(url.host_str(), Some("na1.salesforce.com"));
+            }
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! A local Salesforce org over HTTP: OAuth token endpoints and the REST API subset sfstack
+//! uses, with Salesforce's status codes, headers and error bodies, plus an admin API for
+//! fault injection. See `docs/emulator.md` for how to run and configure it.
+
+mod admin;
+pub mod config;
+pub mod error;
+pub mod ids;
+mod oauth;
+pub mod org;
+mod rest;
+pub mod schema;
+mod server;
+pub mod soql;
+pub mod sosl;
+pub mod store;
+
+pub use config::{DEMO_PRIVATE_KEY, OrgConfig};
+pub use org::LogEntry;
+pub use server::Emulator;

@@ -1,0 +1,1 @@
+//! SOQL: parsing and evaluation of the subset the emulator serves.

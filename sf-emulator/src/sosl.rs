@@ -1,0 +1,1 @@
+//! SOSL and parameterized search.

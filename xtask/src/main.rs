@@ -1,0 +1,53 @@
+//! `cargo xtask`: the sfstack orchestrator's entry point. For now it only runs the local
+//! Salesforce org; deploy, smoke-test and teardown come with the orchestrator.
+
+use std::process::{Command, ExitCode};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, deploy, smoke-test and tear down the sfstack stack")]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run the local Salesforce org (the emulator with its demo org) until Ctrl-C.
+    Emulator {
+        /// Port to listen on (0 picks a free one).
+        #[arg(long, default_value_t = 8788)]
+        port: u16,
+        /// Org configuration file (TOML); the demo org when absent.
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Commands::Emulator { port, config } => {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut command = Command::new(cargo);
+            command.args(["run", "--quiet", "--package", "sf-emulator", "--", "--port"]);
+            command.arg(port.to_string());
+            if let Some(config) = config {
+                command.arg("--config").arg(config);
+            }
+            let status = command.status().context("running the emulator with cargo")?;
+            Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+    }
+}
