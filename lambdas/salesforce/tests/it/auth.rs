@@ -19,7 +19,10 @@ async fn every_grant_logs_in_and_calls_the_returned_instance() -> TestResult {
     ];
     for (name, credentials) in cases {
         let client = org.client(credentials)?;
-        let session = client.session().await.map_err(|error| format!("{name}: {error}"))?;
+        let session = client
+            .session()
+            .await
+            .map_err(|error| format!("{name}: {error}"))?;
         assert_eq!(session.instance_url, org.base_url, "{name}");
         assert!(!session.access_token.expose().is_empty(), "{name}");
         let contacts = client.query("SELECT Id FROM Contact").await?;
@@ -43,7 +46,9 @@ async fn credentials_documents_log_in_with_the_flow_they_select() -> TestResult 
             AuthFlow::Password,
         ),
         (
-            format!(r#"{{"ClientId":"{CONSUMER_KEY}","Username":"{USERNAME}","PrivateKey":{key},"LoginUrl":"{base}"}}"#),
+            format!(
+                r#"{{"ClientId":"{CONSUMER_KEY}","Username":"{USERNAME}","PrivateKey":{key},"LoginUrl":"{base}"}}"#
+            ),
             AuthFlow::JwtBearer,
         ),
         (
@@ -57,7 +62,10 @@ async fn credentials_documents_log_in_with_the_flow_they_select() -> TestResult 
         let credentials = Credentials::from_json_with_username(&document, Some(USERNAME))?;
         assert_eq!(credentials.flow(), flow);
         let client = org.client(credentials)?;
-        let session = client.session().await.map_err(|error| format!("{flow}: {error}"))?;
+        let session = client
+            .session()
+            .await
+            .map_err(|error| format!("{flow}: {error}"))?;
         assert_eq!(session.instance_url, org.base_url, "{flow}");
     }
     Ok(())
@@ -81,7 +89,10 @@ async fn authorization_code_exchange_returns_a_refresh_token() -> TestResult {
         )
         .await?;
         assert_eq!(session.instance_url, org.base_url);
-        assert!(session.refresh_token.is_some(), "no refresh token with PKCE {challenge:?}");
+        assert!(
+            session.refresh_token.is_some(),
+            "no refresh token with PKCE {challenge:?}"
+        );
         assert!(session.issued_at.is_some());
     }
     Ok(())
@@ -107,10 +118,16 @@ async fn bad_authorization_codes_report_the_oauth_error() -> TestResult {
         }
     };
     let mismatch = exchange(code.clone(), "http://127.0.0.1/elsewhere").await;
-    assert_eq!(mismatch.err().as_ref().and_then(Error::error_code), Some("redirect_uri_mismatch"));
+    assert_eq!(
+        mismatch.err().as_ref().and_then(Error::error_code),
+        Some("redirect_uri_mismatch")
+    );
     exchange(code.clone(), CALLBACK_URL).await?;
     let reused = exchange(code, CALLBACK_URL).await;
-    assert_eq!(reused.err().as_ref().and_then(Error::error_code), Some("invalid_grant"));
+    assert_eq!(
+        reused.err().as_ref().and_then(Error::error_code),
+        Some("invalid_grant")
+    );
     Ok(())
 }
 
@@ -124,7 +141,8 @@ async fn failed_logins_report_the_oauth_error_without_retrying() -> TestResult {
         .jwt_credentials()?
         .with_jwt_audience("https://wrong.example.com");
     let unknown_jwt_client =
-        Credentials::jwt_bearer("no-such-app", USERNAME, Secret::new(DEMO_KEY))?.with_login_url(base)?;
+        Credentials::jwt_bearer("no-such-app", USERNAME, Secret::new(DEMO_KEY))?
+            .with_login_url(base)?;
     let cases: Vec<(&str, Credentials, &str, Option<&str>)> = vec![
         (
             "wrong password",
@@ -185,7 +203,12 @@ async fn failed_logins_report_the_oauth_error_without_retrying() -> TestResult {
             "invalid_grant",
             Some("Audience validation failed"),
         ),
-        ("jwt for an unknown app", unknown_jwt_client, "invalid_client_id", None),
+        (
+            "jwt for an unknown app",
+            unknown_jwt_client,
+            "invalid_client_id",
+            None,
+        ),
         (
             "unknown refresh token",
             Credentials::refresh_token(CONSUMER_KEY, None, Secret::new("not-a-refresh-token"))
@@ -211,8 +234,15 @@ async fn failed_logins_report_the_oauth_error_without_retrying() -> TestResult {
         if let Some(expected) = description {
             assert_eq!(actual, expected, "{name}");
         }
-        assert_eq!(org.token_request_count().await?, 1, "{name}: a 400 must not be retried");
-        let message = result.err().map(|error| error.to_string()).unwrap_or_default();
+        assert_eq!(
+            org.token_request_count().await?,
+            1,
+            "{name}: a 400 must not be retried"
+        );
+        let message = result
+            .err()
+            .map(|error| error.to_string())
+            .unwrap_or_default();
         for secret in [CONSUMER_SECRET, PASSWORD, SECURITY_TOKEN, "PRIVATE KEY"] {
             assert!(!message.contains(secret), "{name}: {message}");
         }
@@ -225,7 +255,8 @@ async fn revoked_refresh_tokens_stop_logging_in() -> TestResult {
     let org = Org::start().await?;
     let client = org.client(org.refresh_credentials().await?)?;
     client.login().await?;
-    org.admin(reqwest::Method::POST, "refresh-tokens/revoke", None).await?;
+    org.admin(reqwest::Method::POST, "refresh-tokens/revoke", None)
+        .await?;
     let result = client.login().await;
     assert_eq!(
         result.err(),
@@ -250,7 +281,10 @@ async fn rotated_refresh_tokens_are_used_for_the_next_login() -> TestResult {
     let client = org.client(org.refresh_credentials().await?)?;
     let first = client.login().await?;
     let second = client.login().await?;
-    assert!(first.refresh_token.is_some(), "rotation returns a new refresh token");
+    assert!(
+        first.refresh_token.is_some(),
+        "rotation returns a new refresh token"
+    );
     assert_ne!(first.refresh_token, second.refresh_token);
     assert_eq!(client.login_count(), 2);
     Ok(())
@@ -276,6 +310,9 @@ async fn a_client_without_credentials_cannot_log_in() -> TestResult {
     let org = Org::start().await?;
     let session = org.fresh_session().await?;
     let client = Client::with_session(session, None, fast_config())?;
-    assert!(matches!(client.login().await, Err(Error::InvalidCredentials(_))));
+    assert!(matches!(
+        client.login().await,
+        Err(Error::InvalidCredentials(_))
+    ));
     Ok(())
 }

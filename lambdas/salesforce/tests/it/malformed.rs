@@ -85,7 +85,11 @@ async fn malformed_data_answers_are_reported() -> TestResult {
         ),
         (
             "error that is not an error array",
-            http_answer("400 Bad Request", "application/json", r#"{"token":"SECRET-TOKEN-VALUE"}"#),
+            http_answer(
+                "400 Bad Request",
+                "application/json",
+                r#"{"token":"SECRET-TOKEN-VALUE"}"#,
+            ),
             Error::MalformedResponse {
                 status: 400,
                 detail: "error body of 30 bytes is not a Salesforce error document".into(),
@@ -119,8 +123,12 @@ async fn malformed_data_answers_are_reported() -> TestResult {
 
 #[tokio::test]
 async fn a_server_error_page_is_retried_then_reported() -> TestResult {
-    let (base_url, served) =
-        canned_server(http_answer("502 Bad Gateway", "text/html", "<html>bad gateway</html>")).await?;
+    let (base_url, served) = canned_server(http_answer(
+        "502 Bad Gateway",
+        "text/html",
+        "<html>bad gateway</html>",
+    ))
+    .await?;
     let client = seeded_client(&base_url)?;
     let error = client.query("SELECT Id FROM Contact").await.err();
     assert_eq!(error.as_ref().and_then(Error::status), Some(502));

@@ -44,7 +44,10 @@ async fn query_follows_next_records_url_across_pages() -> TestResult {
         let client = client.clone();
         creates.spawn(async move {
             client
-                .create("Contact", &json!({"FirstName": format!("P{index}"), "LastName": "Pager"}))
+                .create(
+                    "Contact",
+                    &json!({"FirstName": format!("P{index}"), "LastName": "Pager"}),
+                )
                 .await
         });
     }
@@ -57,7 +60,10 @@ async fn query_follows_next_records_url_across_pages() -> TestResult {
     assert_eq!(first.total_size, 205);
     assert_eq!(first.records.len(), 200);
     assert!(!first.done);
-    let next = first.next_records_url.clone().ok_or("no nextRecordsUrl on page one")?;
+    let next = first
+        .next_records_url
+        .clone()
+        .ok_or("no nextRecordsUrl on page one")?;
     let second = client.query_more(&next).await?;
     assert_eq!(second.records.len(), 5);
     assert!(second.done);
@@ -74,7 +80,10 @@ async fn query_follows_next_records_url_across_pages() -> TestResult {
         .map(|entry| entry["path"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(paths.len(), 2, "{paths:?}");
-    assert!(paths[1].starts_with("/services/data/v62.0/query/"), "{paths:?}");
+    assert!(
+        paths[1].starts_with("/services/data/v62.0/query/"),
+        "{paths:?}"
+    );
     Ok(())
 }
 
@@ -107,10 +116,16 @@ async fn sosl_search_finds_phones_in_any_stored_format() -> TestResult {
         );
         let records = client.search(&sosl).await?;
         assert!(
-            records.iter().any(|record| field(record, "Phone") == stored),
+            records
+                .iter()
+                .any(|record| field(record, "Phone") == stored),
             "{number}: {records:?}"
         );
-        assert!(records.iter().all(|record| record["attributes"]["type"] == "Contact"));
+        assert!(
+            records
+                .iter()
+                .all(|record| record["attributes"]["type"] == "Contact")
+        );
     }
     let none = client
         .search("FIND {9999999999} IN PHONE FIELDS RETURNING Contact(Id)")
@@ -131,7 +146,9 @@ async fn parameterized_search_finds_a_contact_by_national_number() -> TestResult
         }))
         .await?;
     assert!(
-        records.iter().any(|record| field(record, "Phone") == "+44 11 2233 4455"),
+        records
+            .iter()
+            .any(|record| field(record, "Phone") == "+44 11 2233 4455"),
         "{records:?}"
     );
     Ok(())
@@ -142,12 +159,17 @@ async fn records_can_be_created_read_updated_and_deleted() -> TestResult {
     let org = Org::start().await?;
     let client = org.jwt_client().await?;
     let id = client
-        .create("Contact", &json!({"FirstName": "Grace", "LastName": "Hopper"}))
+        .create(
+            "Contact",
+            &json!({"FirstName": "Grace", "LastName": "Hopper"}),
+        )
         .await?;
     assert_eq!(id.len(), 18);
     validate_id(&id)?;
 
-    let record = client.get("Contact", &id, Some(&["FirstName", "LastName"])).await?;
+    let record = client
+        .get("Contact", &id, Some(&["FirstName", "LastName"]))
+        .await?;
     assert_eq!(field(&record, "LastName"), "Hopper");
     let full = client.get("Contact", &id, None).await?;
     assert_eq!(field(&full, "FirstName"), "Grace");
@@ -159,7 +181,9 @@ async fn records_can_be_created_read_updated_and_deleted() -> TestResult {
     assert_eq!(field(&updated, "LastName"), "Hopper-Murray");
 
     // A 15-character id works too.
-    client.get("Contact", &id[..15], Some(&["LastName"])).await?;
+    client
+        .get("Contact", &id[..15], Some(&["LastName"]))
+        .await?;
 
     client.delete("Contact", &id).await?;
     let gone = client.get("Contact", &id, None).await;
@@ -206,7 +230,9 @@ async fn salesforce_validation_errors_surface_with_their_codes() -> TestResult {
         ),
         (
             "bad picklist on update",
-            client.update("Case", &case_id, &json!({"Status": "Bogus"})).await,
+            client
+                .update("Case", &case_id, &json!({"Status": "Bogus"}))
+                .await,
             400,
             "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
         ),
@@ -230,14 +256,20 @@ async fn salesforce_validation_errors_surface_with_their_codes() -> TestResult {
         ),
         (
             "unknown object on create",
-            client.create("Nope__c", &json!({"Name": "x"})).await.map(drop),
+            client
+                .create("Nope__c", &json!({"Name": "x"}))
+                .await
+                .map(drop),
             404,
             "NOT_FOUND",
         ),
         (
             "unknown field on create",
             client
-                .create("Contact", &json!({"LastName": "x", "FavoritePet__c": "cat"}))
+                .create(
+                    "Contact",
+                    &json!({"LastName": "x", "FavoritePet__c": "cat"}),
+                )
                 .await
                 .map(drop),
             400,
@@ -246,8 +278,16 @@ async fn salesforce_validation_errors_surface_with_their_codes() -> TestResult {
     ];
     for (name, result, status, error_code) in cases {
         let error = result.err();
-        assert_eq!(error.as_ref().and_then(Error::status), Some(status), "{name}: {error:?}");
-        assert_eq!(error.as_ref().and_then(Error::error_code), Some(error_code), "{name}");
+        assert_eq!(
+            error.as_ref().and_then(Error::status),
+            Some(status),
+            "{name}: {error:?}"
+        );
+        assert_eq!(
+            error.as_ref().and_then(Error::error_code),
+            Some(error_code),
+            "{name}"
+        );
     }
     client
         .update("Case", &case_id, &json!({"Status": "Escalated"}))
@@ -263,12 +303,24 @@ async fn invalid_names_and_ids_are_refused_before_anything_is_sent() -> TestResu
     org.clear_requests().await?;
     let contact = json!({"LastName": "x"});
     let results: Vec<(&str, Result<(), Error>)> = vec![
-        ("object name with sql", client.create("Contact; DELETE", &contact).await.map(drop)),
-        ("fields not an object", client.create("Contact", &json!(["x"])).await.map(drop)),
-        ("short id", client.get("Contact", "003abc", None).await.map(drop)),
+        (
+            "object name with sql",
+            client.create("Contact; DELETE", &contact).await.map(drop),
+        ),
+        (
+            "fields not an object",
+            client.create("Contact", &json!(["x"])).await.map(drop),
+        ),
+        (
+            "short id",
+            client.get("Contact", "003abc", None).await.map(drop),
+        ),
         (
             "bad checksum",
-            client.get("Contact", "001D000000IqhSLIAA", None).await.map(drop),
+            client
+                .get("Contact", "001D000000IqhSLIAA", None)
+                .await
+                .map(drop),
         ),
         (
             "path traversal id",
@@ -281,8 +333,16 @@ async fn invalid_names_and_ids_are_refused_before_anything_is_sent() -> TestResu
                 .await
                 .map(drop),
         ),
-        ("bad object on update", client.update("1Contact", "001D000000IqhSLIAZ", &contact).await),
-        ("bad object on describe", client.describe("Contact/../x").await.map(drop)),
+        (
+            "bad object on update",
+            client
+                .update("1Contact", "001D000000IqhSLIAZ", &contact)
+                .await,
+        ),
+        (
+            "bad object on describe",
+            client.describe("Contact/../x").await.map(drop),
+        ),
         (
             "bad feed element id",
             client.chatter_comment("0D5'--", &json!({})).await.map(drop),
@@ -290,7 +350,10 @@ async fn invalid_names_and_ids_are_refused_before_anything_is_sent() -> TestResu
         ("empty query", client.query("  ").await.map(drop)),
     ];
     for (name, result) in results {
-        assert!(matches!(result, Err(Error::InvalidInput(_))), "{name}: {result:?}");
+        assert!(
+            matches!(result, Err(Error::InvalidInput(_))),
+            "{name}: {result:?}"
+        );
     }
     assert_eq!(org.requests().await?.len(), 0);
     Ok(())
@@ -308,7 +371,10 @@ async fn describe_lists_objects_and_their_fields() -> TestResult {
         .filter_map(|object| object["name"].as_str())
         .collect();
     for expected in ["Account", "Contact", "Case", "Lead"] {
-        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
     }
     let case = client.describe("Case").await?;
     assert_eq!(case["name"], "Case");

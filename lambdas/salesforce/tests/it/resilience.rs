@@ -68,7 +68,10 @@ async fn a_seeded_session_is_used_without_logging_in() -> TestResult {
     assert_eq!(client.login_count(), 0);
 
     org.expire_sessions().await?;
-    assert_eq!(client.query(CONTACTS).await.err(), Some(Error::SessionExpired));
+    assert_eq!(
+        client.query(CONTACTS).await.err(),
+        Some(Error::SessionExpired)
+    );
     assert_eq!(org.token_request_count().await?, 0);
     Ok(())
 }
@@ -129,8 +132,10 @@ async fn server_errors_are_retried_on_reads_only() -> TestResult {
     org.add_fault(json!({"count": 1, "status": 500})).await?;
     org.clear_requests().await?;
     let posted = client
-        .chatter_post(&json!({"feedElementType": "FeedItem", "subjectId": "005000000000001AAA",
-            "body": {"messageSegments": [{"type": "Text", "text": "x"}]}}))
+        .chatter_post(
+            &json!({"feedElementType": "FeedItem", "subjectId": "005000000000001AAA",
+            "body": {"messageSegments": [{"type": "Text", "text": "x"}]}}),
+        )
         .await;
     assert_eq!(posted.err().and_then(|error| error.status()), Some(500));
     assert_eq!(org.data_requests().await?.len(), 1);
@@ -145,10 +150,18 @@ async fn reads_give_up_after_the_configured_retries() -> TestResult {
     org.add_fault(json!({"count": 10, "status": 500})).await?;
     org.clear_requests().await?;
 
-    let error = client.query(CONTACTS).await.err().ok_or("the query succeeded")?;
+    let error = client
+        .query(CONTACTS)
+        .await
+        .err()
+        .ok_or("the query succeeded")?;
     assert_eq!(error.status(), Some(500));
     assert!(error.is_retryable());
-    assert_eq!(org.data_requests().await?.len(), 3, "one try and two retries");
+    assert_eq!(
+        org.data_requests().await?.len(),
+        3,
+        "one try and two retries"
+    );
     org.admin(reqwest::Method::DELETE, "faults", None).await?;
     Ok(())
 }

@@ -49,8 +49,10 @@ impl Org {
     }
 
     pub fn jwt_credentials(&self) -> Result<Credentials, BoxError> {
-        Ok(Credentials::jwt_bearer(CONSUMER_KEY, USERNAME, Secret::new(DEMO_KEY))?
-            .with_login_url(&self.base_url)?)
+        Ok(
+            Credentials::jwt_bearer(CONSUMER_KEY, USERNAME, Secret::new(DEMO_KEY))?
+                .with_login_url(&self.base_url)?,
+        )
     }
 
     pub fn password_credentials(&self, password: &str) -> Result<Credentials, BoxError> {
@@ -100,7 +102,10 @@ impl Org {
 
     /// Runs `GET /services/oauth2/authorize` and returns the code from the redirect.
     /// `code_challenge` uses the `plain` method.
-    pub async fn authorization_code(&self, code_challenge: Option<&str>) -> Result<String, BoxError> {
+    pub async fn authorization_code(
+        &self,
+        code_challenge: Option<&str>,
+    ) -> Result<String, BoxError> {
         let mut url = url::Url::parse(&format!("{}/services/oauth2/authorize", self.base_url))?;
         url.query_pairs_mut()
             .append_pair("response_type", "code")
@@ -141,7 +146,12 @@ impl Org {
         Ok(self.jwt_client().await?.session().await?)
     }
 
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, BoxError> {
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, BoxError> {
         let mut request = self
             .http
             .request(method, format!("{}/__emulator/{path}", self.base_url));
@@ -158,23 +168,30 @@ impl Org {
     }
 
     pub async fn expire_sessions(&self) -> TestResult {
-        self.admin(reqwest::Method::POST, "sessions/expire", None).await?;
-        Ok(())
-    }
-
-    pub async fn set_api_usage(&self, used: u64, max: u64) -> TestResult {
-        self.admin(reqwest::Method::PUT, "limits", Some(json!({"used": used, "max": max})))
+        self.admin(reqwest::Method::POST, "sessions/expire", None)
             .await?;
         Ok(())
     }
 
+    pub async fn set_api_usage(&self, used: u64, max: u64) -> TestResult {
+        self.admin(
+            reqwest::Method::PUT,
+            "limits",
+            Some(json!({"used": used, "max": max})),
+        )
+        .await?;
+        Ok(())
+    }
+
     pub async fn add_fault(&self, fault: Value) -> TestResult {
-        self.admin(reqwest::Method::POST, "faults", Some(fault)).await?;
+        self.admin(reqwest::Method::POST, "faults", Some(fault))
+            .await?;
         Ok(())
     }
 
     pub async fn clear_requests(&self) -> TestResult {
-        self.admin(reqwest::Method::DELETE, "requests", None).await?;
+        self.admin(reqwest::Method::DELETE, "requests", None)
+            .await?;
         Ok(())
     }
 
