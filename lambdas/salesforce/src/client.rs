@@ -568,6 +568,44 @@ mod tests {
     }
 
     #[test]
+    fn client_debug_shows_no_token() -> Result<()> {
+        let session = Session {
+            access_token: "SECRET-ACCESS".into(),
+            instance_url: "https://na1.salesforce.com".into(),
+            issued_at: None,
+            id: None,
+            refresh_token: Some("SECRET-REFRESH".into()),
+            scope: None,
+        };
+        let credentials = Credentials::client_credentials("key", "SECRET-CLIENT".into());
+        let client = Client::with_session(session, Some(credentials), ClientConfig::default())?;
+        let debug = format!("{client:?}");
+        assert!(!debug.contains("SECRET-"), "{debug}");
+        Ok(())
+    }
+
+    #[test]
+    fn seeded_sessions_are_checked() {
+        let session = |token: &str, instance_url: &str| Session {
+            access_token: token.into(),
+            instance_url: instance_url.into(),
+            issued_at: None,
+            id: None,
+            refresh_token: None,
+            scope: None,
+        };
+        let cases = [
+            (session("t", "https://na1.salesforce.com/"), true),
+            (session("t", "na1.salesforce.com"), false),
+            (session("", "https://na1.salesforce.com"), false),
+        ];
+        for (session, valid) in cases {
+            let client = Client::with_session(session, None, ClientConfig::default());
+            assert_eq!(client.is_ok(), valid, "{client:?}");
+        }
+    }
+
+    #[test]
     fn only_instance_data_paths_are_called() {
         let session = Session {
             access_token: "t".into(),

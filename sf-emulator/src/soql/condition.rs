@@ -6,7 +6,9 @@ use std::cmp::Ordering;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::Value;
 
-use super::lexer::{Parser, Token, TokenKind, Wildcard, is_name, lowercase_pattern, wildcard_match};
+use super::lexer::{
+    Parser, Token, TokenKind, Wildcard, is_name, lowercase_pattern, wildcard_match,
+};
 use super::path::{self, FieldPath};
 use crate::error::RestError;
 use crate::ids;
@@ -24,9 +26,20 @@ enum Expression {
     All(Vec<Expression>),
     Any(Vec<Expression>),
     Not(Box<Expression>),
-    Compare { path: FieldPath, operator: Operator, operand: Operand },
-    Like { path: FieldPath, pattern: Vec<Wildcard> },
-    In { path: FieldPath, operands: Vec<Operand>, negated: bool },
+    Compare {
+        path: FieldPath,
+        operator: Operator,
+        operand: Operand,
+    },
+    Like {
+        path: FieldPath,
+        pattern: Vec<Wildcard>,
+    },
+    In {
+        path: FieldPath,
+        operands: Vec<Operand>,
+        negated: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +82,9 @@ pub(crate) fn parse(
     object: &ObjectDef,
     schema: &Schema,
 ) -> Result<Condition, RestError> {
-    Ok(Condition { expression: parse_expression(parser, object, schema)? })
+    Ok(Condition {
+        expression: parse_expression(parser, object, schema)?,
+    })
 }
 
 /// `a AND b AND c` or `a OR b OR c`; mixing AND and OR at one level is a syntax error in
@@ -102,7 +117,11 @@ fn parse_expression(
         Some(is_and) => {
             let mut all = vec![first];
             all.extend(rest);
-            if is_and { Expression::All(all) } else { Expression::Any(all) }
+            if is_and {
+                Expression::All(all)
+            } else {
+                Expression::Any(all)
+            }
         }
     })
 }
@@ -113,7 +132,9 @@ fn parse_unary(
     schema: &Schema,
 ) -> Result<Expression, RestError> {
     if parser.eat_keyword("NOT") {
-        return Ok(Expression::Not(Box::new(parse_unary(parser, object, schema)?)));
+        return Ok(Expression::Not(Box::new(parse_unary(
+            parser, object, schema,
+        )?)));
     }
     if parser.eat_symbol("(") {
         let inner = parse_expression(parser, object, schema)?;
@@ -148,7 +169,10 @@ fn parse_simple(
                 &format!("invalid operator on field '{}': LIKE", path.typed),
             ));
         }
-        return Ok(Expression::Like { path, pattern: lowercase_pattern(pattern) });
+        return Ok(Expression::Like {
+            path,
+            pattern: lowercase_pattern(pattern),
+        });
     }
     let negated = operator_token.is_keyword("NOT");
     if operator_token.is_keyword("IN") || (negated && parser.peek().is_keyword("IN")) {
@@ -164,7 +188,11 @@ fn parse_simple(
             }
         }
         parser.expect_symbol(")")?;
-        return Ok(Expression::In { path, operands, negated });
+        return Ok(Expression::In {
+            path,
+            operands,
+            negated,
+        });
     }
     let operator = match operator_token.text.as_str() {
         _ if operator_token.kind != TokenKind::Symbol => None,
@@ -176,9 +204,15 @@ fn parse_simple(
         ">=" => Some(Operator::GreaterOrEqual),
         _ => None,
     };
-    let Some(operator) = operator else { return Err(parser.unexpected_token(&operator_token)) };
+    let Some(operator) = operator else {
+        return Err(parser.unexpected_token(&operator_token));
+    };
     let operand = parse_operand(parser, &path, operator)?;
-    Ok(Expression::Compare { path, operator, operand })
+    Ok(Expression::Compare {
+        path,
+        operator,
+        operand,
+    })
 }
 
 /// Reads one literal and checks it against the field's type, as Salesforce does at parse time.
@@ -239,7 +273,11 @@ fn typed_operand(
     token: &Token,
 ) -> Result<Operand, RestError> {
     let wrong_type = |type_name: &str, quoted: bool| {
-        let quotes = if quoted { "should be enclosed in quotes" } else { "should not be enclosed in quotes" };
+        let quotes = if quoted {
+            "should be enclosed in quotes"
+        } else {
+            "should not be enclosed in quotes"
+        };
         parser.error_at(
             token.offset,
             "INVALID_FIELD",
@@ -284,7 +322,11 @@ fn typed_operand(
         FieldType::Double | FieldType::Int => match literal {
             Literal::Number(number) => Operand::Number(number),
             _ => {
-                let name = if field_type == FieldType::Int { "integer" } else { "double" };
+                let name = if field_type == FieldType::Int {
+                    "integer"
+                } else {
+                    "double"
+                };
                 return Err(wrong_type(name, false));
             }
         },
@@ -338,7 +380,11 @@ fn evaluate_expression(
         Expression::All(items) => items.iter().all(evaluate),
         Expression::Any(items) => items.iter().any(evaluate),
         Expression::Not(inner) => !evaluate(inner),
-        Expression::Compare { path, operator, operand } => {
+        Expression::Compare {
+            path,
+            operator,
+            operand,
+        } => {
             let value = path::value(path, record, schema, store);
             compare(value, path.field_type, *operator, operand, today)
         }
@@ -349,7 +395,11 @@ fn evaluate_expression(
                 wildcard_match(pattern, &text)
             })
         }
-        Expression::In { path, operands, negated } => {
+        Expression::In {
+            path,
+            operands,
+            negated,
+        } => {
             let value = path::value(path, record, schema, store);
             let found = operands
                 .iter()
@@ -416,23 +466,31 @@ fn compare(
     }
     match operand {
         Operand::Null => false,
-        Operand::Text(text) => value_text(value).is_some_and(|stored| {
-            apply(operator, stored.to_lowercase().cmp(&text.to_lowercase()))
-        }),
+        Operand::Text(text) => value_text(value)
+            .is_some_and(|stored| apply(operator, stored.to_lowercase().cmp(&text.to_lowercase()))),
         Operand::Id(id18) => value.as_str().is_some_and(|stored| {
             let stored = ids::to_18(stored).unwrap_or_else(|_| stored.to_string());
-            apply(operator, stored.to_ascii_lowercase().cmp(&id18.to_ascii_lowercase()))
+            apply(
+                operator,
+                stored.to_ascii_lowercase().cmp(&id18.to_ascii_lowercase()),
+            )
         }),
         Operand::Number(number) => value
             .as_f64()
             .or_else(|| value.as_str().and_then(|text| text.trim().parse().ok()))
             .and_then(|stored| stored.partial_cmp(number))
             .is_some_and(|ordering| apply(operator, ordering)),
-        Operand::Boolean(flag) => value.as_bool().is_some_and(|stored| apply(operator, stored.cmp(flag))),
+        Operand::Boolean(flag) => value
+            .as_bool()
+            .is_some_and(|stored| apply(operator, stored.cmp(flag))),
         Operand::Date(literal) => {
-            let Some(text) = value.as_str() else { return false };
+            let Some(text) = value.as_str() else {
+                return false;
+            };
             if field_type == FieldType::Date {
-                let Some(day) = text.get(..10).and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                let Some(day) = text
+                    .get(..10)
+                    .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
                 else {
                     return false;
                 };
@@ -448,7 +506,9 @@ fn compare(
                 };
                 apply_range(operator, day_number(day), day_number(low), day_number(high))
             } else {
-                let Some(stored) = store::parse_datetime(text) else { return false };
+                let Some(stored) = store::parse_datetime(text) else {
+                    return false;
+                };
                 let (low, high) = match (day_range(*literal, today), literal) {
                     (Some((low, high)), _) => (midnight_millis(low), midnight_millis(high)),
                     (None, DateLiteral::Instant(instant)) => {
@@ -483,5 +543,6 @@ fn day_number(day: NaiveDate) -> i64 {
 }
 
 fn midnight_millis(day: NaiveDate) -> i64 {
-    day.and_hms_opt(0, 0, 0).map_or(0, |time| time.and_utc().timestamp_millis())
+    day.and_hms_opt(0, 0, 0)
+        .map_or(0, |time| time.and_utc().timestamp_millis())
 }

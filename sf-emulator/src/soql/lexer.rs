@@ -21,7 +21,10 @@ pub(crate) enum TokenKind {
     Identifier,
     /// A quoted string: its unescaped value and the same text as a LIKE pattern (where an
     /// escaped `\%` or `\_` stays literal).
-    Text { value: String, pattern: Vec<Wildcard> },
+    Text {
+        value: String,
+        pattern: Vec<Wildcard>,
+    },
     Number(f64),
     Date(NaiveDate),
     DateTime(DateTime<Utc>),
@@ -49,40 +52,62 @@ impl Token {
 
     /// The token as error messages name it.
     pub fn display(&self) -> &str {
-        if self.kind == TokenKind::End { "<EOF>" } else { &self.text }
+        if self.kind == TokenKind::End {
+            "<EOF>"
+        } else {
+            &self.text
+        }
     }
 }
 
 /// Words that can never be a field or object name, so `SELECT FROM Account` fails on `FROM`.
 const RESERVED: &[&str] = &[
-    "AND", "ASC", "BY", "DESC", "FALSE", "FIRST", "FROM", "GROUP", "HAVING", "IN", "LAST",
-    "LIKE", "LIMIT", "NOT", "NULL", "NULLS", "OFFSET", "OR", "ORDER", "SELECT", "TRUE", "USING",
-    "WHERE", "WITH",
+    "AND", "ASC", "BY", "DESC", "FALSE", "FIRST", "FROM", "GROUP", "HAVING", "IN", "LAST", "LIKE",
+    "LIMIT", "NOT", "NULL", "NULLS", "OFFSET", "OR", "ORDER", "SELECT", "TRUE", "USING", "WHERE",
+    "WITH",
 ];
 
 /// An identifier that may name a field, relationship path or object.
 pub(crate) fn is_name(token: &Token) -> bool {
     token.kind == TokenKind::Identifier
-        && !RESERVED.iter().any(|word| token.text.eq_ignore_ascii_case(word))
+        && !RESERVED
+            .iter()
+            .any(|word| token.text.eq_ignore_ascii_case(word))
 }
 
 /// Formats Salesforce's multi-line caret error: the offending line, a caret under the
 /// offending character, `ERROR at Row:r:Column:c`, then the message.
 ///
 /// For a multi-line statement only the offending line is shown, with the row and column
-/// counted from the start of the statement (both 1-based, columns in characters).
-pub(crate) fn caret_message(statement: &str, offset: usize, message: &str) -> String {
+/// counted from the start of the statement (rows 1-based, columns in characters). SOQL
+/// columns are 1-based; SOSL's are 0-based (`zero_based`), as Salesforce's recorded
+/// `IN ALL TYPE` error shows: its caret sits one column left of the token.
+pub(crate) fn caret_message(
+    statement: &str,
+    offset: usize,
+    message: &str,
+    zero_based: bool,
+) -> String {
     let offset = offset.min(statement.len());
     let before = statement.get(..offset).unwrap_or(statement);
     let row = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |position| position + 1);
-    let column = statement.get(line_start..offset).map_or(0, |text| text.chars().count()) + 1;
+    let column = statement
+        .get(line_start..offset)
+        .map_or(0, |text| text.chars().count())
+        + 1;
     let line_end = statement
         .get(offset..)
         .and_then(|rest| rest.find('\n'))
         .map_or(statement.len(), |position| offset + position);
-    let line = statement.get(line_start..line_end).unwrap_or("").trim_end_matches('\r');
-    format!("\n{line}\n{}^\nERROR at Row:{row}:Column:{column}\n{message}", " ".repeat(column - 1))
+    let line = statement
+        .get(line_start..line_end)
+        .unwrap_or("")
+        .trim_end_matches('\r');
+    format!(
+        "\n{line}\n{}^\nERROR at Row:{row}:Column:{column}\n{message}",
+        " ".repeat(column - 1)
+    )
 }
 
 pub(crate) fn caret_error(
@@ -91,22 +116,41 @@ pub(crate) fn caret_error(
     error_code: &'static str,
     message: &str,
 ) -> RestError {
-    RestError::bad_request(error_code, caret_message(statement, offset, message))
+    RestError::bad_request(error_code, caret_message(statement, offset, message, false))
 }
 
 /// Splits `statement[start..]` into tokens; the last token is always `End`.
-pub(crate) fn lex(statement: &str, start: usize) -> Result<Vec<Token>, RestError> {
+pub(crate) fn lex(
+    statement: &str,
+    start: usize,
+    zero_based: bool,
+) -> Result<Vec<Token>, RestError> {
+    let caret_error = |offset: usize, error_code: &'static str, message: &str| {
+        RestError::bad_request(
+            error_code,
+            caret_message(statement, offset, message, zero_based),
+        )
+    };
     let chars: Vec<(usize, char)> = statement
         .get(start..)
         .unwrap_or("")
         .char_indices()
         .map(|(index, c)| (index + start, c))
         .collect();
-    let offset_at = |index: usize| chars.get(index).map_or(statement.len(), |(offset, _)| *offset);
+    let offset_at = |index: usize| {
+        chars
+            .get(index)
+            .map_or(statement.len(), |(offset, _)| *offset)
+    };
     let char_at = |index: usize| chars.get(index).map(|(_, c)| *c);
     let slice = |from: usize, to: usize| statement.get(from..to).unwrap_or("").to_string();
     let unexpected = |offset: usize, text: &str| {
-        caret_error(statement, offset, "MALFORMED_QUERY", &format!("unexpected token: '{text}'"))
+        caret_error(
+            statement,
+            offset,
+            "MALFORMED_QUERY",
+            &format!("unexpected token: '{text}'"),
+        )
     };
 
     let mut tokens = Vec::new();
@@ -121,7 +165,11 @@ pub(crate) fn lex(statement: &str, start: usize) -> Result<Vec<Token>, RestError
                 index += 1;
             }
             let text = slice(offset, offset_at(index));
-            tokens.push(Token { kind: TokenKind::Identifier, text, offset });
+            tokens.push(Token {
+                kind: TokenKind::Identifier,
+                text,
+                offset,
+            });
         } else if c.is_ascii_digit()
             || (c == '-' && char_at(index + 1).is_some_and(|next| next.is_ascii_digit()))
         {
@@ -131,9 +179,13 @@ pub(crate) fn lex(statement: &str, start: usize) -> Result<Vec<Token>, RestError
                 let kind = if is_datetime {
                     store::parse_datetime(&text).map(TokenKind::DateTime)
                 } else {
-                    NaiveDate::parse_from_str(&text, "%Y-%m-%d").ok().map(TokenKind::Date)
+                    NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+                        .ok()
+                        .map(TokenKind::Date)
                 };
-                let Some(kind) = kind else { return Err(unexpected(offset, &text)) };
+                let Some(kind) = kind else {
+                    return Err(unexpected(offset, &text));
+                };
                 index += text.chars().count();
                 tokens.push(Token { kind, text, offset });
                 continue;
@@ -150,8 +202,14 @@ pub(crate) fn lex(statement: &str, start: usize) -> Result<Vec<Token>, RestError
                 }
             }
             let text = slice(offset, offset_at(index));
-            let Ok(number) = text.parse::<f64>() else { return Err(unexpected(offset, &text)) };
-            tokens.push(Token { kind: TokenKind::Number(number), text, offset });
+            let Ok(number) = text.parse::<f64>() else {
+                return Err(unexpected(offset, &text));
+            };
+            tokens.push(Token {
+                kind: TokenKind::Number(number),
+                text,
+                offset,
+            });
         } else if c == '\'' {
             let mut value = String::new();
             let mut pattern = Vec::new();
@@ -177,7 +235,6 @@ pub(crate) fn lex(statement: &str, start: usize) -> Result<Vec<Token>, RestError
                                 let sequence = slice(offset_at(index - 1), end);
                                 let literal = slice(offset, end);
                                 return Err(caret_error(
-                                    statement,
                                     offset,
                                     "MALFORMED_QUERY",
                                     &format!(
@@ -205,7 +262,11 @@ pub(crate) fn lex(statement: &str, start: usize) -> Result<Vec<Token>, RestError
                 }
             }
             let text = slice(offset, offset_at(index));
-            tokens.push(Token { kind: TokenKind::Text { value, pattern }, text, offset });
+            tokens.push(Token {
+                kind: TokenKind::Text { value, pattern },
+                text,
+                offset,
+            });
         } else {
             let next = char_at(index + 1);
             let symbol = match (c, next) {
@@ -223,10 +284,18 @@ pub(crate) fn lex(statement: &str, start: usize) -> Result<Vec<Token>, RestError
                 _ => return Err(unexpected(offset, &c.to_string())),
             };
             index += symbol.len();
-            tokens.push(Token { kind: TokenKind::Symbol, text: symbol.to_string(), offset });
+            tokens.push(Token {
+                kind: TokenKind::Symbol,
+                text: symbol.to_string(),
+                offset,
+            });
         }
     }
-    tokens.push(Token { kind: TokenKind::End, text: String::new(), offset: statement.len() });
+    tokens.push(Token {
+        kind: TokenKind::End,
+        text: String::new(),
+        offset: statement.len(),
+    });
     Ok(tokens)
 }
 
@@ -236,17 +305,27 @@ pub(crate) fn lex(statement: &str, start: usize) -> Result<Vec<Token>, RestError
 fn date_literal_length(text: &str) -> Option<(usize, bool)> {
     let bytes = text.as_bytes();
     let digits = |range: std::ops::Range<usize>| {
-        bytes.get(range).is_some_and(|slice| slice.iter().all(u8::is_ascii_digit))
+        bytes
+            .get(range)
+            .is_some_and(|slice| slice.iter().all(u8::is_ascii_digit))
     };
     let byte = |index: usize| bytes.get(index).copied();
-    if !(digits(0..4) && byte(4) == Some(b'-') && digits(5..7) && byte(7) == Some(b'-') && digits(8..10))
+    if !(digits(0..4)
+        && byte(4) == Some(b'-')
+        && digits(5..7)
+        && byte(7) == Some(b'-')
+        && digits(8..10))
     {
         return None;
     }
     if byte(10) != Some(b'T') {
         return Some((10, false));
     }
-    if !(digits(11..13) && byte(13) == Some(b':') && digits(14..16) && byte(16) == Some(b':') && digits(17..19))
+    if !(digits(11..13)
+        && byte(13) == Some(b':')
+        && digits(14..16)
+        && byte(16) == Some(b':')
+        && digits(17..19))
     {
         return None;
     }
@@ -301,7 +380,9 @@ pub(crate) fn wildcard_match(pattern: &[Wildcard], text: &[char]) -> bool {
             },
         }
     }
-    pattern.get(p..).is_some_and(|rest| rest.iter().all(|w| *w == Wildcard::Any))
+    pattern
+        .get(p..)
+        .is_some_and(|rest| rest.iter().all(|w| *w == Wildcard::Any))
 }
 
 /// Lower-cases a wildcard pattern's literal characters.
@@ -322,14 +403,25 @@ pub(crate) struct Parser<'a> {
     tokens: Vec<Token>,
     position: usize,
     end: Token,
+    /// Report 0-based columns, as SOSL errors do.
+    pub zero_based_columns: bool,
 }
 
 impl<'a> Parser<'a> {
     /// Tokenizes `statement[start..]`; errors keep offsets into the whole statement.
     pub fn new(statement: &'a str, start: usize) -> Result<Self, RestError> {
         let tokens = lex(statement, start)?;
-        let end = Token { kind: TokenKind::End, text: String::new(), offset: statement.len() };
-        Ok(Self { statement, tokens, position: 0, end })
+        let end = Token {
+            kind: TokenKind::End,
+            text: String::new(),
+            offset: statement.len(),
+        };
+        Ok(Self {
+            statement,
+            tokens,
+            position: 0,
+            end,
+        })
     }
 
     pub fn peek(&self) -> &Token {
@@ -369,11 +461,19 @@ impl<'a> Parser<'a> {
     }
 
     pub fn expect_keyword(&mut self, keyword: &str) -> Result<Token, RestError> {
-        if self.peek().is_keyword(keyword) { Ok(self.advance()) } else { Err(self.unexpected()) }
+        if self.peek().is_keyword(keyword) {
+            Ok(self.advance())
+        } else {
+            Err(self.unexpected())
+        }
     }
 
     pub fn expect_symbol(&mut self, symbol: &str) -> Result<Token, RestError> {
-        if self.peek().is_symbol(symbol) { Ok(self.advance()) } else { Err(self.unexpected()) }
+        if self.peek().is_symbol(symbol) {
+            Ok(self.advance())
+        } else {
+            Err(self.unexpected())
+        }
     }
 
     /// `unexpected token: 'X'` at the next token.
@@ -390,7 +490,8 @@ impl<'a> Parser<'a> {
     }
 
     pub fn error_at(&self, offset: usize, error_code: &'static str, message: &str) -> RestError {
-        caret_error(self.statement, offset, error_code, message)
+        let message = caret_message(self.statement, offset, message, self.zero_based_columns);
+        RestError::bad_request(error_code, message)
     }
 }
 
@@ -401,14 +502,20 @@ mod tests {
     #[test]
     fn caret_points_at_the_offending_column_of_its_row() {
         let statement = "SELECT Id,\n  Bacon__c FROM Account";
-        let message = caret_message(statement, 13, "boom");
-        assert_eq!(message, "\n  Bacon__c FROM Account\n  ^\nERROR at Row:2:Column:3\nboom");
+        let message = caret_message(statement, 13, "boom", false);
+        assert_eq!(
+            message,
+            "\n  Bacon__c FROM Account\n  ^\nERROR at Row:2:Column:3\nboom"
+        );
     }
 
     #[test]
     fn literals_are_tokenized_with_their_offsets() {
-        let tokens = lex("x = 'a\\'b' AND d > 2024-01-31T10:00:00+01:00 AND n < -1.5", 0)
-            .unwrap_or_default();
+        let tokens = lex(
+            "x = 'a\\'b' AND d > 2024-01-31T10:00:00+01:00 AND n < -1.5",
+            0,
+        )
+        .unwrap_or_default();
         let kinds: Vec<&TokenKind> = tokens.iter().map(|token| &token.kind).collect();
         assert!(matches!(kinds[2], TokenKind::Text { value, .. } if value == "a'b"));
         assert_eq!(tokens[2].offset, 4);
@@ -438,7 +545,11 @@ mod tests {
                 })
                 .collect();
             let text: Vec<char> = text.chars().collect();
-            assert_eq!(wildcard_match(&pattern, &text), *expected, "{pattern:?} {text:?}");
+            assert_eq!(
+                wildcard_match(&pattern, &text),
+                *expected,
+                "{pattern:?} {text:?}"
+            );
         }
     }
 }

@@ -39,14 +39,22 @@ impl FieldPath {
 
     /// The path to a record's own `Id`.
     pub(crate) fn id() -> Self {
-        Self { typed: "Id".into(), hops: Vec::new(), field: "Id", field_type: FieldType::Id }
+        Self {
+            typed: "Id".into(),
+            hops: Vec::new(),
+            field: "Id",
+            field_type: FieldType::Id,
+        }
     }
 }
 
 /// Why a path does not resolve; each maps to one of Salesforce's INVALID_FIELD messages.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum PathError {
-    NoSuchColumn { column: String, entity: &'static str },
+    NoSuchColumn {
+        column: String,
+        entity: &'static str,
+    },
     Relationship(String),
 }
 
@@ -67,7 +75,11 @@ impl PathError {
 ///
 /// A leading segment naming the queried object itself (`Account.Name` on Account) is
 /// accepted, as SOQL allows, unless it is also a relationship name.
-pub(crate) fn resolve(text: &str, object: &ObjectDef, schema: &Schema) -> Result<FieldPath, PathError> {
+pub(crate) fn resolve(
+    text: &str,
+    object: &ObjectDef,
+    schema: &Schema,
+) -> Result<FieldPath, PathError> {
     let mut segments: Vec<&str> = text.split('.').collect();
     if segments.len() > 1
         && object.relationship(segments[0]).is_none()
@@ -76,19 +88,31 @@ pub(crate) fn resolve(text: &str, object: &ObjectDef, schema: &Schema) -> Result
         segments.remove(0);
     }
     let Some((last, relationships)) = segments.split_last() else {
-        return Err(PathError::NoSuchColumn { column: text.to_string(), entity: object.name });
+        return Err(PathError::NoSuchColumn {
+            column: text.to_string(),
+            entity: object.name,
+        });
     };
     let mut current: Vec<&ObjectDef> = vec![object];
     let mut hops = Vec::new();
     for segment in relationships {
-        let reference = current.iter().find_map(|candidate| candidate.relationship(segment));
+        let reference = current
+            .iter()
+            .find_map(|candidate| candidate.relationship(segment));
         let Some((reference, relationship)) =
             reference.and_then(|field| field.relationship_name.map(|name| (field, name)))
         else {
             return Err(PathError::Relationship(segment.to_string()));
         };
-        hops.push(Hop { reference_field: reference.name, relationship });
-        current = reference.reference_to.iter().filter_map(|name| schema.object(name)).collect();
+        hops.push(Hop {
+            reference_field: reference.name,
+            relationship,
+        });
+        current = reference
+            .reference_to
+            .iter()
+            .filter_map(|name| schema.object(name))
+            .collect();
         if current.is_empty() {
             return Err(PathError::Relationship(segment.to_string()));
         }
@@ -106,7 +130,10 @@ pub(crate) fn resolve(text: &str, object: &ObjectDef, schema: &Schema) -> Result
                 [single] => single.name,
                 _ => "Name",
             };
-            Err(PathError::NoSuchColumn { column: last.to_string(), entity })
+            Err(PathError::NoSuchColumn {
+                column: last.to_string(),
+                entity,
+            })
         }
     }
 }
@@ -120,7 +147,9 @@ fn parent<'s>(record: &Record, reference_field: &str, store: &'s Store) -> Optio
 
 /// Whether the record's actual type has the field (a polymorphic parent may not).
 fn has_field(record: &Record, field: &str, schema: &Schema) -> bool {
-    schema.object(record.sobject).is_some_and(|object| object.field(field).is_some())
+    schema
+        .object(record.sobject)
+        .is_some_and(|object| object.field(field).is_some())
 }
 
 /// The value at the end of a path, `Null` when any parent on the way is missing.
@@ -137,7 +166,11 @@ pub(crate) fn value<'s>(
             None => return &NULL,
         }
     }
-    if has_field(current, path.field, schema) { current.get(path.field) } else { &NULL }
+    if has_field(current, path.field, schema) {
+        current.get(path.field)
+    } else {
+        &NULL
+    }
 }
 
 /// Selected fields as a tree, so `Account.Name, Account.Phone` render one nested `Account`.
@@ -149,7 +182,11 @@ pub struct Selection {
 #[derive(Debug, Clone, PartialEq)]
 enum Node {
     Field(&'static str),
-    Parent { relationship: &'static str, reference_field: &'static str, children: Selection },
+    Parent {
+        relationship: &'static str,
+        reference_field: &'static str,
+        children: Selection,
+    },
 }
 
 impl Selection {
@@ -171,11 +208,11 @@ impl Selection {
             }
             Some((hop, rest)) => {
                 let existing = self.nodes.iter_mut().find_map(|node| match node {
-                    Node::Parent { relationship, children, .. }
-                        if *relationship == hop.relationship =>
-                    {
-                        Some(children)
-                    }
+                    Node::Parent {
+                        relationship,
+                        children,
+                        ..
+                    } if *relationship == hop.relationship => Some(children),
                     _ => None,
                 });
                 match existing {
@@ -218,11 +255,18 @@ pub fn render_record(
     for node in &selection.nodes {
         match node {
             Node::Field(field) => {
-                let value =
-                    if has_field(record, field, schema) { record.get(field).clone() } else { Value::Null };
+                let value = if has_field(record, field, schema) {
+                    record.get(field).clone()
+                } else {
+                    Value::Null
+                };
                 map.insert((*field).to_string(), value);
             }
-            Node::Parent { relationship, reference_field, children } => {
+            Node::Parent {
+                relationship,
+                reference_field,
+                children,
+            } => {
                 let value = parent(record, reference_field, store).map_or(Value::Null, |parent| {
                     render_record(parent, children, schema, store, api_version)
                 });

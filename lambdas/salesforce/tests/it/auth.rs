@@ -101,7 +101,6 @@ async fn authorization_code_exchange_returns_a_refresh_token() -> TestResult {
 #[tokio::test]
 async fn bad_authorization_codes_report_the_oauth_error() -> TestResult {
     let org = Org::start().await?;
-    let code = org.authorization_code(None).await?;
     let exchange = |code: String, redirect: &'static str| {
         let base_url = org.base_url.clone();
         async move {
@@ -117,11 +116,14 @@ async fn bad_authorization_codes_report_the_oauth_error() -> TestResult {
             .await
         }
     };
-    let mismatch = exchange(code.clone(), "http://127.0.0.1/elsewhere").await;
+    // A failed redemption may burn the code, so each case gets its own.
+    let mismatched_code = org.authorization_code(None).await?;
+    let mismatch = exchange(mismatched_code, "http://127.0.0.1/elsewhere").await;
     assert_eq!(
         mismatch.err().as_ref().and_then(Error::error_code),
         Some("redirect_uri_mismatch")
     );
+    let code = org.authorization_code(None).await?;
     exchange(code.clone(), CALLBACK_URL).await?;
     let reused = exchange(code, CALLBACK_URL).await;
     assert_eq!(

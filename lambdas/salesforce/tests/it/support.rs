@@ -20,7 +20,8 @@ pub const UNTRUSTED_KEY: &str = include_str!("../../../../sf-emulator/fixtures/o
 
 /// A running demo org.
 pub struct Org {
-    pub emulator: Emulator,
+    /// Held so the server lives as long as the test.
+    _emulator: Emulator,
     pub base_url: String,
     http: reqwest::Client,
 }
@@ -42,7 +43,7 @@ impl Org {
             .timeout(Duration::from_secs(10))
             .build()?;
         Ok(Org {
-            emulator,
+            _emulator: emulator,
             base_url,
             http,
         })

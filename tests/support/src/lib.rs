@@ -1,0 +1,212 @@
+//! Test harness shared by the workspace's integration tests: installs the pinned Python tools
+//! into the project-local virtual environment on first use, and runs a real moto server on
+//! 127.0.0.1 for the AWS APIs.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// The workspace root (this crate lives in `tests/support`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `target/tools/venv`, the project-local virtual environment.
+pub fn venv_dir() -> PathBuf {
+    workspace_root().join("target").join("tools").join("venv")
+}
+
+/// Installs the pinned tools of `python-tools.txt` into the project-local virtual environment
+/// unless they are already there, and returns its `bin` directory. Safe to call from many
+/// test processes at once: one installs, the others wait.
+pub fn ensure_python_tools() -> anyhow::Result<PathBuf> {
+    let root = workspace_root();
+    let requirements = root.join("python-tools.txt");
+    let pinned = std::fs::read_to_string(&requirements)
+        .with_context(|| format!("reading {}", requirements.display()))?;
+    let venv = venv_dir();
+    let bin = venv.join("bin");
+    let stamp = venv.join("sfstack-installed.txt");
+    if std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == pinned) {
+        return Ok(bin);
+    }
+    let tools_dir = venv.parent().context("venv has a parent")?.to_path_buf();
+    std::fs::create_dir_all(&tools_dir)
+        .with_context(|| format!("creating {}", tools_dir.display()))?;
+    let _lock = DirLock::acquire(&tools_dir.join("install.lock"), Duration::from_secs(600))?;
+    if std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == pinned) {
+        return Ok(bin);
+    }
+    eprintln!("installing pinned Python tools (moto, cargo-lambda, cfn-lint) into {} ...", venv.display());
+    if !bin.join("python").exists() {
+        run(Command::new("python3").arg("-m").arg("venv").arg(&venv), "python3 -m venv")?;
+    }
+    run(
+        Command::new(bin.join("pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&requirements),
+        "pip install -r python-tools.txt",
+    )?;
+    std::fs::write(&stamp, pinned).with_context(|| format!("writing {}", stamp.display()))?;
+    Ok(bin)
+}
+
+fn run(command: &mut Command, what: &str) -> anyhow::Result<()> {
+    let status = command.status().with_context(|| format!("running {what}"))?;
+    if !status.success() {
+        bail!("{what} failed ({status})\nhint: the tools need python3 with venv and pip, and access to PyPI");
+    }
+    Ok(())
+}
+
+/// A lock held by creating a directory (atomic on every filesystem), removed on drop.
+struct DirLock(PathBuf);
+
+impl DirLock {
+    fn acquire(path: &Path, timeout: Duration) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        loop {
+            match std::fs::create_dir(path) {
+                Ok(()) => return Ok(Self(path.to_path_buf())),
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    if started.elapsed() > timeout {
+                        bail!("waited {timeout:?} for {}; if no install is running, remove it", path.display());
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(error) => return Err(error).with_context(|| format!("creating {}", path.display())),
+            }
+        }
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// A moto server on a free port of 127.0.0.1, stopped when dropped.
+pub struct MotoServer {
+    child: Child,
+    endpoint: String,
+}
+
+impl MotoServer {
+    /// Starts a fresh moto server (its state is empty) and waits until it answers.
+    pub fn start() -> anyhow::Result<Self> {
+        let bin = ensure_python_tools()?;
+        let mut child = Command::new(bin.join("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", "0"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting moto_server")?;
+        let stderr = child.stderr.take().context("moto_server stderr")?;
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            // Read the address line, then keep draining so moto never blocks on a full pipe.
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent {
+                    if let Some(url) = line.split("Running on ").nth(1) {
+                        let _ = sender.send(url.trim().to_string());
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let endpoint = match receiver.recv_timeout(Duration::from_secs(60)) {
+            Ok(endpoint) => endpoint,
+            Err(_) => {
+                let _ = child.kill();
+                bail!("moto_server did not report its address within 60 s");
+            }
+        };
+        Ok(Self { child, endpoint })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Environment variables that point the AWS SDK (and a Lambda) at this server.
+    pub fn aws_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL", self.endpoint.clone()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ]
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl MotoServer {
+    /// An AWS SDK configuration pointing at this server, with dummy credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "testing", "testing", None, None, "sfstack-tests",
+            ))
+            .load()
+            .await
+    }
+}
+
+/// Starts the Salesforce emulator with the demo org on a free port.
+pub async fn start_emulator() -> anyhow::Result<sf_emulator::Emulator> {
+    sf_emulator::Emulator::start(sf_emulator::OrgConfig::demo()).await
+}
+
+/// The demo org's connected app and user (public test values, see docs/emulator.md).
+pub mod demo {
+    pub const CLIENT_ID: &str = "sfstack-demo-consumer-key";
+    pub const CLIENT_SECRET: &str = "sfstack-demo-consumer-secret";
+    pub const USERNAME: &str = "demo@sfstack.local";
+    pub const PASSWORD: &str = "demo-password";
+    pub const SECURITY_TOKEN: &str = "DEMOSECURITYTOKEN";
+    pub const CALLBACK_URL: &str = "http://127.0.0.1/callback";
+
+    /// A credentials document for the JWT bearer flow against an emulator at `login_url`.
+    pub fn jwt_credentials(login_url: &str) -> String {
+        serde_json::json!({
+            "AuthFlow": "jwt",
+            "LoginUrl": login_url,
+            "ConsumerKey": CLIENT_ID,
+            "ConsumerSecret": CLIENT_SECRET,
+            "Username": USERNAME,
+            "PrivateKey": sf_emulator::DEMO_PRIVATE_KEY,
+        })
+        .to_string()
+    }
+
+    /// A credentials document in the original package's shape (password + security token).
+    pub fn password_credentials(login_url: &str) -> String {
+        serde_json::json!({
+            "LoginUrl": login_url,
+            "ConsumerKey": CLIENT_ID,
+            "ConsumerSecret": CLIENT_SECRET,
+            "Username": USERNAME,
+            "Password": PASSWORD,
+            "AccessToken": SECURITY_TOKEN,
+        })
+        .to_string()
+    }
+}
