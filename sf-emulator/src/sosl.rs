@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::error::RestError;
 use crate::schema::{FieldDef, FieldType, ObjectDef, Schema};
 use crate::soql::{
-    self, Condition, FieldPath, Parser, Selection, Token, TokenKind, Wildcard, caret_error,
+    self, Condition, FieldPath, Parser, Selection, Token, TokenKind, Wildcard, caret_message,
     is_name, wildcard_match,
 };
 use crate::store::{Record, Store};
@@ -283,12 +283,13 @@ fn as_search_error(mut error: RestError) -> RestError {
 }
 
 fn malformed_token(statement: &str, offset: usize, token: &str) -> RestError {
-    caret_error(
+    let message = caret_message(
         statement,
         offset,
-        "MALFORMED_SEARCH",
         &format!("Malformed search token: {token}"),
-    )
+        true,
+    );
+    RestError::bad_request("MALFORMED_SEARCH", message)
 }
 
 fn malformed_at(parser: &Parser, token: &Token) -> RestError {

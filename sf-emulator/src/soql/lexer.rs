@@ -92,10 +92,15 @@ pub(crate) fn caret_message(
     let before = statement.get(..offset).unwrap_or(statement);
     let row = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |position| position + 1);
-    let column = statement
+    let characters = statement
         .get(line_start..offset)
-        .map_or(0, |text| text.chars().count())
-        + 1;
+        .map_or(0, |text| text.chars().count());
+    let characters = if zero_based {
+        characters.saturating_sub(1)
+    } else {
+        characters
+    };
+    let column = characters + 1;
     let line_end = statement
         .get(offset..)
         .and_then(|rest| rest.find('\n'))
@@ -106,17 +111,8 @@ pub(crate) fn caret_message(
         .trim_end_matches('\r');
     format!(
         "\n{line}\n{}^\nERROR at Row:{row}:Column:{column}\n{message}",
-        " ".repeat(column - 1)
+        " ".repeat(characters)
     )
-}
-
-pub(crate) fn caret_error(
-    statement: &str,
-    offset: usize,
-    error_code: &'static str,
-    message: &str,
-) -> RestError {
-    RestError::bad_request(error_code, caret_message(statement, offset, message, false))
 }
 
 /// Splits `statement[start..]` into tokens; the last token is always `End`.
@@ -146,7 +142,6 @@ pub(crate) fn lex(
     let slice = |from: usize, to: usize| statement.get(from..to).unwrap_or("").to_string();
     let unexpected = |offset: usize, text: &str| {
         caret_error(
-            statement,
             offset,
             "MALFORMED_QUERY",
             &format!("unexpected token: '{text}'"),
@@ -410,7 +405,16 @@ pub(crate) struct Parser<'a> {
 impl<'a> Parser<'a> {
     /// Tokenizes `statement[start..]`; errors keep offsets into the whole statement.
     pub fn new(statement: &'a str, start: usize) -> Result<Self, RestError> {
-        let tokens = lex(statement, start)?;
+        Self::with_columns(statement, start, false)
+    }
+
+    /// A parser for the clauses of a SOSL statement, whose errors count columns from 0.
+    pub fn for_search(statement: &'a str, start: usize) -> Result<Self, RestError> {
+        Self::with_columns(statement, start, true)
+    }
+
+    fn with_columns(statement: &'a str, start: usize, zero_based: bool) -> Result<Self, RestError> {
+        let tokens = lex(statement, start, zero_based)?;
         let end = Token {
             kind: TokenKind::End,
             text: String::new(),
@@ -421,6 +425,7 @@ impl<'a> Parser<'a> {
             tokens,
             position: 0,
             end,
+            zero_based_columns: zero_based,
         })
     }
 
@@ -514,6 +519,7 @@ mod tests {
         let tokens = lex(
             "x = 'a\\'b' AND d > 2024-01-31T10:00:00+01:00 AND n < -1.5",
             0,
+            false,
         )
         .unwrap_or_default();
         let kinds: Vec<&TokenKind> = tokens.iter().map(|token| &token.kind).collect();

@@ -1,0 +1,1 @@
+//! sf-secret-rotation.
