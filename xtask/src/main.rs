@@ -6,6 +6,8 @@ use std::process::{Command, ExitCode};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod naming;
+
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, deploy, smoke-test and tear down the sfstack stack")]
 struct Cli {

@@ -1,5 +1,5 @@
-//! Answers that are not what Salesforce sends, from a tiny local server: the client must report
-//! them as errors that name the problem without echoing any token.
+//! Answers that are not what Salesforce sends, from a tiny local server with scripted answers:
+//! the client must report them as errors that name the problem without echoing any token.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,14 +15,24 @@ const TOKEN: &str = "SECRET-TOKEN-VALUE";
 /// Serves every connection the same raw bytes (after reading the request head) and closes it.
 /// Returns the base URL and a counter of requests served.
 async fn canned_server(answer: String) -> Result<(String, Arc<AtomicUsize>), BoxError> {
+    scripted_server(vec![answer]).await
+}
+
+/// Like [`canned_server`], answering the n-th connection with `answers[n]` (the last one
+/// repeats).
+async fn scripted_server(answers: Vec<String>) -> Result<(String, Arc<AtomicUsize>), BoxError> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let base_url = format!("http://{}", listener.local_addr()?);
     let served = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&served);
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            let answer = answer.clone();
+            let index = counter.fetch_add(1, Ordering::SeqCst);
+            let answer = answers
+                .get(index)
+                .or(answers.last())
+                .cloned()
+                .unwrap_or_default();
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buffer = [0u8; 4096];
@@ -209,5 +219,33 @@ async fn malformed_token_answers_are_reported() -> TestResult {
         assert_eq!(error.as_ref(), Some(&expected));
         assert_no_token(&expected);
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_repeated_delete_that_finds_the_record_gone_succeeds() -> TestResult {
+    let id = "003000000000001AAA";
+    let gone = http_answer(
+        "404 Not Found",
+        "application/json",
+        r#"[{"message":"entity is deleted","errorCode":"ENTITY_IS_DELETED","fields":[]}]"#,
+    );
+    let unavailable = http_answer("503 Service Unavailable", "text/plain", "busy");
+
+    // The first answer was lost (here: a 503 after the delete may have happened); the retry
+    // finds the record deleted, which is what the caller wanted.
+    let (base_url, served) = scripted_server(vec![unavailable, gone.clone()]).await?;
+    let client = seeded_client(&base_url)?;
+    client.delete("Contact", id).await?;
+    assert_eq!(served.load(Ordering::SeqCst), 2);
+
+    // On the first attempt the same answer is an error: the record was already gone.
+    let (base_url, _) = canned_server(gone).await?;
+    let client = seeded_client(&base_url)?;
+    let error = client.delete("Contact", id).await.err();
+    assert_eq!(
+        error.as_ref().and_then(Error::error_code),
+        Some("ENTITY_IS_DELETED")
+    );
     Ok(())
 }
