@@ -28,7 +28,10 @@ pub fn router() -> Router<Shared> {
 }
 
 fn bad_request(message: impl std::fmt::Display) -> Response {
-    json_response(StatusCode::BAD_REQUEST, &json!({"error": message.to_string()}))
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({"error": message.to_string()}),
+    )
 }
 
 async fn expire_sessions(State(shared): State<Shared>) -> StatusCode {
@@ -56,7 +59,10 @@ async fn set_limits(State(shared): State<Shared>, Json(limits): Json<Limits>) ->
 
 async fn get_limits(State(shared): State<Shared>) -> Response {
     let org = shared.lock();
-    json_response(StatusCode::OK, &json!({"used": org.api_used, "max": org.api_max}))
+    json_response(
+        StatusCode::OK,
+        &json!({"used": org.api_used, "max": org.api_max}),
+    )
 }
 
 #[derive(Deserialize)]
@@ -133,7 +139,8 @@ async fn add_connected_app(
         Err(error) => return bad_request(format!("{error:#}")),
     };
     let mut org = shared.lock();
-    org.apps.retain(|existing| existing.config.consumer_key != app.config.consumer_key);
+    org.apps
+        .retain(|existing| existing.config.consumer_key != app.config.consumer_key);
     org.apps.push(app);
     StatusCode::NO_CONTENT.into_response()
 }

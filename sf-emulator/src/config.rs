@@ -41,9 +41,11 @@ fn all_flows() -> Vec<Flow> {
 }
 
 fn default_versions() -> Vec<String> {
-    ["59.0", "60.0", "61.0", "62.0", "63.0", "64.0", "65.0", "66.0", "67.0"]
-        .map(String::from)
-        .to_vec()
+    [
+        "59.0", "60.0", "61.0", "62.0", "63.0", "64.0", "65.0", "66.0", "67.0",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 fn default_batch_size() -> usize {
@@ -138,7 +140,10 @@ pub struct OrgConfig {
 }
 
 fn default_audiences() -> Vec<String> {
-    vec!["https://login.salesforce.com".into(), "https://test.salesforce.com".into()]
+    vec![
+        "https://login.salesforce.com".into(),
+        "https://test.salesforce.com".into(),
+    ]
 }
 
 impl OrgConfig {
@@ -169,10 +174,17 @@ impl OrgConfig {
     /// Parses and validates a configuration; `base` resolves relative certificate paths.
     pub fn from_toml_str(text: &str, base: Option<&Path>) -> anyhow::Result<Self> {
         let mut config: OrgConfig = toml::from_str(text).context("invalid TOML")?;
-        config.org_id = ids::to_18(&config.org_id)
-            .map_err(|_| anyhow::anyhow!("org_id: expected a 15 or 18 character Salesforce ID starting with 00D, got {:?}", config.org_id))?;
+        config.org_id = ids::to_18(&config.org_id).map_err(|_| {
+            anyhow::anyhow!(
+                "org_id: expected a 15 or 18 character Salesforce ID starting with 00D, got {:?}",
+                config.org_id
+            )
+        })?;
         if !config.org_id.starts_with("00D") {
-            bail!("org_id: expected an ID starting with 00D, got {:?}", config.org_id);
+            bail!(
+                "org_id: expected an ID starting with 00D, got {:?}",
+                config.org_id
+            );
         }
         if config.api_versions.is_empty() {
             bail!("api_versions: at least one version is needed, for example [\"62.0\"]");
@@ -186,15 +198,17 @@ impl OrgConfig {
             bail!("query_batch_size: must be at least 1");
         }
         for app in &mut config.connected_apps {
-            if let (Some(certificate), Some(base)) = (&app.certificate, base) {
-                if !certificate.trim_start().starts_with("-----BEGIN") {
-                    let path: PathBuf = base.join(certificate);
-                    if path.exists() {
-                        app.certificate = Some(std::fs::read_to_string(&path).with_context(|| {
-                            format!("reading certificate {}", path.display())
-                        })?);
-                    }
-                }
+            if let (Some(certificate), Some(base)) = (&app.certificate, base)
+                && !certificate.trim_start().starts_with("-----BEGIN")
+            {
+                let path: PathBuf = base.join(certificate);
+                app.certificate = Some(std::fs::read_to_string(&path).with_context(|| {
+                    format!(
+                        "connected_apps[{}].certificate: reading {}",
+                        app.consumer_key,
+                        path.display()
+                    )
+                })?);
             }
         }
         Ok(config)
@@ -220,15 +234,22 @@ mod tests {
         let config = OrgConfig::demo();
         assert_eq!(config.org_id, "00D000000000001EAA");
         let app = &config.connected_apps[0];
-        assert!(app.certificate.as_deref().is_some_and(|pem| pem.contains("BEGIN CERTIFICATE")));
-        assert!(config.records.iter().any(|record| record.sobject == "Contact"));
+        assert!(
+            app.certificate
+                .as_deref()
+                .is_some_and(|pem| pem.contains("BEGIN CERTIFICATE"))
+        );
+        assert!(
+            config
+                .records
+                .iter()
+                .any(|record| record.sobject == "Contact")
+        );
     }
 
     #[test]
     fn bad_org_id_names_the_key() {
-        let error = OrgConfig::from_toml_str("org_id = \"nope\"", None)
-            .map(|_| ())
-            .unwrap_err();
+        let error = OrgConfig::from_toml_str("org_id = \"nope\"", None).expect_err("rejected");
         assert!(format!("{error:#}").contains("org_id"), "{error:#}");
     }
 
@@ -238,16 +259,14 @@ mod tests {
             "org_id = \"00D000000000001\"\napi_versions = [\"v62.0\"]",
             None,
         )
-        .map(|_| ())
-        .unwrap_err();
+        .expect_err("rejected");
         assert!(format!("{error:#}").contains("api_versions"), "{error:#}");
     }
 
     #[test]
     fn unknown_keys_are_rejected() {
         let error = OrgConfig::from_toml_str("org_id = \"00D000000000001\"\nbogus = 1", None)
-            .map(|_| ())
-            .unwrap_err();
+            .expect_err("rejected");
         assert!(format!("{error:#}").contains("bogus"), "{error:#}");
     }
 }

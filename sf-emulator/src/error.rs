@@ -19,7 +19,12 @@ pub struct RestError {
 
 impl RestError {
     pub fn new(status: StatusCode, error_code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, error_code, message: message.into(), fields: None }
+        Self {
+            status,
+            error_code,
+            message: message.into(),
+            fields: None,
+        }
     }
 
     pub fn with_fields(mut self, fields: Vec<String>) -> Self {
@@ -32,7 +37,11 @@ impl RestError {
     }
 
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        )
     }
 
     pub fn malformed_query(message: impl Into<String>) -> Self {
@@ -40,7 +49,11 @@ impl RestError {
     }
 
     pub fn invalid_session() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", "Session expired or invalid")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SESSION_ID",
+            "Session expired or invalid",
+        )
     }
 
     pub fn method_not_allowed(method: &str, allowed: &str) -> Self {
@@ -64,7 +77,13 @@ impl RestError {
 
 impl std::fmt::Display for RestError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.error_code, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.error_code,
+            self.message
+        )
     }
 }
 
@@ -74,7 +93,9 @@ impl IntoResponse for RestError {
     fn into_response(self) -> Response {
         let mut response = json_response(self.status, &self.body());
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Token"));
         }
         response
     }
@@ -90,7 +111,11 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub const fn new(error: &'static str, description: &'static str) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, error, description }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error,
+            description,
+        }
     }
 
     pub const AUTHENTICATION_FAILURE: Self = Self::new("invalid_grant", "authentication failure");
@@ -101,12 +126,13 @@ impl OAuthError {
     pub const EXPIRED_REFRESH_TOKEN: Self =
         Self::new("invalid_grant", "expired access/refresh token");
     pub const BAD_AUDIENCE: Self = Self::new("invalid_grant", "Audience validation failed");
-    pub const NOT_APPROVED: Self =
-        Self::new("invalid_grant", "user hasn't approved this consumer");
+    pub const NOT_APPROVED: Self = Self::new("invalid_grant", "user hasn't approved this consumer");
     pub const INVALID_ASSERTION: Self = Self::new("invalid_grant", "invalid assertion");
     pub const EXPIRED_CODE: Self = Self::new("invalid_grant", "expired authorization code");
-    pub const REDIRECT_MISMATCH: Self =
-        Self::new("redirect_uri_mismatch", "redirect_uri must match configuration");
+    pub const REDIRECT_MISMATCH: Self = Self::new(
+        "redirect_uri_mismatch",
+        "redirect_uri must match configuration",
+    );
     pub const NO_RUN_AS_USER: Self =
         Self::new("invalid_grant", "no client credentials user enabled");
     pub const CLIENT_CREDENTIALS_DISABLED: Self =
@@ -123,7 +149,9 @@ impl IntoResponse for OAuthError {
             self.status,
             &json!({"error": self.error, "error_description": self.description}),
         );
-        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         response
     }
 }
@@ -131,8 +159,9 @@ impl IntoResponse for OAuthError {
 /// A JSON response with Salesforce's exact content type.
 pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
     let mut response = (status, body.to_string()).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(JSON_CONTENT_TYPE),
+    );
     response
 }

@@ -107,12 +107,22 @@ mod tests {
 
     #[test]
     fn lower_case_checksum_is_accepted_and_normalized() {
-        assert_eq!(to_18("001D000000IqhSLiaz").as_deref(), Ok("001D000000IqhSLIAZ"));
+        assert_eq!(
+            to_18("001D000000IqhSLiaz").as_deref(),
+            Ok("001D000000IqhSLIAZ")
+        );
     }
 
     #[test]
     fn wrong_shapes_are_rejected() {
-        for bad in ["", "001", "001D000000IqhS", "001D000000IqhSL-", "001D000000IqhSLIAZX", "001D000000Iqh'L"] {
+        for bad in [
+            "",
+            "001",
+            "001D000000IqhS",
+            "001D000000IqhSL-",
+            "001D000000IqhSLIAZX",
+            "001D000000Iqh'L",
+        ] {
             assert_eq!(to_18(bad), Err(IdProblem::Shape), "{bad}");
         }
     }

@@ -24,10 +24,18 @@ const JWT_SKEW_SECONDS: i64 = 30;
 const CODE_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 /// Query-string and form-body parameters, merged (the body wins), as Salesforce does.
-pub fn merged_params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
+pub fn merged_params(
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<HashMap<String, String>, OAuthError> {
     let mut params: HashMap<String, String> = uri
         .query()
-        .map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
+        .map(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -45,7 +53,12 @@ pub fn merged_params(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<Hash
 }
 
 /// `POST /services/oauth2/token`.
-pub async fn token(State(shared): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn token(
+    State(shared): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let params = match merged_params(&uri, &headers, &body) {
         Ok(params) => params,
         Err(error) => return error.into_response(),
@@ -63,7 +76,10 @@ pub async fn token(State(shared): State<Shared>, uri: Uri, headers: HeaderMap, b
         Ok(body) => {
             let mut response = json_response(StatusCode::OK, &body);
             let headers = response.headers_mut();
-            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
+            headers.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-cache, no-store"),
+            );
             headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
             response
         }
@@ -83,7 +99,10 @@ struct Issue<'a> {
 }
 
 fn token_response(org: &mut Org, issue: Issue<'_>) -> Value {
-    let tied = issue.from_refresh_token.clone().or_else(|| issue.refresh_token.clone());
+    let tied = issue
+        .from_refresh_token
+        .clone()
+        .or_else(|| issue.refresh_token.clone());
     let access_token = org.issue_access_token(&issue.user_id, tied);
     let issued_at = chrono::Utc::now().timestamp_millis().to_string();
     let id = format!("{}/id/{}/{}", org.base_url, org.org_id, issue.user_id);
@@ -123,7 +142,9 @@ fn client<'a>(
     client_secret: Option<&String>,
     secret_required: bool,
 ) -> Result<&'a crate::org::ConnectedApp, OAuthError> {
-    let app = client_id.and_then(|id| org.app(id)).ok_or(OAuthError::UNKNOWN_CLIENT)?;
+    let app = client_id
+        .and_then(|id| org.app(id))
+        .ok_or(OAuthError::UNKNOWN_CLIENT)?;
     match client_secret {
         Some(secret) if *secret == app.config.consumer_secret => Ok(app),
         None if !secret_required => Ok(app),
@@ -132,16 +153,29 @@ fn client<'a>(
 }
 
 fn password_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Value, OAuthError> {
-    let app = client(org, params.get("client_id"), params.get("client_secret"), true)?;
+    let app = client(
+        org,
+        params.get("client_id"),
+        params.get("client_secret"),
+        true,
+    )?;
     // New orgs switch this flow off; Salesforce then answers as if the password were wrong.
     if !app.allows(Flow::Password) {
         return Err(OAuthError::AUTHENTICATION_FAILURE);
     }
-    let (consumer_key, consumer_secret) =
-        (app.config.consumer_key.clone(), app.config.consumer_secret.clone());
-    let username = params.get("username").ok_or(OAuthError::AUTHENTICATION_FAILURE)?;
-    let password = params.get("password").ok_or(OAuthError::AUTHENTICATION_FAILURE)?;
-    let account = org.account_by_username(username).ok_or(OAuthError::AUTHENTICATION_FAILURE)?;
+    let (consumer_key, consumer_secret) = (
+        app.config.consumer_key.clone(),
+        app.config.consumer_secret.clone(),
+    );
+    let username = params
+        .get("username")
+        .ok_or(OAuthError::AUTHENTICATION_FAILURE)?;
+    let password = params
+        .get("password")
+        .ok_or(OAuthError::AUTHENTICATION_FAILURE)?;
+    let account = org
+        .account_by_username(username)
+        .ok_or(OAuthError::AUTHENTICATION_FAILURE)?;
     let expected = format!("{}{}", account.password, account.security_token);
     if *password != expected {
         return Err(OAuthError::AUTHENTICATION_FAILURE);
@@ -164,7 +198,12 @@ fn password_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Val
 }
 
 fn refresh_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Value, OAuthError> {
-    let app = client(org, params.get("client_id"), params.get("client_secret"), false)?;
+    let app = client(
+        org,
+        params.get("client_id"),
+        params.get("client_secret"),
+        false,
+    )?;
     if !app.allows(Flow::RefreshToken) {
         return Err(OAuthError::UNSUPPORTED_GRANT);
     }
@@ -173,14 +212,19 @@ fn refresh_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Valu
         app.config.consumer_secret.clone(),
         app.config.rotate_refresh_tokens,
     );
-    let presented = params.get("refresh_token").ok_or(OAuthError::EXPIRED_REFRESH_TOKEN)?;
+    let presented = params
+        .get("refresh_token")
+        .ok_or(OAuthError::EXPIRED_REFRESH_TOKEN)?;
     let grant = org
         .refresh_tokens
         .get(presented)
         .filter(|grant| grant.consumer_key == consumer_key)
         .cloned()
         .ok_or(OAuthError::EXPIRED_REFRESH_TOKEN)?;
-    let active = org.accounts.iter().any(|account| account.user_id == grant.user_id && account.active);
+    let active = org
+        .accounts
+        .iter()
+        .any(|account| account.user_id == grant.user_id && account.active);
     if !active {
         return Err(OAuthError::INACTIVE_USER);
     }
@@ -207,14 +251,18 @@ fn refresh_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Valu
 /// Reads a claim that may be a number or a numeric string (simple-salesforce sends strings).
 fn numeric_claim(claims: &Value, name: &str) -> Option<i64> {
     match claims.get(name)? {
-        Value::Number(number) => number.as_i64().or_else(|| number.as_f64().map(|f| f as i64)),
+        Value::Number(number) => number
+            .as_i64()
+            .or_else(|| number.as_f64().map(|f| f as i64)),
         Value::String(text) => text.trim().parse::<f64>().ok().map(|f| f as i64),
         _ => None,
     }
 }
 
 fn jwt_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Value, OAuthError> {
-    let assertion = params.get("assertion").ok_or(OAuthError::INVALID_ASSERTION)?;
+    let assertion = params
+        .get("assertion")
+        .ok_or(OAuthError::INVALID_ASSERTION)?;
     let claims = unverified_claims(assertion).ok_or(OAuthError::INVALID_ASSERTION)?;
     let issuer = claims.get("iss").and_then(Value::as_str).map(String::from);
     let app = client(org, issuer.as_ref(), None, false)?;
@@ -232,9 +280,10 @@ fn jwt_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Value, O
 
     let audience_ok = match claims.get("aud") {
         Some(Value::String(audience)) => audience_matches(org, audience),
-        Some(Value::Array(audiences)) => {
-            audiences.iter().filter_map(Value::as_str).any(|audience| audience_matches(org, audience))
-        }
+        Some(Value::Array(audiences)) => audiences
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|audience| audience_matches(org, audience)),
         _ => false,
     };
     if !audience_ok {
@@ -255,12 +304,20 @@ fn jwt_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Value, O
         .and_then(Value::as_str)
         .ok_or(OAuthError::INVALID_ASSERTION)?;
     let preauthorized = &app.config.preauthorized_users;
-    if !preauthorized.is_empty() && !preauthorized.iter().any(|user| user.eq_ignore_ascii_case(subject)) {
+    if !preauthorized.is_empty()
+        && !preauthorized
+            .iter()
+            .any(|user| user.eq_ignore_ascii_case(subject))
+    {
         return Err(OAuthError::NOT_APPROVED);
     }
-    let (consumer_key, consumer_secret) =
-        (app.config.consumer_key.clone(), app.config.consumer_secret.clone());
-    let account = org.account_by_username(subject).ok_or(OAuthError::NOT_APPROVED)?;
+    let (consumer_key, consumer_secret) = (
+        app.config.consumer_key.clone(),
+        app.config.consumer_secret.clone(),
+    );
+    let account = org
+        .account_by_username(subject)
+        .ok_or(OAuthError::NOT_APPROVED)?;
     if !account.active {
         return Err(OAuthError::INACTIVE_USER);
     }
@@ -280,7 +337,11 @@ fn jwt_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Value, O
 
 fn audience_matches(org: &Org, audience: &str) -> bool {
     let audience = audience.trim_end_matches('/');
-    audience == org.base_url || org.jwt_audiences.iter().any(|accepted| accepted.trim_end_matches('/') == audience)
+    audience == org.base_url
+        || org
+            .jwt_audiences
+            .iter()
+            .any(|accepted| accepted.trim_end_matches('/') == audience)
 }
 
 /// The claims of a compact JWS, before its signature is checked (to find the issuer's key).
@@ -291,7 +352,9 @@ fn unverified_claims(assertion: &str) -> Option<Value> {
         return None;
     }
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    serde_json::from_slice::<Value>(&bytes).ok().filter(Value::is_object)
+    serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .filter(Value::is_object)
 }
 
 fn client_credentials_grant(
@@ -301,16 +364,27 @@ fn client_credentials_grant(
 ) -> Result<Value, OAuthError> {
     let (client_id, client_secret) = match basic_auth(headers) {
         Some((id, secret)) => (Some(id), Some(secret)),
-        None => (params.get("client_id").cloned(), params.get("client_secret").cloned()),
+        None => (
+            params.get("client_id").cloned(),
+            params.get("client_secret").cloned(),
+        ),
     };
     let app = client(org, client_id.as_ref(), client_secret.as_ref(), true)?;
     if !app.allows(Flow::ClientCredentials) {
         return Err(OAuthError::CLIENT_CREDENTIALS_DISABLED);
     }
-    let run_as = app.config.client_credentials_user.clone().ok_or(OAuthError::NO_RUN_AS_USER)?;
-    let (consumer_key, consumer_secret) =
-        (app.config.consumer_key.clone(), app.config.consumer_secret.clone());
-    let account = org.account_by_username(&run_as).ok_or(OAuthError::NO_RUN_AS_USER)?;
+    let run_as = app
+        .config
+        .client_credentials_user
+        .clone()
+        .ok_or(OAuthError::NO_RUN_AS_USER)?;
+    let (consumer_key, consumer_secret) = (
+        app.config.consumer_key.clone(),
+        app.config.consumer_secret.clone(),
+    );
+    let account = org
+        .account_by_username(&run_as)
+        .ok_or(OAuthError::NO_RUN_AS_USER)?;
     if !account.active {
         return Err(OAuthError::INACTIVE_USER);
     }
@@ -330,18 +404,31 @@ fn client_credentials_grant(
 
 fn basic_auth(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let encoded = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
     let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     Some((id.to_string(), secret.to_string()))
 }
 
-fn authorization_code_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Value, OAuthError> {
+fn authorization_code_grant(
+    org: &mut Org,
+    params: &HashMap<String, String>,
+) -> Result<Value, OAuthError> {
     let code_value = params.get("code").ok_or(OAuthError::EXPIRED_CODE)?;
     // Codes are single-use: taken out now, whatever happens next.
-    let code = org.codes.remove(code_value).ok_or(OAuthError::EXPIRED_CODE)?;
+    let code = org
+        .codes
+        .remove(code_value)
+        .ok_or(OAuthError::EXPIRED_CODE)?;
     let public_client = code.code_challenge.is_some() && !params.contains_key("client_secret");
-    let app = client(org, params.get("client_id"), params.get("client_secret"), !public_client)?;
+    let app = client(
+        org,
+        params.get("client_id"),
+        params.get("client_secret"),
+        !public_client,
+    )?;
     if app.config.consumer_key != code.consumer_key {
         return Err(OAuthError::EXPIRED_CODE);
     }
@@ -352,7 +439,9 @@ fn authorization_code_grant(org: &mut Org, params: &HashMap<String, String>) -> 
         return Err(OAuthError::REDIRECT_MISMATCH);
     }
     if let Some((challenge, method)) = &code.code_challenge {
-        let verifier = params.get("code_verifier").ok_or(OAuthError::PKCE_MISSING_VERIFIER)?;
+        let verifier = params
+            .get("code_verifier")
+            .ok_or(OAuthError::PKCE_MISSING_VERIFIER)?;
         let computed = if method.eq_ignore_ascii_case("plain") {
             verifier.clone()
         } else {
@@ -362,8 +451,10 @@ fn authorization_code_grant(org: &mut Org, params: &HashMap<String, String>) -> 
             return Err(OAuthError::PKCE_MISMATCH);
         }
     }
-    let (consumer_key, consumer_secret) =
-        (app.config.consumer_key.clone(), app.config.consumer_secret.clone());
+    let (consumer_key, consumer_secret) = (
+        app.config.consumer_key.clone(),
+        app.config.consumer_secret.clone(),
+    );
     let refresh_token = org.issue_refresh_token(&code.user_id, &consumer_key);
     Ok(token_response(
         org,
@@ -381,12 +472,16 @@ fn authorization_code_grant(org: &mut Org, params: &HashMap<String, String>) -> 
 /// Whether a redirect URI is registered: exact match, or a loopback URL whose host and path
 /// match (any port), as native-app redirect rules allow.
 fn redirect_allowed(registered: &[String], candidate: &str) -> bool {
-    let Ok(candidate_url) = url::Url::parse(candidate) else { return false };
+    let Ok(candidate_url) = url::Url::parse(candidate) else {
+        return false;
+    };
     registered.iter().any(|entry| {
         if entry == candidate {
             return true;
         }
-        let Ok(entry_url) = url::Url::parse(entry) else { return false };
+        let Ok(entry_url) = url::Url::parse(entry) else {
+            return false;
+        };
         let loopback = matches!(entry_url.host_str(), Some("127.0.0.1" | "localhost"));
         loopback
             && entry_url.scheme() == candidate_url.scheme()
@@ -400,9 +495,10 @@ fn error_page(status: StatusCode, error: &str, description: &str) -> Response {
         "<html><body><h1>OAuth error</h1><p>error={error}</p><p>error_description={description}</p></body></html>"
     );
     let mut response = (status, body).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html;charset=UTF-8"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html;charset=UTF-8"),
+    );
     response
 }
 
@@ -419,23 +515,45 @@ fn redirect(location: &str) -> Response {
 pub async fn authorize(State(shared): State<Shared>, uri: Uri) -> Response {
     let params: HashMap<String, String> = uri
         .query()
-        .map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
+        .map(|query| {
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect()
+        })
         .unwrap_or_default();
     let mut org = shared.lock();
     let Some(app) = params.get("client_id").and_then(|id| org.app(id)) else {
-        return error_page(StatusCode::BAD_REQUEST, "invalid_client_id", "client identifier invalid");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "invalid_client_id",
+            "client identifier invalid",
+        );
     };
     let Some(redirect_uri) = params.get("redirect_uri").cloned() else {
-        return error_page(StatusCode::BAD_REQUEST, "redirect_uri_missing", "redirect_uri must match configuration");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "redirect_uri_missing",
+            "redirect_uri must match configuration",
+        );
     };
     if !redirect_allowed(&app.config.callback_urls, &redirect_uri) {
-        return error_page(StatusCode::BAD_REQUEST, "redirect_uri_mismatch", "redirect_uri must match configuration");
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "redirect_uri_mismatch",
+            "redirect_uri must match configuration",
+        );
     }
     let consumer_key = app.config.consumer_key.clone();
     let allows_code = app.allows(Flow::AuthorizationCode);
     let mut location = match url::Url::parse(&redirect_uri) {
         Ok(url) => url,
-        Err(_) => return error_page(StatusCode::BAD_REQUEST, "redirect_uri_mismatch", "redirect_uri must match configuration"),
+        Err(_) => {
+            return error_page(
+                StatusCode::BAD_REQUEST,
+                "redirect_uri_mismatch",
+                "redirect_uri must match configuration",
+            );
+        }
     };
     {
         let mut query = location.query_pairs_mut();
@@ -448,7 +566,9 @@ pub async fn authorize(State(shared): State<Shared>, uri: Uri) -> Response {
         };
         match error {
             Some((error, description)) => {
-                query.append_pair("error", error).append_pair("error_description", description);
+                query
+                    .append_pair("error", error)
+                    .append_pair("error_description", description);
             }
             None => {
                 let wanted = params.get("login_hint");
@@ -456,14 +576,23 @@ pub async fn authorize(State(shared): State<Shared>, uri: Uri) -> Response {
                     .accounts
                     .iter()
                     .filter(|account| account.active)
-                    .find(|account| wanted.is_none_or(|hint| account.username.eq_ignore_ascii_case(hint)));
+                    .find(|account| {
+                        wanted.is_none_or(|hint| account.username.eq_ignore_ascii_case(hint))
+                    });
                 let Some(user_id) = user.map(|account| account.user_id.clone()) else {
                     drop(query);
-                    return error_page(StatusCode::BAD_REQUEST, "invalid_request", "no such active user");
+                    return error_page(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        "no such active user",
+                    );
                 };
                 let code = format!("aPrx{}", random_string(60));
                 let challenge = params.get("code_challenge").map(|challenge| {
-                    let method = params.get("code_challenge_method").cloned().unwrap_or_else(|| "S256".into());
+                    let method = params
+                        .get("code_challenge_method")
+                        .cloned()
+                        .unwrap_or_else(|| "S256".into());
                     (challenge.clone(), method)
                 });
                 org.codes.insert(
@@ -487,17 +616,29 @@ pub async fn authorize(State(shared): State<Shared>, uri: Uri) -> Response {
 }
 
 /// `POST|GET /services/oauth2/revoke`: revokes an access or refresh token.
-pub async fn revoke(State(shared): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn revoke(
+    State(shared): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let params = match merged_params(&uri, &headers, &body) {
         Ok(params) => params,
-        Err(_) => return OAuthError::new("unsupported_token_type", "unsupported token type").into_response(),
+        Err(_) => {
+            return OAuthError::new("unsupported_token_type", "unsupported token type")
+                .into_response();
+        }
     };
     let Some(token) = params.get("token") else {
         return OAuthError::new("unsupported_token_type", "unsupported token type").into_response();
     };
     let mut org = shared.lock();
     let revoked = org.access_tokens.remove(token).is_some() || org.revoke_refresh_token(token);
-    if revoked { StatusCode::OK.into_response() } else { OAuthError::INVALID_TOKEN.into_response() }
+    if revoked {
+        StatusCode::OK.into_response()
+    } else {
+        OAuthError::INVALID_TOKEN.into_response()
+    }
 }
 
 #[cfg(test)]
@@ -507,18 +648,33 @@ mod tests {
     #[test]
     fn loopback_redirects_match_on_any_port() {
         let registered = vec!["http://127.0.0.1/callback".to_string()];
-        assert!(redirect_allowed(&registered, "http://127.0.0.1:9123/callback"));
+        assert!(redirect_allowed(
+            &registered,
+            "http://127.0.0.1:9123/callback"
+        ));
         assert!(redirect_allowed(&registered, "http://127.0.0.1/callback"));
-        assert!(!redirect_allowed(&registered, "http://127.0.0.1:9123/other"));
-        assert!(!redirect_allowed(&registered, "http://evil.example/callback"));
+        assert!(!redirect_allowed(
+            &registered,
+            "http://127.0.0.1:9123/other"
+        ));
+        assert!(!redirect_allowed(
+            &registered,
+            "http://evil.example/callback"
+        ));
         let https = vec!["https://app.example/callback".to_string()];
-        assert!(!redirect_allowed(&https, "https://app.example:444/callback"));
+        assert!(!redirect_allowed(
+            &https,
+            "https://app.example:444/callback"
+        ));
     }
 
     #[test]
     fn signature_is_hmac_sha256_of_id_and_issued_at() {
         // Computed independently: printf 'idX1' | openssl dgst -sha256 -hmac secret -binary | base64
-        assert_eq!(sign("secret", "idX", "1"), "6t9UCg0XiU0rC7vNzoMAaIInCbm3YF67RqUJ+9IeZ8Q=");
+        assert_eq!(
+            sign("secret", "idX", "1"),
+            "6t9UCg0XiU0rC7vNzoMAaIInCbm3YF67RqUJ+9IeZ8Q="
+        );
     }
 
     #[test]

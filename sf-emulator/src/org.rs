@@ -24,12 +24,13 @@ pub struct ConnectedApp {
 
 impl ConnectedApp {
     pub fn new(config: ConnectedAppConfig) -> anyhow::Result<Self> {
-        let jwt_key = match &config.certificate {
-            Some(pem) => Some(decoding_key(pem).with_context(|| {
-                format!("connected app {}: certificate", config.consumer_key)
-            })?),
-            None => None,
-        };
+        let jwt_key =
+            match &config.certificate {
+                Some(pem) => Some(decoding_key(pem).with_context(|| {
+                    format!("connected app {}: certificate", config.consumer_key)
+                })?),
+                None => None,
+            };
         Ok(Self { config, jwt_key })
     }
 
@@ -53,7 +54,8 @@ fn decoding_key(pem: &str) -> anyhow::Result<DecodingKey> {
         // The subject public key of an RSA certificate is the PKCS#1 RSAPublicKey.
         Ok(DecodingKey::from_rsa_der(&public_key))
     } else if pem.contains("BEGIN PUBLIC KEY") || pem.contains("BEGIN RSA PUBLIC KEY") {
-        DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|error| anyhow!("not an RSA public key: {error}"))
+        DecodingKey::from_rsa_pem(pem.as_bytes())
+            .map_err(|error| anyhow!("not an RSA public key: {error}"))
     } else {
         bail!("expected a PEM certificate or public key")
     }
@@ -161,7 +163,11 @@ pub struct Org {
 
 /// A random opaque string of alphanumerics.
 pub fn random_string(length: usize) -> String {
-    rand::rng().sample_iter(&Alphanumeric).take(length).map(char::from).collect()
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(length)
+        .map(char::from)
+        .collect()
 }
 
 impl Org {
@@ -169,7 +175,10 @@ impl Org {
         let schema = Schema::standard();
         let mut store = Store::new();
         let now = Utc::now();
-        let user_object = schema.object("User").context("schema has no User object")?.clone();
+        let user_object = schema
+            .object("User")
+            .context("schema has no User object")?
+            .clone();
         let mut accounts = Vec::new();
         for user in &config.users {
             let mut fields = BTreeMap::new();
@@ -207,7 +216,10 @@ impl Org {
                 let value = match value {
                     toml::Value::String(text) if text.starts_with('@') => {
                         let id = references.get(&text[1..]).with_context(|| {
-                            format!("records[{index}].{name}: no earlier record has ref {:?}", &text[1..])
+                            format!(
+                                "records[{index}].{name}: no earlier record has ref {:?}",
+                                &text[1..]
+                            )
                         })?;
                         Value::String(id.clone())
                     }
@@ -256,11 +268,15 @@ impl Org {
     }
 
     pub fn app(&self, consumer_key: &str) -> Option<&ConnectedApp> {
-        self.apps.iter().find(|app| app.config.consumer_key == consumer_key)
+        self.apps
+            .iter()
+            .find(|app| app.config.consumer_key == consumer_key)
     }
 
     pub fn account_by_username(&self, username: &str) -> Option<&Account> {
-        self.accounts.iter().find(|account| account.username.eq_ignore_ascii_case(username))
+        self.accounts
+            .iter()
+            .find(|account| account.username.eq_ignore_ascii_case(username))
     }
 
     /// The user an access token belongs to, if the token is live.
@@ -289,7 +305,10 @@ impl Org {
         let token = format!("5Aep861{}", random_string(80));
         self.refresh_tokens.insert(
             token.clone(),
-            RefreshGrant { user_id: user_id.to_string(), consumer_key: consumer_key.to_string() },
+            RefreshGrant {
+                user_id: user_id.to_string(),
+                consumer_key: consumer_key.to_string(),
+            },
         );
         token
     }
@@ -298,7 +317,8 @@ impl Org {
     pub fn revoke_refresh_token(&mut self, token: &str) -> bool {
         let existed = self.refresh_tokens.remove(token).is_some();
         if existed {
-            self.access_tokens.retain(|_, grant| grant.refresh_token.as_deref() != Some(token));
+            self.access_tokens
+                .retain(|_, grant| grant.refresh_token.as_deref() != Some(token));
         }
         existed
     }

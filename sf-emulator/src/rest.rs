@@ -46,19 +46,31 @@ struct Call<'a> {
 
 impl Call<'_> {
     fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
+        self.params
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
     }
 }
 
 type Reply = Result<Response, RestError>;
 
 /// Everything under `/services/` that is not OAuth.
-pub async fn dispatch(State(shared): State<Shared>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn dispatch(
+    State(shared): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let path = uri.path();
     let Some(rest) = path.strip_prefix("/services/data") else {
         return RestError::not_found().into_response();
     };
-    let segments: Vec<&str> = rest.split('/').filter(|segment| !segment.is_empty()).collect();
+    let segments: Vec<&str> = rest
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .collect();
     let mut org = shared.lock();
 
     // The versions list needs no session and does not count against limits.
@@ -76,7 +88,9 @@ pub async fn dispatch(State(shared): State<Shared>, method: Method, uri: Uri, he
         return json_response(StatusCode::OK, &Value::Array(versions));
     };
     let version = match version_segment.strip_prefix('v') {
-        Some(version) if org.api_versions.iter().any(|served| served == version) => version.to_string(),
+        Some(version) if org.api_versions.iter().any(|served| served == version) => {
+            version.to_string()
+        }
         _ if *version_segment == "latest" => org.api_versions.last().cloned().unwrap_or_default(),
         _ => return RestError::not_found().into_response(),
     };
@@ -86,15 +100,31 @@ pub async fn dispatch(State(shared): State<Shared>, method: Method, uri: Uri, he
         Err(error) => return error.into_response(),
     };
     let mut response = if org.api_used >= org.api_max {
-        RestError::new(StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-            .into_response()
+        RestError::new(
+            StatusCode::FORBIDDEN,
+            "REQUEST_LIMIT_EXCEEDED",
+            "TotalRequests Limit exceeded.",
+        )
+        .into_response()
     } else {
         org.api_used += 1;
         let params: Vec<(String, String)> = uri
             .query()
-            .map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
+            .map(|query| {
+                form_urlencoded::parse(query.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
             .unwrap_or_default();
-        let mut call = Call { org: &mut org, user_id, version, method, params, headers: &headers, body: &body };
+        let mut call = Call {
+            org: &mut org,
+            user_id,
+            version,
+            method,
+            params,
+            headers: &headers,
+            body: &body,
+        };
         route(&mut call, resource).unwrap_or_else(IntoResponse::into_response)
     };
     if let Ok(value) = HeaderValue::from_str(&org.limit_header()) {
@@ -104,14 +134,24 @@ pub async fn dispatch(State(shared): State<Shared>, method: Method, uri: Uri, he
 }
 
 fn authenticate(org: &Org, headers: &HeaderMap) -> Result<String, RestError> {
-    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()) else {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+    else {
         return Err(RestError::invalid_session());
     };
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("OAuth "))
-        .ok_or_else(|| RestError::new(StatusCode::UNAUTHORIZED, "INVALID_AUTH_HEADER", "INVALID_HEADER_TYPE"))?;
-    org.session_user(token.trim()).ok_or_else(RestError::invalid_session)
+        .ok_or_else(|| {
+            RestError::new(
+                StatusCode::UNAUTHORIZED,
+                "INVALID_AUTH_HEADER",
+                "INVALID_HEADER_TYPE",
+            )
+        })?;
+    org.session_user(token.trim())
+        .ok_or_else(RestError::invalid_session)
 }
 
 fn route(call: &mut Call<'_>, resource: &[&str]) -> Reply {
@@ -121,32 +161,57 @@ fn route(call: &mut Call<'_>, resource: &[&str]) -> Reply {
         ["limits"] => only(&method, &[Method::GET], || limits(call)),
         ["query"] => only(&method, &[Method::GET], || query(call, false)),
         ["queryAll"] => only(&method, &[Method::GET], || query(call, true)),
-        ["query" | "queryAll", locator] => only(&method, &[Method::GET], || query_more(call, locator)),
+        ["query" | "queryAll", locator] => {
+            only(&method, &[Method::GET], || query_more(call, locator))
+        }
         ["search"] => only(&method, &[Method::GET], || search(call)),
-        ["parameterizedSearch"] => only(&method, &[Method::GET, Method::POST], || parameterized_search(call)),
+        ["parameterizedSearch"] => only(&method, &[Method::GET, Method::POST], || {
+            parameterized_search(call)
+        }),
         ["sobjects"] => only(&method, &[Method::GET], || describe_global(call)),
         ["sobjects", object] => match method {
             Method::GET | Method::HEAD => object_info(call, object),
             Method::POST => create(call, object),
-            _ => Err(RestError::method_not_allowed(method.as_str(), "GET,HEAD,POST")),
+            _ => Err(RestError::method_not_allowed(
+                method.as_str(),
+                "GET,HEAD,POST",
+            )),
         },
-        ["sobjects", object, "describe"] => only(&method, &[Method::GET], || describe(call, object)),
+        ["sobjects", object, "describe"] => {
+            only(&method, &[Method::GET], || describe(call, object))
+        }
         ["sobjects", object, id] => {
-            let patch_override = method == Method::POST && call.param("_HttpMethod") == Some("PATCH");
+            let patch_override =
+                method == Method::POST && call.param("_HttpMethod") == Some("PATCH");
             match method {
                 Method::GET | Method::HEAD => retrieve(call, object, id),
                 Method::PATCH => update(call, object, id),
                 Method::POST if patch_override => update(call, object, id),
                 Method::DELETE => delete(call, object, id),
-                _ => Err(RestError::method_not_allowed(method.as_str(), "GET,HEAD,PATCH,DELETE")),
+                _ => Err(RestError::method_not_allowed(
+                    method.as_str(),
+                    "GET,HEAD,PATCH,DELETE",
+                )),
             }
         }
         ["chatter", "feed-elements"] => only(&method, &[Method::POST], || post_feed_element(call)),
-        ["chatter", "feed-elements", id] => only(&method, &[Method::GET], || get_feed_element(call, id)),
-        ["chatter", "feed-elements", id, "capabilities", "comments", "items"] => match method {
+        ["chatter", "feed-elements", id] => {
+            only(&method, &[Method::GET], || get_feed_element(call, id))
+        }
+        [
+            "chatter",
+            "feed-elements",
+            id,
+            "capabilities",
+            "comments",
+            "items",
+        ] => match method {
             Method::POST => post_comment(call, id),
             Method::GET => list_comments(call, id),
-            _ => Err(RestError::method_not_allowed(method.as_str(), "GET,HEAD,POST")),
+            _ => Err(RestError::method_not_allowed(
+                method.as_str(),
+                "GET,HEAD,POST",
+            )),
         },
         _ => Err(RestError::not_found()),
     }
@@ -161,7 +226,10 @@ fn only(method: &Method, allowed: &[Method], handler: impl FnOnce() -> Reply) ->
         if allowed.contains(&Method::GET) {
             names.insert(1.min(names.len()), "HEAD");
         }
-        Err(RestError::method_not_allowed(method.as_str(), &names.join(",")))
+        Err(RestError::method_not_allowed(
+            method.as_str(),
+            &names.join(","),
+        ))
     }
 }
 
@@ -171,8 +239,19 @@ fn ok(body: &Value) -> Reply {
 
 fn resources(call: &Call<'_>) -> Reply {
     let base = format!("/services/data/v{}", call.version);
-    let names = ["sobjects", "query", "queryAll", "search", "parameterizedSearch", "limits", "chatter"];
-    let map: Map<String, Value> = names.iter().map(|name| (name.to_string(), json!(format!("{base}/{name}")))).collect();
+    let names = [
+        "sobjects",
+        "query",
+        "queryAll",
+        "search",
+        "parameterizedSearch",
+        "limits",
+        "chatter",
+    ];
+    let map: Map<String, Value> = names
+        .iter()
+        .map(|name| (name.to_string(), json!(format!("{base}/{name}"))))
+        .collect();
     ok(&Value::Object(map))
 }
 
@@ -192,34 +271,66 @@ fn batch_size(call: &Call<'_>) -> usize {
         .get("Sforce-Query-Options")
         .and_then(|value| value.to_str().ok())
         .and_then(|value| {
-            value.split(',').find_map(|option| option.trim().strip_prefix("batchSize=")?.trim().parse::<usize>().ok())
+            value.split(',').find_map(|option| {
+                option
+                    .trim()
+                    .strip_prefix("batchSize=")?
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+            })
         })
         .map_or(call.org.query_batch_size, |size| size.clamp(200, 2000))
 }
 
 fn query(call: &mut Call<'_>, all_rows: bool) -> Reply {
     let Some(statement) = call.param("q").map(str::to_string) else {
-        return Err(RestError::malformed_query("A query string has to be specified"));
+        return Err(RestError::malformed_query(
+            "A query string has to be specified",
+        ));
     };
     if statement.trim().is_empty() {
-        return Err(RestError::malformed_query("SOQL statements cannot be empty or null"));
+        return Err(RestError::malformed_query(
+            "SOQL statements cannot be empty or null",
+        ));
     }
-    let options = soql::QueryOptions { include_deleted: all_rows, api_version: call.version.clone() };
+    let options = soql::QueryOptions {
+        include_deleted: all_rows,
+        api_version: call.version.clone(),
+    };
     let output = soql::run(&statement, &call.org.schema, &call.org.store, &options)?;
     let batch = batch_size(call);
-    let cursor = Cursor { records: output.records, batch_size: batch, all_rows };
+    let cursor = Cursor {
+        records: output.records,
+        batch_size: batch,
+        all_rows,
+    };
     let cursor_id = format!("01g{}", random_string(15));
     page(call, cursor, cursor_id, 0, output.total_size)
 }
 
 /// Serves one page of a cursor and keeps the rest for `nextRecordsUrl`.
-fn page(call: &mut Call<'_>, cursor: Cursor, cursor_id: String, offset: usize, total_size: usize) -> Reply {
+fn page(
+    call: &mut Call<'_>,
+    cursor: Cursor,
+    cursor_id: String,
+    offset: usize,
+    total_size: usize,
+) -> Reply {
     let end = (offset + cursor.batch_size).min(cursor.records.len());
-    let records: Vec<Value> = cursor.records.get(offset..end).map(<[Value]>::to_vec).unwrap_or_default();
-    let mut body = json!({"totalSize": total_size, "done": end >= cursor.records.len(), "records": records});
+    let records: Vec<Value> = cursor
+        .records
+        .get(offset..end)
+        .map(<[Value]>::to_vec)
+        .unwrap_or_default();
+    let mut body =
+        json!({"totalSize": total_size, "done": end >= cursor.records.len(), "records": records});
     if end < cursor.records.len() {
         let kind = if cursor.all_rows { "queryAll" } else { "query" };
-        body["nextRecordsUrl"] = json!(format!("/services/data/v{}/{kind}/{cursor_id}-{end}", call.version));
+        body["nextRecordsUrl"] = json!(format!(
+            "/services/data/v{}/{kind}/{cursor_id}-{end}",
+            call.version
+        ));
         call.org.cursors.insert(cursor_id, cursor);
     } else {
         call.org.cursors.remove(&cursor_id);
@@ -231,7 +342,12 @@ fn query_more(call: &mut Call<'_>, locator: &str) -> Reply {
     let invalid = || RestError::bad_request("INVALID_QUERY_LOCATOR", "invalid query locator");
     let (cursor_id, offset) = locator.rsplit_once('-').ok_or_else(invalid)?;
     let offset: usize = offset.parse().map_err(|_| invalid())?;
-    let cursor = call.org.cursors.get(cursor_id).cloned().ok_or_else(invalid)?;
+    let cursor = call
+        .org
+        .cursors
+        .get(cursor_id)
+        .cloned()
+        .ok_or_else(invalid)?;
     if offset == 0 || offset >= cursor.records.len() {
         return Err(invalid());
     }
@@ -240,15 +356,26 @@ fn query_more(call: &mut Call<'_>, locator: &str) -> Reply {
 }
 
 fn search_options(call: &Call<'_>) -> sosl::SearchOptions {
-    sosl::SearchOptions { api_version: call.version.clone(), phone_match: call.org.phone_match }
+    sosl::SearchOptions {
+        api_version: call.version.clone(),
+        phone_match: call.org.phone_match,
+    }
 }
 
 fn search(call: &mut Call<'_>) -> Reply {
     let statement = call.param("q").unwrap_or_default().to_string();
     if statement.trim().is_empty() {
-        return Err(RestError::bad_request("MALFORMED_SEARCH", "No search term found. The search term must be enclosed in braces."));
+        return Err(RestError::bad_request(
+            "MALFORMED_SEARCH",
+            "No search term found. The search term must be enclosed in braces.",
+        ));
     }
-    let records = sosl::search(&statement, &call.org.schema, &call.org.store, &search_options(call))?;
+    let records = sosl::search(
+        &statement,
+        &call.org.schema,
+        &call.org.store,
+        &search_options(call),
+    )?;
     ok(&json!({"searchRecords": records}))
 }
 
@@ -260,18 +387,32 @@ fn parameterized_search(call: &mut Call<'_>) -> Reply {
     } else {
         sosl::ParameterizedSearch::from_query_pairs(&call.params)?
     };
-    let records = sosl::parameterized(&request, &call.org.schema, &call.org.store, &search_options(call))?;
+    let records = sosl::parameterized(
+        &request,
+        &call.org.schema,
+        &call.org.store,
+        &search_options(call),
+    )?;
     ok(&json!({"searchRecords": records}))
 }
 
 fn describe_global(call: &Call<'_>) -> Reply {
-    let objects: Vec<Value> =
-        call.org.schema.objects.iter().map(|object| object.describe_global_entry(&call.version)).collect();
+    let objects: Vec<Value> = call
+        .org
+        .schema
+        .objects
+        .iter()
+        .map(|object| object.describe_global_entry(&call.version))
+        .collect();
     ok(&json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": objects}))
 }
 
-fn object<'a>(call: &'a Call<'_>, name: &str) -> Result<ObjectDef, RestError> {
-    call.org.schema.object(name).cloned().ok_or_else(RestError::not_found)
+fn object(call: &Call<'_>, name: &str) -> Result<ObjectDef, RestError> {
+    call.org
+        .schema
+        .object(name)
+        .cloned()
+        .ok_or_else(RestError::not_found)
 }
 
 fn describe(call: &Call<'_>, name: &str) -> Reply {
@@ -296,7 +437,9 @@ fn object_info(call: &Call<'_>, name: &str) -> Reply {
             item
         })
         .collect();
-    ok(&json!({"objectDescribe": object.describe_global_entry(&call.version), "recentItems": recent}))
+    ok(
+        &json!({"objectDescribe": object.describe_global_entry(&call.version), "recentItems": recent}),
+    )
 }
 
 fn attributes(version: &str, object: &str, id: &str) -> Value {
@@ -306,12 +449,20 @@ fn attributes(version: &str, object: &str, id: &str) -> Value {
 /// Parses a JSON request body the way Salesforce reports problems with it.
 fn parse_json_body(body: &Bytes) -> Result<Value, RestError> {
     if body.is_empty() {
-        return Err(RestError::bad_request("JSON_PARSER_ERROR", "No content to map due to end-of-input at [line:1, column:0]"));
+        return Err(RestError::bad_request(
+            "JSON_PARSER_ERROR",
+            "No content to map due to end-of-input at [line:1, column:0]",
+        ));
     }
     serde_json::from_slice::<Value>(body).map_err(|error| {
         RestError::bad_request(
             "JSON_PARSER_ERROR",
-            format!("{} at [line:{}, column:{}]", error_summary(&error), error.line(), error.column()),
+            format!(
+                "{} at [line:{}, column:{}]",
+                error_summary(&error),
+                error.line(),
+                error.column()
+            ),
         )
     })
 }
@@ -350,9 +501,21 @@ fn create(call: &mut Call<'_>, name: &str) -> Reply {
         ));
     }
     let org = &mut *call.org;
-    let id = org.store.create(&org.schema, &object, &input, &call.user_id, chrono::Utc::now())?;
-    let location = format!("/services/data/v{}/sobjects/{}/{id}", call.version, object.name);
-    let mut response = json_response(StatusCode::CREATED, &json!({"id": id, "success": true, "errors": []}));
+    let id = org.store.create(
+        &org.schema,
+        &object,
+        &input,
+        &call.user_id,
+        chrono::Utc::now(),
+    )?;
+    let location = format!(
+        "/services/data/v{}/sobjects/{}/{id}",
+        call.version, object.name
+    );
+    let mut response = json_response(
+        StatusCode::CREATED,
+        &json!({"id": id, "success": true, "errors": []}),
+    );
     if let Ok(value) = HeaderValue::from_str(&location) {
         response.headers_mut().insert(header::LOCATION, value);
     }
@@ -368,15 +531,32 @@ fn retrieve(call: &Call<'_>, name: &str, id: &str) -> Reply {
             format!("Provided external ID field does not exist or is not accessible: {id}"),
         ));
     };
-    let record = call.org.store.get(&id18).filter(|record| record.sobject == object.name).ok_or_else(RestError::not_found)?;
+    let record = call
+        .org
+        .store
+        .get(&id18)
+        .filter(|record| record.sobject == object.name)
+        .ok_or_else(RestError::not_found)?;
     if record.deleted {
-        return Err(RestError::new(StatusCode::NOT_FOUND, "ENTITY_IS_DELETED", "entity is deleted").with_fields(vec![]));
+        return Err(RestError::new(
+            StatusCode::NOT_FOUND,
+            "ENTITY_IS_DELETED",
+            "entity is deleted",
+        )
+        .with_fields(vec![]));
     }
     let mut body = Map::new();
-    body.insert("attributes".into(), attributes(&call.version, object.name, &record.id));
+    body.insert(
+        "attributes".into(),
+        attributes(&call.version, object.name, &record.id),
+    );
     match call.param("fields") {
         Some(list) => {
-            for requested in list.split(',').map(str::trim).filter(|name| !name.is_empty()) {
+            for requested in list
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+            {
                 let field = object.field(requested).ok_or_else(|| {
                     RestError::bad_request(
                         "INVALID_FIELD",
@@ -398,8 +578,11 @@ fn retrieve(call: &Call<'_>, name: &str, id: &str) -> Reply {
 /// An ID in the path of a write: malformed or of another object is `MALFORMED_ID`.
 fn path_id(object: &ObjectDef, id: &str) -> Result<String, RestError> {
     let malformed = || {
-        RestError::bad_request("MALFORMED_ID", format!("Record ID: id value of incorrect type: {id}"))
-            .with_fields(vec!["Id".into()])
+        RestError::bad_request(
+            "MALFORMED_ID",
+            format!("Record ID: id value of incorrect type: {id}"),
+        )
+        .with_fields(vec!["Id".into()])
     };
     let id18 = ids::to_18(id).map_err(|_| malformed())?;
     if !id18.starts_with(object.key_prefix) {
@@ -413,9 +596,17 @@ fn update(call: &mut Call<'_>, name: &str, id: &str) -> Reply {
     let input = json_object(call.body)?;
     let org = &mut *call.org;
     // Salesforce checks the fields before the ID: an unknown field on a bad ID is INVALID_FIELD.
-    org.store.check_update_fields(&org.schema, &object, &input)?;
+    org.store
+        .check_update_fields(&org.schema, &object, &input)?;
     let id18 = path_id(&object, id)?;
-    org.store.update(&org.schema, &object, &id18, &input, &call.user_id, chrono::Utc::now())?;
+    org.store.update(
+        &org.schema,
+        &object,
+        &id18,
+        &input,
+        &call.user_id,
+        chrono::Utc::now(),
+    )?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -427,7 +618,10 @@ fn delete(call: &mut Call<'_>, name: &str, id: &str) -> Reply {
 }
 
 /// Reads `body.messageSegments` into segments and their plain text.
-fn message_segments(call: &Call<'_>, input: &Map<String, Value>) -> Result<(Vec<Value>, String), RestError> {
+fn message_segments(
+    call: &Call<'_>,
+    input: &Map<String, Value>,
+) -> Result<(Vec<Value>, String), RestError> {
     let invalid = |message: &str| RestError::bad_request("INVALID_INPUT", message.to_string());
     let segments = input
         .get("body")
@@ -440,14 +634,26 @@ fn message_segments(call: &Call<'_>, input: &Map<String, Value>) -> Result<(Vec<
     for segment in segments {
         match segment.get("type").and_then(Value::as_str) {
             Some("Text") => {
-                let piece = segment.get("text").and_then(Value::as_str).ok_or_else(|| invalid("A Text segment needs text"))?;
+                let piece = segment
+                    .get("text")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| invalid("A Text segment needs text"))?;
                 text.push_str(piece);
                 output.push(json!({"type": "Text", "text": piece}));
             }
             Some("Mention") => {
-                let id = segment.get("id").and_then(Value::as_str).ok_or_else(|| invalid("A Mention segment needs an id"))?;
-                let id18 = ids::to_18(id).map_err(|_| invalid("Invalid identifier in Mention segment"))?;
-                let user = call.org.store.get(&id18).filter(|record| record.sobject == "User").ok_or_else(RestError::not_found)?;
+                let id = segment
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| invalid("A Mention segment needs an id"))?;
+                let id18 =
+                    ids::to_18(id).map_err(|_| invalid("Invalid identifier in Mention segment"))?;
+                let user = call
+                    .org
+                    .store
+                    .get(&id18)
+                    .filter(|record| record.sobject == "User")
+                    .ok_or_else(RestError::not_found)?;
                 let name = user.get("Name").as_str().unwrap_or_default().to_string();
                 text.push('@');
                 text.push_str(&name);
@@ -463,13 +669,23 @@ fn post_feed_element(call: &mut Call<'_>) -> Reply {
     let input = json_object(call.body)?;
     match input.get("feedElementType").and_then(Value::as_str) {
         Some("FeedItem") => {}
-        _ => return Err(RestError::bad_request("INVALID_INPUT", "Missing or unsupported feedElementType: use FeedItem")),
+        _ => {
+            return Err(RestError::bad_request(
+                "INVALID_INPUT",
+                "Missing or unsupported feedElementType: use FeedItem",
+            ));
+        }
     }
-    let subject = input.get("subjectId").and_then(Value::as_str).unwrap_or_default();
+    let subject = input
+        .get("subjectId")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let subject_id = if subject == "me" {
         call.user_id.clone()
     } else {
-        let id18 = ids::to_18(subject).map_err(|_| RestError::bad_request("INVALID_ID_FIELD", format!("Invalid identifier: {subject}")))?;
+        let id18 = ids::to_18(subject).map_err(|_| {
+            RestError::bad_request("INVALID_ID_FIELD", format!("Invalid identifier: {subject}"))
+        })?;
         match call.org.store.get(&id18) {
             Some(record) if !record.deleted => id18,
             _ => return Err(RestError::not_found()),
@@ -488,20 +704,29 @@ fn post_feed_element(call: &mut Call<'_>) -> Reply {
         "url": format!("/services/data/v{}/chatter/feed-elements/{id}", call.version),
         "capabilities": {"comments": {"page": {"items": [], "total": 0}}},
     });
-    call.org.feed.push(FeedElement { id, value: value.clone(), comments: Vec::new() });
+    call.org.feed.push(FeedElement {
+        id,
+        value: value.clone(),
+        comments: Vec::new(),
+    });
     Ok(json_response(StatusCode::CREATED, &value))
 }
 
 fn feed_element_position(call: &Call<'_>, id: &str) -> Result<usize, RestError> {
     let id18 = ids::to_18(id).map_err(|_| RestError::not_found())?;
-    call.org.feed.iter().position(|element| element.id == id18).ok_or_else(RestError::not_found)
+    call.org
+        .feed
+        .iter()
+        .position(|element| element.id == id18)
+        .ok_or_else(RestError::not_found)
 }
 
 fn get_feed_element(call: &Call<'_>, id: &str) -> Reply {
     let position = feed_element_position(call, id)?;
     let element = &call.org.feed[position];
     let mut value = element.value.clone();
-    value["capabilities"]["comments"]["page"] = json!({"items": element.comments, "total": element.comments.len()});
+    value["capabilities"]["comments"]["page"] =
+        json!({"items": element.comments, "total": element.comments.len()});
     ok(&value)
 }
 

@@ -211,13 +211,17 @@ pub struct ObjectDef {
 impl ObjectDef {
     /// Finds a field by name, ignoring case.
     pub fn field(&self, name: &str) -> Option<&FieldDef> {
-        self.fields.iter().find(|field| field.name.eq_ignore_ascii_case(name))
+        self.fields
+            .iter()
+            .find(|field| field.name.eq_ignore_ascii_case(name))
     }
 
     /// Finds a reference field by its relationship name (`Account` → `AccountId`).
     pub fn relationship(&self, name: &str) -> Option<&FieldDef> {
         self.fields.iter().find(|field| {
-            field.relationship_name.is_some_and(|relationship| relationship.eq_ignore_ascii_case(name))
+            field
+                .relationship_name
+                .is_some_and(|relationship| relationship.eq_ignore_ascii_case(name))
         })
     }
 
@@ -283,13 +287,17 @@ pub struct Schema {
 impl Schema {
     /// Finds an object by name, ignoring case.
     pub fn object(&self, name: &str) -> Option<&ObjectDef> {
-        self.objects.iter().find(|object| object.name.eq_ignore_ascii_case(name))
+        self.objects
+            .iter()
+            .find(|object| object.name.eq_ignore_ascii_case(name))
     }
 
     /// The object an ID belongs to, from its key prefix.
     pub fn object_for_id(&self, id: &str) -> Option<&ObjectDef> {
         let prefix = id.get(..3)?;
-        self.objects.iter().find(|object| object.key_prefix == prefix)
+        self.objects
+            .iter()
+            .find(|object| object.key_prefix == prefix)
     }
 
     /// The standard objects this emulator serves.
@@ -332,18 +340,31 @@ impl Schema {
             fields: with(
                 owned(),
                 vec![
-                    FieldDef::new("Name", "Account Name", T::String).required().name_field(),
+                    FieldDef::new("Name", "Account Name", T::String)
+                        .required()
+                        .name_field(),
                     FieldDef::new("AccountNumber", "Account Number", T::String).length(40),
                     FieldDef::new("Phone", "Account Phone", T::Phone),
                     FieldDef::new("Fax", "Account Fax", T::Phone),
                     FieldDef::new("Website", "Website", T::Url),
                     FieldDef::new("Industry", "Industry", T::Picklist).picklist(
-                        &["Agriculture", "Banking", "Education", "Retail", "Technology"],
+                        &[
+                            "Agriculture",
+                            "Banking",
+                            "Education",
+                            "Retail",
+                            "Technology",
+                        ],
                         false,
                         None,
                     ),
                     FieldDef::new("Type", "Account Type", T::Picklist).picklist(
-                        &["Prospect", "Customer - Direct", "Customer - Channel", "Other"],
+                        &[
+                            "Prospect",
+                            "Customer - Direct",
+                            "Customer - Channel",
+                            "Other",
+                        ],
                         false,
                         None,
                     ),
@@ -367,12 +388,17 @@ impl Schema {
                 vec![
                     FieldDef::new("AccountId", "Account ID", T::Reference)
                         .reference(&["Account"], "Account"),
-                    FieldDef::new("FirstName", "First Name", T::String).length(40).name_field(),
+                    FieldDef::new("FirstName", "First Name", T::String)
+                        .length(40)
+                        .name_field(),
                     FieldDef::new("LastName", "Last Name", T::String)
                         .length(80)
                         .required()
                         .name_field(),
-                    FieldDef::new("Name", "Full Name", T::String).length(121).system().name_field(),
+                    FieldDef::new("Name", "Full Name", T::String)
+                        .length(121)
+                        .system()
+                        .name_field(),
                     FieldDef::new("Salutation", "Salutation", T::Picklist).picklist(
                         &["Mr.", "Ms.", "Mrs.", "Dr.", "Prof."],
                         false,
@@ -408,12 +434,17 @@ impl Schema {
             fields: with(
                 owned(),
                 vec![
-                    FieldDef::new("FirstName", "First Name", T::String).length(40).name_field(),
+                    FieldDef::new("FirstName", "First Name", T::String)
+                        .length(40)
+                        .name_field(),
                     FieldDef::new("LastName", "Last Name", T::String)
                         .length(80)
                         .required()
                         .name_field(),
-                    FieldDef::new("Name", "Full Name", T::String).length(121).system().name_field(),
+                    FieldDef::new("Name", "Full Name", T::String)
+                        .length(121)
+                        .system()
+                        .name_field(),
                     FieldDef::new("Company", "Company", T::String).required(),
                     FieldDef::new("Title", "Title", T::String).length(128),
                     FieldDef::new("Email", "Email", T::Email),
@@ -421,8 +452,12 @@ impl Schema {
                     FieldDef::new("MobilePhone", "Mobile Phone", T::Phone),
                     FieldDef::new("Fax", "Fax", T::Phone),
                     FieldDef::new("Status", "Status", T::Picklist).picklist(
-                        &["Open - Not Contacted", "Working - Contacted", "Closed - Converted",
-                          "Closed - Not Converted"],
+                        &[
+                            "Open - Not Contacted",
+                            "Working - Contacted",
+                            "Closed - Converted",
+                            "Closed - Not Converted",
+                        ],
                         true,
                         Some("Open - Not Contacted"),
                     ),
@@ -471,13 +506,26 @@ impl Schema {
                         None,
                     ),
                     FieldDef::new("Type", "Case Type", T::Picklist).picklist(
-                        &["Mechanical", "Electrical", "Electronic", "Structural", "Other"],
+                        &[
+                            "Mechanical",
+                            "Electrical",
+                            "Electronic",
+                            "Structural",
+                            "Other",
+                        ],
                         false,
                         None,
                     ),
                     FieldDef::new("Reason", "Case Reason", T::Picklist).picklist(
-                        &["Installation", "Equipment Complexity", "Performance", "Breakdown",
-                          "Equipment Design", "Feedback", "Other"],
+                        &[
+                            "Installation",
+                            "Equipment Complexity",
+                            "Performance",
+                            "Breakdown",
+                            "Equipment Design",
+                            "Feedback",
+                            "Other",
+                        ],
                         false,
                         None,
                     ),
@@ -499,13 +547,20 @@ impl Schema {
             fields: with(
                 audit(),
                 vec![
-                    FieldDef::new("Username", "Username", T::String).length(80).required(),
-                    FieldDef::new("FirstName", "First Name", T::String).length(40).name_field(),
+                    FieldDef::new("Username", "Username", T::String)
+                        .length(80)
+                        .required(),
+                    FieldDef::new("FirstName", "First Name", T::String)
+                        .length(40)
+                        .name_field(),
                     FieldDef::new("LastName", "Last Name", T::String)
                         .length(80)
                         .required()
                         .name_field(),
-                    FieldDef::new("Name", "Full Name", T::String).length(121).system().name_field(),
+                    FieldDef::new("Name", "Full Name", T::String)
+                        .length(121)
+                        .system()
+                        .name_field(),
                     FieldDef::new("Alias", "Alias", T::String).length(8),
                     FieldDef::new("Email", "Email", T::Email).required(),
                     FieldDef::new("Phone", "Phone", T::Phone),
@@ -531,8 +586,13 @@ impl Schema {
                         .reference(&["Account", "Case"], "What"),
                     FieldDef::new("ActivityDate", "Due Date Only", T::Date),
                     FieldDef::new("Status", "Status", T::Picklist).picklist(
-                        &["Not Started", "In Progress", "Completed", "Waiting on someone else",
-                          "Deferred"],
+                        &[
+                            "Not Started",
+                            "In Progress",
+                            "Completed",
+                            "Waiting on someone else",
+                            "Deferred",
+                        ],
                         true,
                         Some("Not Started"),
                     ),
@@ -552,7 +612,9 @@ impl Schema {
                 ],
             ),
         };
-        Self { objects: vec![account, contact, lead, case, user, task] }
+        Self {
+            objects: vec![account, contact, lead, case, user, task],
+        }
     }
 }
 
@@ -565,7 +627,10 @@ mod tests {
         let schema = Schema::standard();
         let contact = schema.object("contact").map(|object| object.name);
         assert_eq!(contact, Some("Contact"));
-        let field = schema.object("Case").and_then(|case| case.field("status")).map(|f| f.name);
+        let field = schema
+            .object("Case")
+            .and_then(|case| case.field("status"))
+            .map(|f| f.name);
         assert_eq!(field, Some("Status"));
         let relationship = schema
             .object("Case")
@@ -577,11 +642,17 @@ mod tests {
     #[test]
     fn key_prefixes_are_the_standard_ones() {
         let schema = Schema::standard();
-        for (prefix, object) in
-            [("001", "Account"), ("003", "Contact"), ("00Q", "Lead"), ("500", "Case"),
-             ("005", "User"), ("00T", "Task")]
-        {
-            let found = schema.object_for_id(&format!("{prefix}000000000000")).map(|o| o.name);
+        for (prefix, object) in [
+            ("001", "Account"),
+            ("003", "Contact"),
+            ("00Q", "Lead"),
+            ("500", "Case"),
+            ("005", "User"),
+            ("00T", "Task"),
+        ] {
+            let found = schema
+                .object_for_id(&format!("{prefix}000000000000"))
+                .map(|o| o.name);
             assert_eq!(found, Some(object));
         }
     }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
@@ -27,7 +27,9 @@ impl Shared {
     /// Locks the org. A handler that panicked mid-update cannot leave it half-written in a
     /// way later requests care about, so a poisoned lock is simply taken over.
     pub fn lock(&self) -> MutexGuard<'_, Org> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -38,9 +40,15 @@ fn router(shared: Shared) -> Router {
     let services = Router::new()
         .route("/services/oauth2/token", post(oauth::token))
         .route("/services/oauth2/authorize", get(oauth::authorize))
-        .route("/services/oauth2/revoke", post(oauth::revoke).get(oauth::revoke))
+        .route(
+            "/services/oauth2/revoke",
+            post(oauth::revoke).get(oauth::revoke),
+        )
         .fallback(rest::dispatch)
-        .layer(middleware::from_fn_with_state(shared.clone(), log_and_faults));
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            log_and_faults,
+        ));
     Router::new()
         .nest("/__emulator", admin::router())
         .merge(services)
@@ -80,17 +88,20 @@ async fn log_and_faults(State(shared): State<Shared>, request: Request, next: Ne
             .as_deref()
             .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
             .unwrap_or_default();
-        let q = params.iter().find(|(key, _)| key == "q").map(|(_, value)| value.clone());
+        let q = params
+            .iter()
+            .find(|(key, _)| key == "q")
+            .map(|(_, value)| value.clone());
         if path.contains("/query") {
             entry.soql = q;
         } else if path.ends_with("/search") || path.ends_with("/search/") {
             entry.sosl = q;
         }
         if !bytes.is_empty() {
-            entry.body = Some(
-                serde_json::from_slice::<Value>(&bytes)
-                    .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
-            );
+            entry.body =
+                Some(serde_json::from_slice::<Value>(&bytes).unwrap_or_else(|_| {
+                    Value::String(String::from_utf8_lossy(&bytes).into_owned())
+                }));
         }
     }
 
@@ -99,9 +110,13 @@ async fn log_and_faults(State(shared): State<Shared>, request: Request, next: Ne
         Some(Fault::Status(status)) => fault_response(status),
         Some(Fault::Delay(delay)) => {
             tokio::time::sleep(delay).await;
-            next.run(Request::from_parts(parts, Body::from(bytes))).await
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
         }
-        None => next.run(Request::from_parts(parts, Body::from(bytes))).await,
+        None => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
     };
 
     let mut org = shared.lock();
@@ -176,7 +191,13 @@ impl Emulator {
                 tracing::error!(%error, "emulator server stopped");
             }
         });
-        Ok(Self { base_url, addr, shared, shutdown: Some(shutdown), task: Some(task) })
+        Ok(Self {
+            base_url,
+            addr,
+            shared,
+            shutdown: Some(shutdown),
+            task: Some(task),
+        })
     }
 
     /// `http://127.0.0.1:PORT`: both the login URL and the instance URL.
@@ -210,9 +231,4 @@ impl Drop for Emulator {
             let _ = shutdown.send(());
         }
     }
-}
-
-/// Reads a request body as bytes (helper for handlers that take the raw body).
-pub fn body_text(bytes: &Bytes) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }

@@ -44,12 +44,17 @@ pub fn format_datetime(time: DateTime<Utc>) -> String {
 
 impl Store {
     pub fn new() -> Self {
-        Self { next_case_number: 1001, ..Self::default() }
+        Self {
+            next_case_number: 1001,
+            ..Self::default()
+        }
     }
 
     /// A record by 18-character ID, deleted ones included.
     pub fn get(&self, id18: &str) -> Option<&Record> {
-        self.index.get(id18).and_then(|&position| self.records.get(position))
+        self.index
+            .get(id18)
+            .and_then(|&position| self.records.get(position))
     }
 
     /// All records of one object type, deleted ones included, in insertion order.
@@ -57,7 +62,9 @@ impl Store {
         &'a self,
         sobject: &'a str,
     ) -> impl DoubleEndedIterator<Item = &'a Record> + 'a {
-        self.records.iter().filter(move |record| record.sobject == sobject)
+        self.records
+            .iter()
+            .filter(move |record| record.sobject == sobject)
     }
 
     pub fn len(&self) -> usize {
@@ -79,10 +86,11 @@ impl Store {
     ) -> Result<String, RestError> {
         let mut fields = self.validate_fields(schema, object, input, true)?;
         for field in &object.fields {
-            if field.createable && !fields.contains_key(field.name) {
-                if let Some(default) = field.default {
-                    fields.insert(field.name, Value::String(default.to_string()));
-                }
+            if field.createable
+                && !fields.contains_key(field.name)
+                && let Some(default) = field.default
+            {
+                fields.insert(field.name, Value::String(default.to_string()));
             }
         }
         let missing: Vec<String> = object
@@ -114,10 +122,18 @@ impl Store {
             fields.insert("OwnerId", Value::String(user_id.to_string()));
         }
         if object.name == "Case" {
-            fields.insert("CaseNumber", Value::String(format!("{:08}", self.next_case_number)));
+            fields.insert(
+                "CaseNumber",
+                Value::String(format!("{:08}", self.next_case_number)),
+            );
             self.next_case_number += 1;
         }
-        let mut record = Record { id: id.clone(), sobject: object.name, fields, deleted: false };
+        let mut record = Record {
+            id: id.clone(),
+            sobject: object.name,
+            fields,
+            deleted: false,
+        };
         derive_fields(&mut record, None, now);
         self.index.insert(id.clone(), self.records.len());
         self.records.push(record);
@@ -156,7 +172,9 @@ impl Store {
         let stamp = Value::String(format_datetime(now));
         record.fields.insert("LastModifiedDate", stamp.clone());
         record.fields.insert("SystemModstamp", stamp);
-        record.fields.insert("LastModifiedById", Value::String(user_id.to_string()));
+        record
+            .fields
+            .insert("LastModifiedById", Value::String(user_id.to_string()));
         derive_fields(record, Some(&before), now);
         Ok(())
     }
@@ -168,7 +186,8 @@ impl Store {
         object: &ObjectDef,
         input: &Map<String, Value>,
     ) -> Result<(), RestError> {
-        self.validate_fields(schema, object, input, false).map(|_| ())
+        self.validate_fields(schema, object, input, false)
+            .map(|_| ())
     }
 
     /// Moves a live record to the recycle bin.
@@ -181,7 +200,13 @@ impl Store {
     }
 
     /// Inserts a record exactly as given (seed data and users), bypassing field-level checks.
-    pub fn insert_seed(&mut self, object: &ObjectDef, mut fields: BTreeMap<&'static str, Value>, user_id: Option<&str>, now: DateTime<Utc>) -> String {
+    pub fn insert_seed(
+        &mut self,
+        object: &ObjectDef,
+        mut fields: BTreeMap<&'static str, Value>,
+        user_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> String {
         self.next_id += 1;
         let id = ids::generate(object.key_prefix, self.next_id);
         let stamp = Value::String(format_datetime(now));
@@ -198,14 +223,24 @@ impl Store {
         }
         for field in &object.fields {
             if let Some(default) = field.default {
-                fields.entry(field.name).or_insert_with(|| Value::String(default.to_string()));
+                fields
+                    .entry(field.name)
+                    .or_insert_with(|| Value::String(default.to_string()));
             }
         }
         if object.name == "Case" && !fields.contains_key("CaseNumber") {
-            fields.insert("CaseNumber", Value::String(format!("{:08}", self.next_case_number)));
+            fields.insert(
+                "CaseNumber",
+                Value::String(format!("{:08}", self.next_case_number)),
+            );
             self.next_case_number += 1;
         }
-        let mut record = Record { id: id.clone(), sobject: object.name, fields, deleted: false };
+        let mut record = Record {
+            id: id.clone(),
+            sobject: object.name,
+            fields,
+            deleted: false,
+        };
         derive_fields(&mut record, None, now);
         self.index.insert(id.clone(), self.records.len());
         self.records.push(record);
@@ -255,7 +290,11 @@ impl Store {
                     format!("No such column '{name}' on sobject of type {}", object.name),
                 ));
             };
-            let allowed = if creating { field.createable } else { field.updateable };
+            let allowed = if creating {
+                field.createable
+            } else {
+                field.updateable
+            };
             if !allowed {
                 read_only.push(field.name.to_string());
                 continue;
@@ -275,7 +314,12 @@ impl Store {
         Ok(fields)
     }
 
-    fn convert_value(&self, schema: &Schema, field: &FieldDef, value: &Value) -> Result<Value, RestError> {
+    fn convert_value(
+        &self,
+        schema: &Schema,
+        field: &FieldDef,
+        value: &Value,
+    ) -> Result<Value, RestError> {
         if value.is_null() {
             return Ok(Value::Null);
         }
@@ -353,8 +397,11 @@ impl Store {
                 }
                 match self.get(&id18) {
                     Some(record) if !record.deleted => Ok(Value::String(id18)),
-                    Some(_) => Err(RestError::bad_request("ENTITY_IS_DELETED", "entity is deleted")
-                        .with_fields(vec![field.name.to_string()])),
+                    Some(_) => Err(RestError::bad_request(
+                        "ENTITY_IS_DELETED",
+                        "entity is deleted",
+                    )
+                    .with_fields(vec![field.name.to_string()])),
                     None => Err(RestError::bad_request(
                         "INVALID_CROSS_REFERENCE_KEY",
                         "invalid cross reference id",
@@ -364,10 +411,14 @@ impl Store {
             }
             FieldType::Picklist => {
                 let text = as_text().ok_or_else(deserialize_error)?;
-                if field.restricted && !text.is_empty() && !field.picklist.contains(&text.as_str()) {
+                if field.restricted && !text.is_empty() && !field.picklist.contains(&text.as_str())
+                {
                     return Err(RestError::bad_request(
                         "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
-                        format!("{}: bad value for restricted picklist field: {text}", field.label),
+                        format!(
+                            "{}: bad value for restricted picklist field: {text}",
+                            field.label
+                        ),
                     )
                     .with_fields(vec![field.name.to_string()]));
                 }
@@ -431,7 +482,9 @@ fn json_token_name(value: &Value) -> &'static str {
 }
 
 fn looks_like_email(text: &str) -> bool {
-    let Some((local, domain)) = text.split_once('@') else { return false };
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
     !local.is_empty()
         && domain.contains('.')
         && !domain.starts_with('.')
@@ -451,8 +504,16 @@ fn is_blank(value: &Value) -> bool {
 fn derive_fields(record: &mut Record, before: Option<&Record>, now: DateTime<Utc>) {
     match record.sobject {
         "Contact" | "Lead" | "User" => {
-            let first = record.get("FirstName").as_str().unwrap_or_default().to_string();
-            let last = record.get("LastName").as_str().unwrap_or_default().to_string();
+            let first = record
+                .get("FirstName")
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let last = record
+                .get("LastName")
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let name = [first.as_str(), last.as_str()]
                 .iter()
                 .filter(|part| !part.is_empty())
@@ -463,10 +524,13 @@ fn derive_fields(record: &mut Record, before: Option<&Record>, now: DateTime<Utc
         }
         "Case" => {
             let closed = record.get("Status").as_str() == Some("Closed");
-            let was_closed = before.is_some_and(|before| before.get("IsClosed") == &Value::Bool(true));
+            let was_closed =
+                before.is_some_and(|before| before.get("IsClosed") == &Value::Bool(true));
             record.fields.insert("IsClosed", Value::Bool(closed));
             if closed && !was_closed {
-                record.fields.insert("ClosedDate", Value::String(format_datetime(now)));
+                record
+                    .fields
+                    .insert("ClosedDate", Value::String(format_datetime(now)));
             } else if !closed {
                 record.fields.insert("ClosedDate", Value::Null);
             }

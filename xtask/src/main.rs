@@ -9,7 +9,10 @@ use clap::{Parser, Subcommand};
 mod naming;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "Build, deploy, smoke-test and tear down the sfstack stack")]
+#[command(
+    name = "cargo xtask",
+    about = "Build, deploy, smoke-test and tear down the sfstack stack"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Commands,
@@ -48,8 +51,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(config) = config {
                 command.arg("--config").arg(config);
             }
-            let status = command.status().context("running the emulator with cargo")?;
-            Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            let status = command
+                .status()
+                .context("running the emulator with cargo")?;
+            Ok(if status.success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }

@@ -38,7 +38,11 @@ pub fn env_from_branch(branch: &str) -> String {
 
 fn short_hash(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
-    digest.iter().take(HASH_LEN / 2).map(|byte| format!("{byte:02x}")).collect()
+    digest
+        .iter()
+        .take(HASH_LEN / 2)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Checks a name given with `--env`: it is used as is, so it must already be valid.
@@ -48,7 +52,9 @@ pub fn validate_env_name(name: &str) -> Result<(), String> {
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && !name.ends_with('-')
         && !name.contains("--")
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     if valid {
         Ok(())
     } else {
@@ -88,7 +94,11 @@ mod tests {
     #[test]
     fn sanitized_names_are_valid_and_fit_the_budget() {
         let long = "a".repeat(300);
-        for branch in GOLDEN.iter().map(|(branch, _)| *branch).chain([long.as_str(), "", "/", "9"]) {
+        for branch in GOLDEN
+            .iter()
+            .map(|(branch, _)| *branch)
+            .chain([long.as_str(), "", "/", "9"])
+        {
             let env = env_from_branch(branch);
             assert!(env.len() <= MAX_ENV_LEN, "{env}");
             assert_eq!(validate_env_name(&env), Ok(()), "{branch} -> {env}");
@@ -97,7 +107,10 @@ mod tests {
 
     #[test]
     fn branches_that_fold_to_the_same_slug_do_not_collide() {
-        assert_ne!(env_from_branch("feature/login"), env_from_branch("feature_login"));
+        assert_ne!(
+            env_from_branch("feature/login"),
+            env_from_branch("feature_login")
+        );
         assert_ne!(env_from_branch("Fix"), env_from_branch("fix"));
     }
 

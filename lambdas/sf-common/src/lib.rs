@@ -31,9 +31,16 @@ pub enum CommonError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
     #[error("{operation} on {resource} failed: {message}")]
-    Aws { operation: &'static str, resource: String, message: String },
+    Aws {
+        operation: &'static str,
+        resource: String,
+        message: String,
+    },
     #[error("secret {resource} is not usable: {detail}")]
     SecretFormat { resource: String, detail: String },
     #[error("salesforce credentials in {resource}: {source}")]
-    Credentials { resource: String, source: salesforce::Error },
+    Credentials {
+        resource: String,
+        source: salesforce::Error,
+    },
 }

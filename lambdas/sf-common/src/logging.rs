@@ -8,7 +8,11 @@ pub fn init_logging() {
     let filter = std::env::var("RUST_LOG")
         .ok()
         .and_then(|value| EnvFilter::try_new(value).ok())
-        .unwrap_or_else(|| EnvFilter::new(level_from_original(std::env::var("LOGGING_LEVEL").ok().as_deref())));
+        .unwrap_or_else(|| {
+            EnvFilter::new(level_from_original(
+                std::env::var("LOGGING_LEVEL").ok().as_deref(),
+            ))
+        });
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -21,7 +25,10 @@ pub fn init_logging() {
 
 /// Maps the Python logging level names of the original package to tracing's.
 fn level_from_original(level: Option<&str>) -> &'static str {
-    match level.map(|level| level.trim().to_ascii_uppercase()).as_deref() {
+    match level
+        .map(|level| level.trim().to_ascii_uppercase())
+        .as_deref()
+    {
         Some("DEBUG") => "debug",
         Some("WARNING" | "WARN") => "warn",
         Some("ERROR" | "CRITICAL") => "error",

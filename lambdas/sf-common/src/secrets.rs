@@ -20,7 +20,11 @@ pub struct Secrets {
     client: aws_sdk_secretsmanager::Client,
 }
 
-fn aws_error(operation: &'static str, resource: &str, error: impl std::error::Error) -> CommonError {
+fn aws_error(
+    operation: &'static str,
+    resource: &str,
+    error: impl std::error::Error,
+) -> CommonError {
     // The SDK's display is terse ("service error"); the source chain says what happened.
     let mut message = error.to_string();
     let mut source = error.source();
@@ -29,7 +33,11 @@ fn aws_error(operation: &'static str, resource: &str, error: impl std::error::Er
         message.push_str(&inner.to_string());
         source = inner.source();
     }
-    CommonError::Aws { operation, resource: resource.to_string(), message }
+    CommonError::Aws {
+        operation,
+        resource: resource.to_string(),
+        message,
+    }
 }
 
 impl Secrets {
@@ -48,7 +56,12 @@ impl Secrets {
     }
 
     /// A secret's string value at a stage (`AWSCURRENT` when `None`) or version.
-    pub async fn get_string(&self, secret_id: &str, stage: Option<&str>, version_id: Option<&str>) -> Result<String, CommonError> {
+    pub async fn get_string(
+        &self,
+        secret_id: &str,
+        stage: Option<&str>,
+        version_id: Option<&str>,
+    ) -> Result<String, CommonError> {
         let output = self
             .client
             .get_secret_value()
@@ -58,28 +71,43 @@ impl Secrets {
             .send()
             .await
             .map_err(|error| aws_error("GetSecretValue", secret_id, error))?;
-        output.secret_string.ok_or_else(|| CommonError::SecretFormat {
-            resource: secret_id.to_string(),
-            detail: "it has no string value (binary secrets are not supported)".into(),
-        })
+        output
+            .secret_string
+            .ok_or_else(|| CommonError::SecretFormat {
+                resource: secret_id.to_string(),
+                detail: "it has no string value (binary secrets are not supported)".into(),
+            })
     }
 
     /// The Salesforce credentials named by `settings`, with the environment's overrides applied.
-    pub async fn load_credentials(&self, settings: &Settings) -> Result<salesforce::Credentials, CommonError> {
+    pub async fn load_credentials(
+        &self,
+        settings: &Settings,
+    ) -> Result<salesforce::Credentials, CommonError> {
         let arn = &settings.credentials_secret_arn;
         let document = self.get_string(arn, None, None).await?;
         credentials_from_document(&document, settings)
     }
 
     /// The session kept by `sf-token-refresh`, or `None` before its first refresh.
-    pub async fn load_session(&self, secret_id: &str) -> Result<Option<StoredSession>, CommonError> {
+    pub async fn load_session(
+        &self,
+        secret_id: &str,
+    ) -> Result<Option<StoredSession>, CommonError> {
         let value = self.get_string(secret_id, None, None).await?;
         parse_session(&value, secret_id)
     }
 
     /// Stores a new session as the secret's current value.
-    pub async fn store_session(&self, secret_id: &str, session: &salesforce::Session) -> Result<(), CommonError> {
-        let stored = StoredSession { session: session.clone(), refreshed_at: now_millis() };
+    pub async fn store_session(
+        &self,
+        secret_id: &str,
+        session: &salesforce::Session,
+    ) -> Result<(), CommonError> {
+        let stored = StoredSession {
+            session: session.clone(),
+            refreshed_at: now_millis(),
+        };
         let value = serde_json::to_string(&stored).map_err(|error| CommonError::SecretFormat {
             resource: secret_id.to_string(),
             detail: format!("could not serialize the session: {error}"),
@@ -96,30 +124,42 @@ impl Secrets {
 }
 
 /// Parses a credentials document and applies the environment's username and login URL.
-pub fn credentials_from_document(document: &str, settings: &Settings) -> Result<salesforce::Credentials, CommonError> {
+pub fn credentials_from_document(
+    document: &str,
+    settings: &Settings,
+) -> Result<salesforce::Credentials, CommonError> {
     let resource = settings.credentials_secret_arn.clone();
-    let credentials = salesforce::Credentials::from_json_with_username(document, settings.username.as_deref())
-        .map_err(|source| CommonError::Credentials { resource: resource.clone(), source })?;
+    let credentials =
+        salesforce::Credentials::from_json_with_username(document, settings.username.as_deref())
+            .map_err(|source| CommonError::Credentials {
+                resource: resource.clone(),
+                source,
+            })?;
     match &settings.login_url {
-        Some(url) => credentials.with_login_url(url).map_err(|source| CommonError::Credentials { resource, source }),
+        Some(url) => credentials
+            .with_login_url(url)
+            .map_err(|source| CommonError::Credentials { resource, source }),
         None => Ok(credentials),
     }
 }
 
 /// Reads a session secret value; `{}` (never refreshed) is `None`.
 pub fn parse_session(value: &str, resource: &str) -> Result<Option<StoredSession>, CommonError> {
-    let json: serde_json::Value = serde_json::from_str(value).map_err(|_| CommonError::SecretFormat {
-        resource: resource.to_string(),
-        detail: "its value is not JSON".into(),
-    })?;
+    let json: serde_json::Value =
+        serde_json::from_str(value).map_err(|_| CommonError::SecretFormat {
+            resource: resource.to_string(),
+            detail: "its value is not JSON".into(),
+        })?;
     if json.as_object().is_some_and(|object| object.is_empty()) {
         return Ok(None);
     }
-    serde_json::from_value::<StoredSession>(json).map(Some).map_err(|error| CommonError::SecretFormat {
-        resource: resource.to_string(),
-        // serde's message names the field, never the value.
-        detail: format!("it is not a stored session: {error}"),
-    })
+    serde_json::from_value::<StoredSession>(json)
+        .map(Some)
+        .map_err(|error| CommonError::SecretFormat {
+            resource: resource.to_string(),
+            // serde's message names the field, never the value.
+            detail: format!("it is not a stored session: {error}"),
+        })
 }
 
 pub fn now_millis() -> i64 {
@@ -145,9 +185,13 @@ mod tests {
         assert_eq!(stored.session.instance_url, "https://x.my.salesforce.com");
         assert_eq!(stored.refreshed_at, 2);
         let broken = r#"{"access_token":"00Dx!secret-token"}"#;
-        let error = parse_session(broken, "s").map(|_| ()).expect_err("incomplete");
+        let error = parse_session(broken, "s")
+            .map(|_| ())
+            .expect_err("incomplete");
         assert!(!error.to_string().contains("secret-token"), "{error}");
-        let error = parse_session("not json secret-token", "s").map(|_| ()).expect_err("not json");
+        let error = parse_session("not json secret-token", "s")
+            .map(|_| ())
+            .expect_err("not json");
         assert!(!error.to_string().contains("secret-token"), "{error}");
     }
 }

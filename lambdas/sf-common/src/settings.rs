@@ -40,7 +40,11 @@ impl Settings {
 
     /// Reads settings through `lookup` (the environment in production, a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let get = |name: &str| lookup(name).map(|value| value.trim().to_string()).filter(|value| !value.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|value| value.trim().to_string())
+                .filter(|value| !value.is_empty())
+        };
         let credentials_secret_arn = get("SF_CREDENTIALS_SECRET_ARN")
             .or_else(|| get("SF_CREDENTIALS_SECRETS_MANAGER_ARN"))
             .ok_or_else(|| SettingsError {
@@ -54,13 +58,21 @@ impl Settings {
                 "true" | "1" | "yes" => Some("https://login.salesforce.com".to_string()),
                 "false" | "0" | "no" => Some("https://test.salesforce.com".to_string()),
                 _ => {
-                    return Err(SettingsError { name: "SF_PRODUCTION", problem: format!("expected true or false, got {production:?}") });
+                    return Err(SettingsError {
+                        name: "SF_PRODUCTION",
+                        problem: format!("expected true or false, got {production:?}"),
+                    });
                 }
             },
             (None, None, None) => None,
         };
-        let api_version = get("SF_API_VERSION").or_else(|| get("SF_VERSION")).unwrap_or_else(|| salesforce::DEFAULT_API_VERSION.to_string());
-        let api_version = api_version.strip_prefix('v').unwrap_or(&api_version).to_string();
+        let api_version = get("SF_API_VERSION")
+            .or_else(|| get("SF_VERSION"))
+            .unwrap_or_else(|| salesforce::DEFAULT_API_VERSION.to_string());
+        let api_version = api_version
+            .strip_prefix('v')
+            .unwrap_or(&api_version)
+            .to_string();
         let millis = |name: &'static str, default: u64| -> Result<Duration, SettingsError> {
             match get(name) {
                 None => Ok(Duration::from_millis(default)),
@@ -69,15 +81,24 @@ impl Settings {
                     .ok()
                     .filter(|millis| *millis > 0)
                     .map(Duration::from_millis)
-                    .ok_or(SettingsError { name, problem: format!("expected a positive number of milliseconds, got {value:?}") }),
+                    .ok_or(SettingsError {
+                        name,
+                        problem: format!(
+                            "expected a positive number of milliseconds, got {value:?}"
+                        ),
+                    }),
             }
         };
         let max_retries = match get("SF_MAX_RETRIES") {
             None => 1,
-            Some(value) => value.parse::<u32>().ok().filter(|retries| *retries <= 5).ok_or(SettingsError {
-                name: "SF_MAX_RETRIES",
-                problem: format!("expected a whole number from 0 to 5, got {value:?}"),
-            })?,
+            Some(value) => value
+                .parse::<u32>()
+                .ok()
+                .filter(|retries| *retries <= 5)
+                .ok_or(SettingsError {
+                    name: "SF_MAX_RETRIES",
+                    problem: format!("expected a whole number from 0 to 5, got {value:?}"),
+                })?,
         };
         Ok(Self {
             credentials_secret_arn,
@@ -107,7 +128,10 @@ fn check_url(name: &'static str, value: String) -> Result<String, SettingsError>
     if value.starts_with("https://") || value.starts_with("http://") {
         Ok(value.trim_end_matches('/').to_string())
     } else {
-        Err(SettingsError { name, problem: format!("expected an https:// URL, got {value:?}") })
+        Err(SettingsError {
+            name,
+            problem: format!("expected an https:// URL, got {value:?}"),
+        })
     }
 }
 
@@ -118,21 +142,33 @@ mod tests {
     use super::*;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|name| map.get(name).cloned())
     }
 
     #[test]
     fn original_variables_are_honoured() {
         let settings = settings(&[
-            ("SF_CREDENTIALS_SECRETS_MANAGER_ARN", "arn:aws:secretsmanager:us-east-1:1:secret:sf"),
+            (
+                "SF_CREDENTIALS_SECRETS_MANAGER_ARN",
+                "arn:aws:secretsmanager:us-east-1:1:secret:sf",
+            ),
             ("SF_PRODUCTION", "false"),
             ("SF_VERSION", "v42.0"),
             ("SF_USERNAME", "agent@example.com"),
         ])
         .expect("valid");
-        assert_eq!(settings.credentials_secret_arn, "arn:aws:secretsmanager:us-east-1:1:secret:sf");
-        assert_eq!(settings.login_url.as_deref(), Some("https://test.salesforce.com"));
+        assert_eq!(
+            settings.credentials_secret_arn,
+            "arn:aws:secretsmanager:us-east-1:1:secret:sf"
+        );
+        assert_eq!(
+            settings.login_url.as_deref(),
+            Some("https://test.salesforce.com")
+        );
         assert_eq!(settings.api_version, "42.0");
         assert_eq!(settings.username.as_deref(), Some("agent@example.com"));
     }
@@ -157,10 +193,31 @@ mod tests {
     fn bad_values_name_the_variable() {
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[], "SF_CREDENTIALS_SECRET_ARN"),
-            (&[("SF_CREDENTIALS_SECRET_ARN", "x"), ("SF_PRODUCTION", "maybe")], "SF_PRODUCTION"),
-            (&[("SF_CREDENTIALS_SECRET_ARN", "x"), ("SF_HOST", "login.salesforce.com")], "SF_HOST"),
-            (&[("SF_CREDENTIALS_SECRET_ARN", "x"), ("SF_REQUEST_TIMEOUT_MS", "soon")], "SF_REQUEST_TIMEOUT_MS"),
-            (&[("SF_CREDENTIALS_SECRET_ARN", "x"), ("SF_MAX_RETRIES", "99")], "SF_MAX_RETRIES"),
+            (
+                &[
+                    ("SF_CREDENTIALS_SECRET_ARN", "x"),
+                    ("SF_PRODUCTION", "maybe"),
+                ],
+                "SF_PRODUCTION",
+            ),
+            (
+                &[
+                    ("SF_CREDENTIALS_SECRET_ARN", "x"),
+                    ("SF_HOST", "login.salesforce.com"),
+                ],
+                "SF_HOST",
+            ),
+            (
+                &[
+                    ("SF_CREDENTIALS_SECRET_ARN", "x"),
+                    ("SF_REQUEST_TIMEOUT_MS", "soon"),
+                ],
+                "SF_REQUEST_TIMEOUT_MS",
+            ),
+            (
+                &[("SF_CREDENTIALS_SECRET_ARN", "x"), ("SF_MAX_RETRIES", "99")],
+                "SF_MAX_RETRIES",
+            ),
         ];
         for (pairs, name) in cases {
             let error = settings(pairs).expect_err("invalid");

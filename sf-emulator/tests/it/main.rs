@@ -64,24 +64,49 @@ impl Org {
             .await;
         assert_eq!(response.status(), 200);
         let body: Value = response.json().await.expect("token json");
-        body["access_token"].as_str().expect("access_token").to_string()
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
     }
 
     pub async fn get(&self, token: &str, path: &str) -> (u16, reqwest::header::HeaderMap, Value) {
-        let response = self.http.get(self.data(path)).bearer_auth(token).send().await.expect("get");
+        let response = self
+            .http
+            .get(self.data(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("get");
         split(response).await
     }
 
-    pub async fn send(&self, token: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, reqwest::header::HeaderMap, Value) {
-        let mut request = self.http.request(method, self.data(path)).bearer_auth(token);
+    pub async fn send(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, reqwest::header::HeaderMap, Value) {
+        let mut request = self
+            .http
+            .request(method, self.data(path))
+            .bearer_auth(token);
         if let Some(body) = body {
             request = request.json(&body);
         }
         split(request.send().await.expect("request")).await
     }
 
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> reqwest::Response {
-        let mut request = self.http.request(method, self.url(&format!("/__emulator{path}")));
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .http
+            .request(method, self.url(&format!("/__emulator{path}")));
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -110,6 +135,9 @@ pub async fn split(response: reqwest::Response) -> (u16, reqwest::header::Header
 pub fn assert_rest_error(body: &Value, code: &str) -> String {
     let entry = &body[0];
     assert_eq!(entry["errorCode"], json!(code), "body: {body}");
-    assert!(body.as_array().is_some_and(|entries| entries.len() == 1), "body: {body}");
+    assert!(
+        body.as_array().is_some_and(|entries| entries.len() == 1),
+        "body: {body}"
+    );
     entry["message"].as_str().expect("message").to_string()
 }

@@ -4,8 +4,8 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use sf_emulator::OrgConfig;
+use sha2::{Digest, Sha256};
 
 use crate::{CLIENT_ID, CLIENT_SECRET, Org, PASSWORD_AND_TOKEN, USERNAME, split};
 
@@ -14,8 +14,12 @@ const OTHER_KEY: &str = include_str!("../../fixtures/other-key.pem");
 
 fn jwt(claims: Value, key_pem: &str) -> String {
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(key_pem.as_bytes()).expect("rsa key");
-    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key)
-        .expect("sign jwt")
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &claims,
+        &key,
+    )
+    .expect("sign jwt")
 }
 
 fn now() -> i64 {
@@ -26,7 +30,10 @@ async fn assert_oauth_error(response: reqwest::Response, error: &str, descriptio
     let (status, headers, body) = split(response).await;
     assert_eq!(status, 400, "body: {body}");
     assert_eq!(headers["content-type"], "application/json;charset=UTF-8");
-    assert_eq!(body, json!({"error": error, "error_description": description}));
+    assert_eq!(
+        body,
+        json!({"error": error, "error_description": description})
+    );
 }
 
 #[tokio::test]
@@ -50,13 +57,19 @@ async fn password_grant_returns_the_documented_fields() {
     assert!(token.starts_with("00D000000000001!"), "{token}");
     assert_eq!(body["instance_url"], json!(org.emulator.base_url()));
     assert_eq!(body["token_type"], "Bearer");
-    assert!(body.get("refresh_token").is_none(), "password flow issues no refresh token");
+    assert!(
+        body.get("refresh_token").is_none(),
+        "password flow issues no refresh token"
+    );
     let issued_at = body["issued_at"].as_str().expect("issued_at is a string");
     let millis: i64 = issued_at.parse().expect("issued_at is epoch milliseconds");
     assert!((millis / 1000 - now()).abs() < 60);
     let id = body["id"].as_str().expect("id");
     let prefix = format!("{}/id/00D000000000001EAA/005", org.emulator.base_url());
-    assert!(id.starts_with(&prefix) && id.len() == prefix.len() + 15, "{id}");
+    assert!(
+        id.starts_with(&prefix) && id.len() == prefix.len() + 15,
+        "{id}"
+    );
     let mut mac = Hmac::<Sha256>::new_from_slice(CLIENT_SECRET.as_bytes()).expect("hmac");
     mac.update(format!("{id}{issued_at}").as_bytes());
     let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
@@ -92,40 +105,84 @@ async fn json_token_body_is_an_unsupported_grant() {
         .send()
         .await
         .expect("token request");
-    assert_oauth_error(response, "unsupported_grant_type", "grant type not supported").await;
+    assert_oauth_error(
+        response,
+        "unsupported_grant_type",
+        "grant type not supported",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn password_grant_failures_use_salesforce_error_bodies() {
     let org = Org::start().await;
-    let cases: &[(&[(&str, &str)], &str, &str)] = &[
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str);
+    let cases: &[Case] = &[
         (
-            &[("grant_type", "password"), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET),
-              ("username", USERNAME), ("password", "demo-password")],
-            "invalid_grant", "authentication failure",
+            &[
+                ("grant_type", "password"),
+                ("client_id", CLIENT_ID),
+                ("client_secret", CLIENT_SECRET),
+                ("username", USERNAME),
+                ("password", "demo-password"),
+            ],
+            "invalid_grant",
+            "authentication failure",
         ),
         (
-            &[("grant_type", "password"), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET),
-              ("username", "nobody@sfstack.local"), ("password", PASSWORD_AND_TOKEN)],
-            "invalid_grant", "authentication failure",
+            &[
+                ("grant_type", "password"),
+                ("client_id", CLIENT_ID),
+                ("client_secret", CLIENT_SECRET),
+                ("username", "nobody@sfstack.local"),
+                ("password", PASSWORD_AND_TOKEN),
+            ],
+            "invalid_grant",
+            "authentication failure",
         ),
         (
-            &[("grant_type", "password"), ("client_id", "unknown"), ("client_secret", CLIENT_SECRET),
-              ("username", USERNAME), ("password", PASSWORD_AND_TOKEN)],
-            "invalid_client_id", "client identifier invalid",
+            &[
+                ("grant_type", "password"),
+                ("client_id", "unknown"),
+                ("client_secret", CLIENT_SECRET),
+                ("username", USERNAME),
+                ("password", PASSWORD_AND_TOKEN),
+            ],
+            "invalid_client_id",
+            "client identifier invalid",
         ),
         (
-            &[("grant_type", "password"), ("client_id", CLIENT_ID), ("client_secret", "wrong"),
-              ("username", USERNAME), ("password", PASSWORD_AND_TOKEN)],
-            "invalid_client", "invalid client credentials",
+            &[
+                ("grant_type", "password"),
+                ("client_id", CLIENT_ID),
+                ("client_secret", "wrong"),
+                ("username", USERNAME),
+                ("password", PASSWORD_AND_TOKEN),
+            ],
+            "invalid_client",
+            "invalid client credentials",
         ),
         (
-            &[("grant_type", "password"), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET),
-              ("username", "former@sfstack.local"), ("password", "former-passwordFORMERTOKEN")],
-            "inactive_user", "user is inactive",
+            &[
+                ("grant_type", "password"),
+                ("client_id", CLIENT_ID),
+                ("client_secret", CLIENT_SECRET),
+                ("username", "former@sfstack.local"),
+                ("password", "former-passwordFORMERTOKEN"),
+            ],
+            "inactive_user",
+            "user is inactive",
         ),
-        (&[("client_id", CLIENT_ID)], "unsupported_grant_type", "grant type not supported"),
-        (&[("grant_type", "magic")], "unsupported_grant_type", "grant type not supported"),
+        (
+            &[("client_id", CLIENT_ID)],
+            "unsupported_grant_type",
+            "grant type not supported",
+        ),
+        (
+            &[("grant_type", "magic")],
+            "unsupported_grant_type",
+            "grant type not supported",
+        ),
     ];
     for (params, error, description) in cases {
         let response = org.token_request(params).await;
@@ -136,7 +193,9 @@ async fn password_grant_failures_use_salesforce_error_bodies() {
 #[tokio::test]
 async fn password_flow_can_be_disabled_per_connected_app() {
     let mut config = OrgConfig::demo();
-    config.connected_apps[0].flows.retain(|flow| *flow != sf_emulator::config::Flow::Password);
+    config.connected_apps[0]
+        .flows
+        .retain(|flow| *flow != sf_emulator::config::Flow::Password);
     let org = Org::start_with(config).await;
     let response = org
         .token_request(&[
@@ -153,13 +212,19 @@ async fn password_flow_can_be_disabled_per_connected_app() {
 #[tokio::test]
 async fn jwt_bearer_grant_accepts_number_string_and_millisecond_exp() {
     let org = Org::start().await;
-    let exps = [json!(now() + 180), json!((now() + 180).to_string()), json!((now() + 180) * 1000)];
+    let exps = [
+        json!(now() + 180),
+        json!((now() + 180).to_string()),
+        json!((now() + 180) * 1000),
+    ];
     for exp in exps {
         let assertion = jwt(
             json!({"iss": CLIENT_ID, "sub": USERNAME, "aud": "https://login.salesforce.com", "exp": exp}),
             sf_emulator::DEMO_PRIVATE_KEY,
         );
-        let response = org.token_request(&[("grant_type", JWT_GRANT), ("assertion", &assertion)]).await;
+        let response = org
+            .token_request(&[("grant_type", JWT_GRANT), ("assertion", &assertion)])
+            .await;
         let (status, _, body) = split(response).await;
         assert_eq!(status, 200, "exp {exp}: {body}");
         assert!(body.get("refresh_token").is_none());
@@ -175,12 +240,19 @@ async fn jwt_bearer_grant_prefers_prn_over_sub() {
                "aud": org.emulator.base_url(), "exp": now() + 60}),
         sf_emulator::DEMO_PRIVATE_KEY,
     );
-    let response = org.token_request(&[("grant_type", JWT_GRANT), ("assertion", &assertion)]).await;
+    let response = org
+        .token_request(&[("grant_type", JWT_GRANT), ("assertion", &assertion)])
+        .await;
     let (status, _, body) = split(response).await;
     assert_eq!(status, 200, "{body}");
     let identity = body["id"].as_str().expect("id");
     let agent_id = identity.rsplit('/').next().expect("user id");
-    let (_, _, user) = org.get(body["access_token"].as_str().expect("token"), &format!("/sobjects/User/{agent_id}")).await;
+    let (_, _, user) = org
+        .get(
+            body["access_token"].as_str().expect("token"),
+            &format!("/sobjects/User/{agent_id}"),
+        )
+        .await;
     assert_eq!(user["Username"], "agent@sfstack.local");
 }
 
@@ -195,15 +267,41 @@ async fn jwt_bearer_grant_failures() {
     };
     let key = sf_emulator::DEMO_PRIVATE_KEY;
     let cases = [
-        (jwt(with("aud", json!("https://evil.example")), key), "invalid_grant", "Audience validation failed"),
-        (jwt(good.clone(), OTHER_KEY), "invalid_grant", "invalid assertion"),
-        (jwt(with("exp", json!(now() - 600)), key), "invalid_grant", "expired authorization code"),
-        (jwt(with("iss", json!("unknown-app")), key), "invalid_client_id", "client identifier invalid"),
-        (jwt(with("sub", json!("former@sfstack.local")), key), "invalid_grant", "user hasn't approved this consumer"),
-        ("not.a.jwt".to_string(), "invalid_grant", "invalid assertion"),
+        (
+            jwt(with("aud", json!("https://evil.example")), key),
+            "invalid_grant",
+            "Audience validation failed",
+        ),
+        (
+            jwt(good.clone(), OTHER_KEY),
+            "invalid_grant",
+            "invalid assertion",
+        ),
+        (
+            jwt(with("exp", json!(now() - 600)), key),
+            "invalid_grant",
+            "expired authorization code",
+        ),
+        (
+            jwt(with("iss", json!("unknown-app")), key),
+            "invalid_client_id",
+            "client identifier invalid",
+        ),
+        (
+            jwt(with("sub", json!("former@sfstack.local")), key),
+            "invalid_grant",
+            "user hasn't approved this consumer",
+        ),
+        (
+            "not.a.jwt".to_string(),
+            "invalid_grant",
+            "invalid assertion",
+        ),
     ];
     for (assertion, error, description) in cases {
-        let response = org.token_request(&[("grant_type", JWT_GRANT), ("assertion", &assertion)]).await;
+        let response = org
+            .token_request(&[("grant_type", JWT_GRANT), ("assertion", &assertion)])
+            .await;
         assert_oauth_error(response, error, description).await;
     }
 }
@@ -212,7 +310,11 @@ async fn jwt_bearer_grant_failures() {
 async fn client_credentials_grant_by_form_and_basic_auth() {
     let org = Org::start().await;
     let response = org
-        .token_request(&[("grant_type", "client_credentials"), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)])
+        .token_request(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ])
         .await;
     assert_eq!(response.status(), 200);
     let response = org
@@ -240,26 +342,59 @@ async fn client_credentials_without_run_as_user_or_flow() {
     let mut config = OrgConfig::demo();
     config.connected_apps[0].client_credentials_user = None;
     let org = Org::start_with(config).await;
-    let params = [("grant_type", "client_credentials"), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)];
-    assert_oauth_error(org.token_request(&params).await, "invalid_grant", "no client credentials user enabled").await;
+    let params = [
+        ("grant_type", "client_credentials"),
+        ("client_id", CLIENT_ID),
+        ("client_secret", CLIENT_SECRET),
+    ];
+    assert_oauth_error(
+        org.token_request(&params).await,
+        "invalid_grant",
+        "no client credentials user enabled",
+    )
+    .await;
 
     let mut config = OrgConfig::demo();
-    config.connected_apps[0].flows.retain(|flow| *flow != sf_emulator::config::Flow::ClientCredentials);
+    config.connected_apps[0]
+        .flows
+        .retain(|flow| *flow != sf_emulator::config::Flow::ClientCredentials);
     let org = Org::start_with(config).await;
-    assert_oauth_error(org.token_request(&params).await, "invalid_grant", "client credentials flow not enabled").await;
+    assert_oauth_error(
+        org.token_request(&params).await,
+        "invalid_grant",
+        "client credentials flow not enabled",
+    )
+    .await;
 }
 
 /// Runs the authorize step and returns the code from the redirect.
 async fn authorize(org: &Org, redirect_uri: &str, extra: &[(&str, &str)]) -> String {
-    let mut query = vec![("response_type", "code"), ("client_id", CLIENT_ID), ("redirect_uri", redirect_uri), ("state", "wa:whatsapp:+15555550100.sig")];
+    let mut query = vec![
+        ("response_type", "code"),
+        ("client_id", CLIENT_ID),
+        ("redirect_uri", redirect_uri),
+        ("state", "wa:whatsapp:+15555550100.sig"),
+    ];
     query.extend_from_slice(extra);
-    let response = org.http.get(org.url("/services/oauth2/authorize")).query(&query).send().await.expect("authorize");
+    let response = org
+        .http
+        .get(org.url("/services/oauth2/authorize"))
+        .query(&query)
+        .send()
+        .await
+        .expect("authorize");
     assert_eq!(response.status(), 302);
-    let location = response.headers()["location"].to_str().expect("location").to_string();
+    let location = response.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
     let url = url::Url::parse(&location).expect("redirect url");
     assert!(location.starts_with(redirect_uri), "{location}");
     let pairs: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
-    assert_eq!(pairs.get("state").map(String::as_str), Some("wa:whatsapp:+15555550100.sig"));
+    assert_eq!(
+        pairs.get("state").map(String::as_str),
+        Some("wa:whatsapp:+15555550100.sig")
+    );
     pairs.get("code").cloned().expect("code in redirect")
 }
 
@@ -272,20 +407,43 @@ async fn authorization_code_is_single_use_and_bound_to_its_redirect_uri() {
         let org = &org;
         async move {
             org.token_request(&[
-                ("grant_type", "authorization_code"), ("code", &code), ("client_id", CLIENT_ID),
-                ("client_secret", CLIENT_SECRET), ("redirect_uri", redirect),
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("client_id", CLIENT_ID),
+                ("client_secret", CLIENT_SECRET),
+                ("redirect_uri", redirect),
             ])
             .await
         }
     };
-    let (status, _, body) = split(exchange(code.clone(), "http://127.0.0.1:9999/callback").await).await;
+    let (status, _, body) =
+        split(exchange(code.clone(), "http://127.0.0.1:9999/callback").await).await;
     assert_eq!(status, 200, "{body}");
-    assert!(body["refresh_token"].as_str().is_some_and(|token| !token.is_empty()));
-    assert_oauth_error(exchange(code, "http://127.0.0.1:9999/callback").await, "invalid_grant", "expired authorization code").await;
+    assert!(
+        body["refresh_token"]
+            .as_str()
+            .is_some_and(|token| !token.is_empty())
+    );
+    assert_oauth_error(
+        exchange(code, "http://127.0.0.1:9999/callback").await,
+        "invalid_grant",
+        "expired authorization code",
+    )
+    .await;
 
     let code = authorize(&org, redirect, &[]).await;
-    assert_oauth_error(exchange(code, "http://127.0.0.1:9999/other").await, "redirect_uri_mismatch", "redirect_uri must match configuration").await;
-    assert_oauth_error(exchange("made-up".into(), "http://127.0.0.1:9999/callback").await, "invalid_grant", "expired authorization code").await;
+    assert_oauth_error(
+        exchange(code, "http://127.0.0.1:9999/other").await,
+        "redirect_uri_mismatch",
+        "redirect_uri must match configuration",
+    )
+    .await;
+    assert_oauth_error(
+        exchange("made-up".into(), "http://127.0.0.1:9999/callback").await,
+        "invalid_grant",
+        "expired authorization code",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -294,7 +452,11 @@ async fn authorize_refuses_unregistered_redirects_without_redirecting() {
     let response = org
         .http
         .get(org.url("/services/oauth2/authorize"))
-        .query(&[("response_type", "code"), ("client_id", CLIENT_ID), ("redirect_uri", "https://evil.example/callback")])
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", "https://evil.example/callback"),
+        ])
         .send()
         .await
         .expect("authorize");
@@ -307,11 +469,14 @@ async fn pkce_verifier_is_checked() {
     let org = Org::start().await;
     let redirect = "http://127.0.0.1/callback";
     let verifier = "a-long-enough-code-verifier-value-for-pkce-tests-0123456789";
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(verifier.as_bytes()));
     let params = |code: &str, verifier: Option<&str>| {
         let mut params = vec![
-            ("grant_type".to_string(), "authorization_code".to_string()), ("code".into(), code.to_string()),
-            ("client_id".into(), CLIENT_ID.into()), ("client_secret".into(), CLIENT_SECRET.into()),
+            ("grant_type".to_string(), "authorization_code".to_string()),
+            ("code".into(), code.to_string()),
+            ("client_id".into(), CLIENT_ID.into()),
+            ("client_secret".into(), CLIENT_SECRET.into()),
             ("redirect_uri".into(), redirect.into()),
         ];
         if let Some(verifier) = verifier {
@@ -321,42 +486,86 @@ async fn pkce_verifier_is_checked() {
     };
     let post = |params: Vec<(String, String)>| {
         let org = &org;
-        async move { org.http.post(org.url("/services/oauth2/token")).form(&params).send().await.expect("token") }
+        async move {
+            org.http
+                .post(org.url("/services/oauth2/token"))
+                .form(&params)
+                .send()
+                .await
+                .expect("token")
+        }
     };
-    let extra = [("code_challenge", challenge.as_str()), ("code_challenge_method", "S256")];
+    let extra = [
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
     let code = authorize(&org, redirect, &extra).await;
     assert_eq!(post(params(&code, Some(verifier))).await.status(), 200);
     let code = authorize(&org, redirect, &extra).await;
-    assert_oauth_error(post(params(&code, None)).await, "invalid_grant", "invalid code verifier").await;
+    assert_oauth_error(
+        post(params(&code, None)).await,
+        "invalid_grant",
+        "invalid code verifier",
+    )
+    .await;
     let code = authorize(&org, redirect, &extra).await;
-    assert_oauth_error(post(params(&code, Some("wrong-verifier"))).await, "invalid_request", "invalid code verifier").await;
+    assert_oauth_error(
+        post(params(&code, Some("wrong-verifier"))).await,
+        "invalid_request",
+        "invalid code verifier",
+    )
+    .await;
 }
 
 async fn refresh_token(org: &Org) -> String {
     let code = authorize(org, "http://127.0.0.1/callback", &[]).await;
     let response = org
         .token_request(&[
-            ("grant_type", "authorization_code"), ("code", &code), ("client_id", CLIENT_ID),
-            ("client_secret", CLIENT_SECRET), ("redirect_uri", "http://127.0.0.1/callback"),
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+            ("redirect_uri", "http://127.0.0.1/callback"),
         ])
         .await;
     let body: Value = response.json().await.expect("json");
-    body["refresh_token"].as_str().expect("refresh_token").to_string()
+    body["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_string()
 }
 
 #[tokio::test]
 async fn refresh_token_grant_then_admin_revocation() {
     let org = Org::start().await;
     let token = refresh_token(&org).await;
-    let params = [("grant_type", "refresh_token"), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET), ("refresh_token", token.as_str())];
+    let params = [
+        ("grant_type", "refresh_token"),
+        ("client_id", CLIENT_ID),
+        ("client_secret", CLIENT_SECRET),
+        ("refresh_token", token.as_str()),
+    ];
     let (status, _, body) = split(org.token_request(&params).await).await;
     assert_eq!(status, 200, "{body}");
-    assert!(body.get("refresh_token").is_none(), "no rotation by default");
+    assert!(
+        body.get("refresh_token").is_none(),
+        "no rotation by default"
+    );
     assert_eq!(body["scope"], "refresh_token api web");
     let session = body["access_token"].as_str().expect("token").to_string();
 
-    assert_eq!(org.admin(Method::POST, "/refresh-tokens/revoke", None).await.status(), 204);
-    assert_oauth_error(org.token_request(&params).await, "invalid_grant", "expired access/refresh token").await;
+    assert_eq!(
+        org.admin(Method::POST, "/refresh-tokens/revoke", None)
+            .await
+            .status(),
+        204
+    );
+    assert_oauth_error(
+        org.token_request(&params).await,
+        "invalid_grant",
+        "expired access/refresh token",
+    )
+    .await;
     // Revoking a refresh token revokes the sessions it produced.
     let (status, _, _) = org.get(&session, "/limits").await;
     assert_eq!(status, 401);
@@ -366,21 +575,66 @@ async fn refresh_token_grant_then_admin_revocation() {
 async fn refresh_token_rotation_retires_the_old_token() {
     let org = Org::start().await;
     let first = refresh_token(&org).await;
-    assert_eq!(org.admin(Method::PUT, "/refresh-tokens/rotation", Some(json!({"enabled": true}))).await.status(), 204);
+    assert_eq!(
+        org.admin(
+            Method::PUT,
+            "/refresh-tokens/rotation",
+            Some(json!({"enabled": true}))
+        )
+        .await
+        .status(),
+        204
+    );
     let params = |token: &str| {
-        vec![("grant_type".to_string(), "refresh_token".to_string()), ("client_id".into(), CLIENT_ID.into()), ("refresh_token".into(), token.to_string())]
+        vec![
+            ("grant_type".to_string(), "refresh_token".to_string()),
+            ("client_id".into(), CLIENT_ID.into()),
+            ("refresh_token".into(), token.to_string()),
+        ]
     };
-    let response = org.http.post(org.url("/services/oauth2/token")).form(&params(&first)).send().await.expect("token");
+    let response = org
+        .http
+        .post(org.url("/services/oauth2/token"))
+        .form(&params(&first))
+        .send()
+        .await
+        .expect("token");
     let body: Value = response.json().await.expect("json");
-    let second = body["refresh_token"].as_str().expect("rotated token").to_string();
+    let second = body["refresh_token"]
+        .as_str()
+        .expect("rotated token")
+        .to_string();
     assert_ne!(first, second);
-    let response = org.http.post(org.url("/services/oauth2/token")).form(&params(&first)).send().await.expect("token");
+    let response = org
+        .http
+        .post(org.url("/services/oauth2/token"))
+        .form(&params(&first))
+        .send()
+        .await
+        .expect("token");
     assert_oauth_error(response, "invalid_grant", "expired access/refresh token").await;
-    let response = org.http.post(org.url("/services/oauth2/token")).form(&params(&second)).send().await.expect("token");
+    let response = org
+        .http
+        .post(org.url("/services/oauth2/token"))
+        .form(&params(&second))
+        .send()
+        .await
+        .expect("token");
     assert_eq!(response.status(), 200);
 
-    assert_eq!(org.admin(Method::POST, "/refresh-tokens/rotate", None).await.status(), 204);
-    let response = org.http.post(org.url("/services/oauth2/token")).form(&params(&second)).send().await.expect("token");
+    assert_eq!(
+        org.admin(Method::POST, "/refresh-tokens/rotate", None)
+            .await
+            .status(),
+        204
+    );
+    let response = org
+        .http
+        .post(org.url("/services/oauth2/token"))
+        .form(&params(&second))
+        .send()
+        .await
+        .expect("token");
     assert_oauth_error(response, "invalid_grant", "expired access/refresh token").await;
 }
 
@@ -388,12 +642,24 @@ async fn refresh_token_rotation_retires_the_old_token() {
 async fn revoke_endpoint_ends_a_session() {
     let org = Org::start().await;
     let token = org.login().await;
-    let response = org.http.post(org.url("/services/oauth2/revoke")).form(&[("token", token.as_str())]).send().await.expect("revoke");
+    let response = org
+        .http
+        .post(org.url("/services/oauth2/revoke"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .expect("revoke");
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.expect("body"), "");
     let (status, _, body) = org.get(&token, "/limits").await;
     assert_eq!(status, 401);
     assert_eq!(body[0]["errorCode"], "INVALID_SESSION_ID");
-    let response = org.http.post(org.url("/services/oauth2/revoke")).form(&[("token", token.as_str())]).send().await.expect("revoke");
+    let response = org
+        .http
+        .post(org.url("/services/oauth2/revoke"))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .expect("revoke");
     assert_oauth_error(response, "invalid_token", "invalid token").await;
 }

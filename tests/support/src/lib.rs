@@ -44,9 +44,15 @@ pub fn ensure_python_tools() -> anyhow::Result<PathBuf> {
     if std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == pinned) {
         return Ok(bin);
     }
-    eprintln!("installing pinned Python tools (moto, cargo-lambda, cfn-lint) into {} ...", venv.display());
+    eprintln!(
+        "installing pinned Python tools (moto, cargo-lambda, cfn-lint) into {} ...",
+        venv.display()
+    );
     if !bin.join("python").exists() {
-        run(Command::new("python3").arg("-m").arg("venv").arg(&venv), "python3 -m venv")?;
+        run(
+            Command::new("python3").arg("-m").arg("venv").arg(&venv),
+            "python3 -m venv",
+        )?;
     }
     run(
         Command::new(bin.join("pip"))
@@ -59,9 +65,13 @@ pub fn ensure_python_tools() -> anyhow::Result<PathBuf> {
 }
 
 fn run(command: &mut Command, what: &str) -> anyhow::Result<()> {
-    let status = command.status().with_context(|| format!("running {what}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("running {what}"))?;
     if !status.success() {
-        bail!("{what} failed ({status})\nhint: the tools need python3 with venv and pip, and access to PyPI");
+        bail!(
+            "{what} failed ({status})\nhint: the tools need python3 with venv and pip, and access to PyPI"
+        );
     }
     Ok(())
 }
@@ -77,11 +87,16 @@ impl DirLock {
                 Ok(()) => return Ok(Self(path.to_path_buf())),
                 Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
                     if started.elapsed() > timeout {
-                        bail!("waited {timeout:?} for {}; if no install is running, remove it", path.display());
+                        bail!(
+                            "waited {timeout:?} for {}; if no install is running, remove it",
+                            path.display()
+                        );
                     }
                     std::thread::sleep(Duration::from_millis(250));
                 }
-                Err(error) => return Err(error).with_context(|| format!("creating {}", path.display())),
+                Err(error) => {
+                    return Err(error).with_context(|| format!("creating {}", path.display()));
+                }
             }
         }
     }
@@ -163,7 +178,11 @@ impl MotoServer {
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_credential_types::Credentials::new(
-                "testing", "testing", None, None, "sfstack-tests",
+                "testing",
+                "testing",
+                None,
+                None,
+                "sfstack-tests",
             ))
             .load()
             .await

@@ -126,7 +126,7 @@ impl Harness {
             .headers()
             .get("location")
             .and_then(|value| value.to_str().ok())
-            .and_then(|value| url::Url::parse(value).ok())
+            .and_then(|value| reqwest::Url::parse(value).ok())
             .expect("location header");
         let code = location
             .query_pairs()

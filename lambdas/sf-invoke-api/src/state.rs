@@ -1,0 +1,177 @@
+//! Per-execution-environment state: settings, the Secrets Manager client, the credentials
+//! (loaded at most once) and the Salesforce client (built once, replaced only when its
+//! session is rejected).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use salesforce::{Client, Credentials, Secret};
+use sf_common::{Secrets, Settings, SettingsError};
+use tokio::sync::{Mutex, OnceCell};
+
+use crate::error::{InvokeError, from_salesforce};
+use crate::flatten::Output;
+use crate::operation::Plan;
+
+/// Where "now" comes from (relative dates); tests inject a fixed clock.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// How long before the invocation's deadline a call is abandoned, so the function can still
+/// report a clean `Timeout` error before Lambda stops it.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(300);
+
+/// Everything one execution environment keeps between invocations. Build it once in `main`
+/// and pass it to every invocation.
+pub struct HandlerState {
+    settings: Result<Settings, SettingsError>,
+    secrets: Secrets,
+    credentials: OnceCell<Credentials>,
+    client: Mutex<Option<ActiveClient>>,
+    clock: Clock,
+}
+
+/// The cached client and what it was built from.
+#[derive(Clone)]
+struct ActiveClient {
+    client: Client,
+    /// The stored session's token when the client was seeded from the session secret (and so
+    /// cannot log in itself); `None` for a client that logs in with the credentials.
+    stored_token: Option<Secret>,
+    /// Increases with every replacement, so an invocation can tell whether another one
+    /// already replaced the client it saw fail.
+    generation: u64,
+}
+
+impl HandlerState {
+    /// State for `settings` (a settings error is kept and reported by every invocation as a
+    /// `ConfigurationError`, so the runtime starts instead of crash-looping).
+    pub fn new(settings: Result<Settings, SettingsError>, secrets: Secrets) -> Self {
+        Self {
+            settings,
+            secrets,
+            credentials: OnceCell::new(),
+            client: Mutex::new(None),
+            clock: Arc::new(Utc::now),
+        }
+    }
+
+    /// Replaces the clock (tests).
+    pub fn with_clock(mut self, clock: impl Fn() -> DateTime<Utc> + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    pub fn settings(&self) -> Result<&Settings, InvokeError> {
+        self.settings
+            .as_ref()
+            .map_err(|error| InvokeError::Configuration(error.to_string()))
+    }
+
+    /// Runs `plan` with the cached client. When the client was seeded with a stored session
+    /// that Salesforce rejects, the session secret is read again: a different token is used
+    /// as is; otherwise the function logs in with the credentials. Either way the call is
+    /// repeated once.
+    pub async fn run(&self, plan: &Plan) -> Result<Output, InvokeError> {
+        let active = self.active_client().await?;
+        match plan.execute(&active.client).await {
+            Err(salesforce::Error::SessionExpired) => {
+                tracing::info!("the stored Salesforce session was rejected; renewing it");
+                let replacement = self.replace_rejected(&active).await?;
+                plan.execute(&replacement.client)
+                    .await
+                    .map_err(from_salesforce)
+            }
+            other => other.map_err(from_salesforce),
+        }
+    }
+
+    async fn active_client(&self) -> Result<ActiveClient, InvokeError> {
+        let mut slot = self.client.lock().await;
+        if let Some(active) = slot.as_ref() {
+            return Ok(active.clone());
+        }
+        let active = self.build_client(None, 0).await?;
+        *slot = Some(active.clone());
+        Ok(active)
+    }
+
+    async fn replace_rejected(&self, rejected: &ActiveClient) -> Result<ActiveClient, InvokeError> {
+        let mut slot = self.client.lock().await;
+        if let Some(current) = slot.as_ref()
+            && current.generation != rejected.generation
+        {
+            return Ok(current.clone());
+        }
+        let active = self
+            .build_client(rejected.stored_token.as_ref(), rejected.generation + 1)
+            .await?;
+        *slot = Some(active.clone());
+        Ok(active)
+    }
+
+    /// A client from the session secret when it holds a session other than `rejected_token`,
+    /// else a client that logs in with the credentials.
+    async fn build_client(
+        &self,
+        rejected_token: Option<&Secret>,
+        generation: u64,
+    ) -> Result<ActiveClient, InvokeError> {
+        let settings = self.settings()?;
+        let config = settings.client_config();
+        if let Some(arn) = &settings.session_secret_arn {
+            let stored = self
+                .secrets
+                .load_session(arn)
+                .await
+                .map_err(|error| InvokeError::Configuration(error.to_string()))?;
+            match stored {
+                Some(stored) if Some(&stored.session.access_token) != rejected_token => {
+                    let token = stored.session.access_token.clone();
+                    let client = Client::with_session(stored.session, None, config).map_err(
+                        |error| {
+                            InvokeError::Configuration(format!(
+                                "the session secret {arn} holds an unusable session: {error}"
+                            ))
+                        },
+                    )?;
+                    tracing::debug!(generation, "using the stored Salesforce session");
+                    return Ok(ActiveClient {
+                        client,
+                        stored_token: Some(token),
+                        generation,
+                    });
+                }
+                Some(_) => {
+                    tracing::info!("the session secret still holds the rejected session; logging in");
+                }
+                None => {
+                    tracing::info!("the session secret holds no session yet; logging in");
+                }
+            }
+        }
+        let credentials = self.credentials(settings).await?.clone();
+        let client = Client::new(credentials, config).map_err(from_salesforce)?;
+        Ok(ActiveClient {
+            client,
+            stored_token: None,
+            generation,
+        })
+    }
+
+    /// The Salesforce credentials, read from Secrets Manager on first use only.
+    async fn credentials(&self, settings: &Settings) -> Result<&Credentials, InvokeError> {
+        self.credentials
+            .get_or_try_init(|| async {
+                self.secrets
+                    .load_credentials(settings)
+                    .await
+                    .map_err(|error| InvokeError::Configuration(error.to_string()))
+            })
+            .await
+    }
+}
