@@ -1,5 +1,6 @@
 //! The emulator's own tests: every endpoint's wire format, driven over HTTP.
 
+mod binary;
 mod concurrency;
 mod oauth;
 mod raw_http;
