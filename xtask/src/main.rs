@@ -6,6 +6,8 @@ use std::process::{Command, ExitCode};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+#[allow(dead_code)] // Read by deploy, which lands with the rest of the orchestrator.
+mod config;
 mod naming;
 
 #[derive(Parser)]

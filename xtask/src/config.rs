@@ -1,0 +1,244 @@
+//! `sfstack.toml`: the settings a team shares, validated up front, with per-environment
+//! overrides. It never holds a secret.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The file's name, at the workspace root.
+pub const FILE_NAME: &str = "sfstack.toml";
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Salesforce {
+    pub login_url: String,
+    pub api_version: String,
+    pub username: String,
+    pub auth_flow: String,
+    pub production: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Connect {
+    pub instance_arn: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Functions {
+    pub architecture: String,
+    pub memory_mb: u32,
+    pub timeout_seconds: u32,
+    pub log_retention_days: u32,
+    pub token_refresh_rate: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environments {
+    pub ttl: String,
+    pub protected: Vec<String>,
+}
+
+/// The effective settings of one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub salesforce: Salesforce,
+    #[serde(default)]
+    pub connect: Connect,
+    pub functions: Functions,
+    pub environments: Environments,
+}
+
+/// Log retention values CloudWatch Logs accepts.
+const RETENTION_DAYS: &[u32] = &[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+impl Settings {
+    /// Reads `sfstack.toml` and returns the settings for `environment` (defaults merged with
+    /// `[env.NAME.*]`), validated.
+    pub fn load(path: &Path, environment: &str) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}\nhint: run from the repository root, where {FILE_NAME} lives", path.display()))?;
+        Self::parse(&text, environment).with_context(|| format!("in {}", path.display()))
+    }
+
+    pub fn parse(text: &str, environment: &str) -> anyhow::Result<Self> {
+        let mut document: toml::Table = text.parse().context("not valid TOML")?;
+        let overrides = document.remove("env");
+        if let Some(toml::Value::Table(envs)) = &overrides
+            && let Some(toml::Value::Table(specific)) = envs.get(environment)
+        {
+            merge(&mut document, specific);
+        } else if overrides.as_ref().is_some_and(|value| !value.is_table()) {
+            bail!("env: expected tables like [env.NAME.functions]");
+        }
+        let settings: Settings = toml::Value::Table(document).try_into().map_err(|error: toml::de::Error| {
+            anyhow::anyhow!("{}", error.message().trim())
+        })?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let sf = &self.salesforce;
+        if !(sf.login_url.starts_with("https://") || sf.login_url.starts_with("http://127.0.0.1")) {
+            bail!("salesforce.login_url: expected an https:// URL, got {:?}", sf.login_url);
+        }
+        let version_ok = sf.api_version.split_once('.').is_some_and(|(major, minor)| {
+            !major.is_empty() && !minor.is_empty() && major.bytes().chain(minor.bytes()).all(|b| b.is_ascii_digit())
+        });
+        if !version_ok {
+            bail!("salesforce.api_version: expected a version like \"62.0\" (no leading v), got {:?}", sf.api_version);
+        }
+        if !sf.username.contains('@') {
+            bail!("salesforce.username: expected a Salesforce username (an email-like login), got {:?}", sf.username);
+        }
+        if !["jwt", "password", "refresh_token", "client_credentials"].contains(&sf.auth_flow.as_str()) {
+            bail!("salesforce.auth_flow: expected one of jwt, password, refresh_token, client_credentials, got {:?}", sf.auth_flow);
+        }
+        if let Some(arn) = &self.connect.instance_arn
+            && !(arn.starts_with("arn:aws:connect:") && arn.contains(":instance/"))
+        {
+            bail!("connect.instance_arn: expected arn:aws:connect:REGION:ACCOUNT:instance/ID, got {arn:?}");
+        }
+        let functions = &self.functions;
+        if !["x86_64", "arm64"].contains(&functions.architecture.as_str()) {
+            bail!("functions.architecture: expected x86_64 or arm64, got {:?}", functions.architecture);
+        }
+        if !(128..=10240).contains(&functions.memory_mb) {
+            bail!("functions.memory_mb: expected 128 to 10240, got {}", functions.memory_mb);
+        }
+        if !(3..=900).contains(&functions.timeout_seconds) {
+            bail!("functions.timeout_seconds: expected 3 to 900 (the Salesforce calls need time to fail cleanly), got {}", functions.timeout_seconds);
+        }
+        if !RETENTION_DAYS.contains(&functions.log_retention_days) {
+            bail!("functions.log_retention_days: expected one of CloudWatch's values ({RETENTION_DAYS:?}), got {}", functions.log_retention_days);
+        }
+        parse_rate(&functions.token_refresh_rate)
+            .with_context(|| format!("functions.token_refresh_rate: {:?}", functions.token_refresh_rate))?;
+        if self.environments.ttl != "never" {
+            parse_duration(&self.environments.ttl)
+                .with_context(|| format!("environments.ttl: {:?}", self.environments.ttl))?;
+        }
+        Ok(())
+    }
+
+    /// The environment TTL, `None` for `never`.
+    pub fn ttl(&self) -> Option<std::time::Duration> {
+        parse_duration(&self.environments.ttl).ok()
+    }
+}
+
+/// Overlays `overrides` onto `base`, table by table.
+fn merge(base: &mut toml::Table, overrides: &toml::Table) {
+    for (key, value) in overrides {
+        match (base.get_mut(key), value) {
+            (Some(toml::Value::Table(base_table)), toml::Value::Table(override_table)) => merge(base_table, override_table),
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// An EventBridge rate expression: `rate(N minute|minutes|hour|hours|day|days)`.
+pub fn parse_rate(text: &str) -> anyhow::Result<u64> {
+    let inner = text
+        .strip_prefix("rate(")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .context("expected rate(N minutes), e.g. rate(15 minutes)")?;
+    let (count, unit) = inner.trim().split_once(' ').context("expected rate(N UNIT)")?;
+    let count: u64 = count.parse().context("the count must be a whole number")?;
+    let singular = count == 1;
+    let minutes = match (unit, singular) {
+        ("minute", true) | ("minutes", false) => count,
+        ("hour", true) | ("hours", false) => count * 60,
+        ("day", true) | ("days", false) => count * 1440,
+        _ => bail!("the unit must be minute(s), hour(s) or day(s), singular only for 1"),
+    };
+    if minutes == 0 || minutes > 110 {
+        // A Salesforce session lasts 2 hours by default; refreshing less often lets it lapse.
+        bail!("refresh at least every 110 minutes so the session never lapses, and not 0");
+    }
+    Ok(minutes)
+}
+
+/// A duration like `90m`, `36h`, `7d`, `2w`.
+pub fn parse_duration(text: &str) -> anyhow::Result<std::time::Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).context("expected a number and a unit, e.g. 7d")?;
+    let (count, unit) = text.split_at(split);
+    let count: u64 = count.parse().context("expected a number and a unit, e.g. 7d")?;
+    let seconds = match unit {
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        "w" => 7 * 86400,
+        _ => bail!("unknown unit {unit:?}: use m, h, d or w"),
+    };
+    Ok(std::time::Duration::from_secs(count * seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHECKED_IN: &str = include_str!("../../sfstack.toml");
+
+    #[test]
+    fn the_checked_in_file_is_valid_for_every_environment() {
+        let default = Settings::parse(CHECKED_IN, "feature-x-123456").expect("valid");
+        assert_eq!(default.functions.memory_mb, 256);
+        assert_eq!(default.ttl(), Some(std::time::Duration::from_secs(7 * 86400)));
+        let prod = Settings::parse(CHECKED_IN, "prod").expect("valid");
+        assert_eq!(prod.functions.memory_mb, 512);
+        assert_eq!(prod.functions.timeout_seconds, default.functions.timeout_seconds, "unset keys keep defaults");
+        assert_eq!(prod.ttl(), None);
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_expected_form() {
+        let cases = [
+            ("functions", "memory_mb = 256", "memory_mb = 64", "functions.memory_mb"),
+            ("functions", "architecture = \"x86_64\"", "architecture = \"sparc\"", "functions.architecture"),
+            ("functions", "log_retention_days = 14", "log_retention_days = 15", "functions.log_retention_days"),
+            ("functions", "token_refresh_rate = \"rate(15 minutes)\"", "token_refresh_rate = \"rate(3 hours)\"", "functions.token_refresh_rate"),
+            ("salesforce", "api_version = \"62.0\"", "api_version = \"v62\"", "salesforce.api_version"),
+            ("salesforce", "auth_flow = \"jwt\"", "auth_flow = \"magic\"", "salesforce.auth_flow"),
+            ("salesforce", "login_url = \"https://login.salesforce.com\"", "login_url = \"ftp://x\"", "salesforce.login_url"),
+            ("environments", "ttl = \"7d\"", "ttl = \"seven days\"", "environments.ttl"),
+        ];
+        for (section, good, bad, key) in cases {
+            assert!(CHECKED_IN.contains(good), "{section}: {good}");
+            let text = CHECKED_IN.replacen(good, bad, 1);
+            let error = Settings::parse(&text, "dev").expect_err("invalid");
+            assert!(format!("{error:#}").contains(key), "{key}: {error:#}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_secrets_are_refused() {
+        let text = CHECKED_IN.replace("production = true", "production = true\npassword = \"hunter2\"");
+        let error = Settings::parse(&text, "dev").expect_err("unknown key");
+        let message = format!("{error:#}");
+        assert!(message.contains("password"), "{message}");
+    }
+
+    #[test]
+    fn rates_and_durations() {
+        assert_eq!(parse_rate("rate(1 minute)").ok(), Some(1));
+        assert_eq!(parse_rate("rate(15 minutes)").ok(), Some(15));
+        assert_eq!(parse_rate("rate(1 hour)").ok(), Some(60));
+        assert!(parse_rate("rate(1 minutes)").is_err());
+        assert!(parse_rate("cron(0 * * * ? *)").is_err());
+        assert_eq!(parse_duration("36h").ok(), Some(std::time::Duration::from_secs(36 * 3600)));
+        assert!(parse_duration("7").is_err());
+        assert!(parse_duration("7y").is_err());
+    }
+}
