@@ -4,12 +4,12 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The file's name, at the workspace root.
 pub const FILE_NAME: &str = "sfstack.toml";
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Salesforce {
     pub login_url: String,
@@ -19,13 +19,13 @@ pub struct Salesforce {
     pub production: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Connect {
     pub instance_arn: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Functions {
     pub architecture: String,
@@ -35,7 +35,7 @@ pub struct Functions {
     pub token_refresh_rate: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Environments {
     pub ttl: String,
@@ -43,7 +43,7 @@ pub struct Environments {
 }
 
 /// The effective settings of one environment.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub salesforce: Salesforce,
@@ -63,8 +63,12 @@ impl Settings {
     /// Reads `sfstack.toml` and returns the settings for `environment` (defaults merged with
     /// `[env.NAME.*]`), validated.
     pub fn load(path: &Path, environment: &str) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}\nhint: run from the repository root, where {FILE_NAME} lives", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading {}\nhint: run from the repository root, where {FILE_NAME} lives",
+                path.display()
+            )
+        })?;
         Self::parse(&text, environment).with_context(|| format!("in {}", path.display()))
     }
 
@@ -78,9 +82,9 @@ impl Settings {
         } else if overrides.as_ref().is_some_and(|value| !value.is_table()) {
             bail!("env: expected tables like [env.NAME.functions]");
         }
-        let settings: Settings = toml::Value::Table(document).try_into().map_err(|error: toml::de::Error| {
-            anyhow::anyhow!("{}", error.message().trim())
-        })?;
+        let settings: Settings = toml::Value::Table(document)
+            .try_into()
+            .map_err(|error: toml::de::Error| anyhow::anyhow!("{}", error.message().trim()))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -88,50 +92,85 @@ impl Settings {
     fn validate(&self) -> anyhow::Result<()> {
         let sf = &self.salesforce;
         if !(sf.login_url.starts_with("https://") || sf.login_url.starts_with("http://127.0.0.1")) {
-            bail!("salesforce.login_url: expected an https:// URL, got {:?}", sf.login_url);
+            bail!(
+                "salesforce.login_url: expected an https:// URL, got {:?}",
+                sf.login_url
+            );
         }
-        let version_ok = sf.api_version.split_once('.').is_some_and(|(major, minor)| {
-            !major.is_empty() && !minor.is_empty() && major.bytes().chain(minor.bytes()).all(|b| b.is_ascii_digit())
-        });
+        let version_ok = sf
+            .api_version
+            .split_once('.')
+            .is_some_and(|(major, minor)| {
+                !major.is_empty()
+                    && !minor.is_empty()
+                    && major
+                        .bytes()
+                        .chain(minor.bytes())
+                        .all(|b| b.is_ascii_digit())
+            });
         if !version_ok {
-            bail!("salesforce.api_version: expected a version like \"62.0\" (no leading v), got {:?}", sf.api_version);
+            bail!(
+                "salesforce.api_version: expected a version like \"62.0\" (no leading v), got {:?}",
+                sf.api_version
+            );
         }
         if !sf.username.contains('@') {
-            bail!("salesforce.username: expected a Salesforce username (an email-like login), got {:?}", sf.username);
+            bail!(
+                "salesforce.username: expected a Salesforce username (an email-like login), got {:?}",
+                sf.username
+            );
         }
-        if !["jwt", "password", "refresh_token", "client_credentials"].contains(&sf.auth_flow.as_str()) {
-            bail!("salesforce.auth_flow: expected one of jwt, password, refresh_token, client_credentials, got {:?}", sf.auth_flow);
+        if !["jwt", "password", "refresh_token", "client_credentials"]
+            .contains(&sf.auth_flow.as_str())
+        {
+            bail!(
+                "salesforce.auth_flow: expected one of jwt, password, refresh_token, client_credentials, got {:?}",
+                sf.auth_flow
+            );
         }
         if let Some(arn) = &self.connect.instance_arn
             && !(arn.starts_with("arn:aws:connect:") && arn.contains(":instance/"))
         {
-            bail!("connect.instance_arn: expected arn:aws:connect:REGION:ACCOUNT:instance/ID, got {arn:?}");
+            bail!(
+                "connect.instance_arn: expected arn:aws:connect:REGION:ACCOUNT:instance/ID, got {arn:?}"
+            );
         }
         let functions = &self.functions;
         if !["x86_64", "arm64"].contains(&functions.architecture.as_str()) {
-            bail!("functions.architecture: expected x86_64 or arm64, got {:?}", functions.architecture);
+            bail!(
+                "functions.architecture: expected x86_64 or arm64, got {:?}",
+                functions.architecture
+            );
         }
         if !(128..=10240).contains(&functions.memory_mb) {
-            bail!("functions.memory_mb: expected 128 to 10240, got {}", functions.memory_mb);
+            bail!(
+                "functions.memory_mb: expected 128 to 10240, got {}",
+                functions.memory_mb
+            );
         }
         if !(3..=900).contains(&functions.timeout_seconds) {
-            bail!("functions.timeout_seconds: expected 3 to 900 (the Salesforce calls need time to fail cleanly), got {}", functions.timeout_seconds);
+            bail!(
+                "functions.timeout_seconds: expected 3 to 900 (the Salesforce calls need time to fail cleanly), got {}",
+                functions.timeout_seconds
+            );
         }
         if !RETENTION_DAYS.contains(&functions.log_retention_days) {
-            bail!("functions.log_retention_days: expected one of CloudWatch's values ({RETENTION_DAYS:?}), got {}", functions.log_retention_days);
+            bail!(
+                "functions.log_retention_days: expected one of CloudWatch's values ({RETENTION_DAYS:?}), got {}",
+                functions.log_retention_days
+            );
         }
-        parse_rate(&functions.token_refresh_rate)
-            .with_context(|| format!("functions.token_refresh_rate: {:?}", functions.token_refresh_rate))?;
+        parse_rate(&functions.token_refresh_rate).with_context(|| {
+            format!(
+                "functions.token_refresh_rate: {:?}",
+                functions.token_refresh_rate
+            )
+        })?;
         if self.environments.ttl != "never" {
             parse_duration(&self.environments.ttl)
                 .with_context(|| format!("environments.ttl: {:?}", self.environments.ttl))?;
         }
         Ok(())
-    }
-
-    /// The environment TTL, `None` for `never`.
-    pub fn ttl(&self) -> Option<std::time::Duration> {
-        parse_duration(&self.environments.ttl).ok()
     }
 }
 
@@ -139,7 +178,9 @@ impl Settings {
 fn merge(base: &mut toml::Table, overrides: &toml::Table) {
     for (key, value) in overrides {
         match (base.get_mut(key), value) {
-            (Some(toml::Value::Table(base_table)), toml::Value::Table(override_table)) => merge(base_table, override_table),
+            (Some(toml::Value::Table(base_table)), toml::Value::Table(override_table)) => {
+                merge(base_table, override_table)
+            }
             _ => {
                 base.insert(key.clone(), value.clone());
             }
@@ -153,7 +194,10 @@ pub fn parse_rate(text: &str) -> anyhow::Result<u64> {
         .strip_prefix("rate(")
         .and_then(|rest| rest.strip_suffix(')'))
         .context("expected rate(N minutes), e.g. rate(15 minutes)")?;
-    let (count, unit) = inner.trim().split_once(' ').context("expected rate(N UNIT)")?;
+    let (count, unit) = inner
+        .trim()
+        .split_once(' ')
+        .context("expected rate(N UNIT)")?;
     let count: u64 = count.parse().context("the count must be a whole number")?;
     let singular = count == 1;
     let minutes = match (unit, singular) {
@@ -172,9 +216,13 @@ pub fn parse_rate(text: &str) -> anyhow::Result<u64> {
 /// A duration like `90m`, `36h`, `7d`, `2w`.
 pub fn parse_duration(text: &str) -> anyhow::Result<std::time::Duration> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).context("expected a number and a unit, e.g. 7d")?;
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .context("expected a number and a unit, e.g. 7d")?;
     let (count, unit) = text.split_at(split);
-    let count: u64 = count.parse().context("expected a number and a unit, e.g. 7d")?;
+    let count: u64 = count
+        .parse()
+        .context("expected a number and a unit, e.g. 7d")?;
     let seconds = match unit {
         "m" => 60,
         "h" => 3600,
@@ -195,24 +243,67 @@ mod tests {
     fn the_checked_in_file_is_valid_for_every_environment() {
         let default = Settings::parse(CHECKED_IN, "feature-x-123456").expect("valid");
         assert_eq!(default.functions.memory_mb, 256);
-        assert_eq!(default.ttl(), Some(std::time::Duration::from_secs(7 * 86400)));
+        assert_eq!(default.environments.ttl, "7d");
         let prod = Settings::parse(CHECKED_IN, "prod").expect("valid");
         assert_eq!(prod.functions.memory_mb, 512);
-        assert_eq!(prod.functions.timeout_seconds, default.functions.timeout_seconds, "unset keys keep defaults");
-        assert_eq!(prod.ttl(), None);
+        assert_eq!(
+            prod.functions.timeout_seconds, default.functions.timeout_seconds,
+            "unset keys keep defaults"
+        );
+        assert_eq!(prod.environments.ttl, "never");
     }
 
     #[test]
     fn errors_name_the_key_and_the_expected_form() {
         let cases = [
-            ("functions", "memory_mb = 256", "memory_mb = 64", "functions.memory_mb"),
-            ("functions", "architecture = \"x86_64\"", "architecture = \"sparc\"", "functions.architecture"),
-            ("functions", "log_retention_days = 14", "log_retention_days = 15", "functions.log_retention_days"),
-            ("functions", "token_refresh_rate = \"rate(15 minutes)\"", "token_refresh_rate = \"rate(3 hours)\"", "functions.token_refresh_rate"),
-            ("salesforce", "api_version = \"62.0\"", "api_version = \"v62\"", "salesforce.api_version"),
-            ("salesforce", "auth_flow = \"jwt\"", "auth_flow = \"magic\"", "salesforce.auth_flow"),
-            ("salesforce", "login_url = \"https://login.salesforce.com\"", "login_url = \"ftp://x\"", "salesforce.login_url"),
-            ("environments", "ttl = \"7d\"", "ttl = \"seven days\"", "environments.ttl"),
+            (
+                "functions",
+                "memory_mb = 256",
+                "memory_mb = 64",
+                "functions.memory_mb",
+            ),
+            (
+                "functions",
+                "architecture = \"x86_64\"",
+                "architecture = \"sparc\"",
+                "functions.architecture",
+            ),
+            (
+                "functions",
+                "log_retention_days = 14",
+                "log_retention_days = 15",
+                "functions.log_retention_days",
+            ),
+            (
+                "functions",
+                "token_refresh_rate = \"rate(15 minutes)\"",
+                "token_refresh_rate = \"rate(3 hours)\"",
+                "functions.token_refresh_rate",
+            ),
+            (
+                "salesforce",
+                "api_version = \"62.0\"",
+                "api_version = \"v62\"",
+                "salesforce.api_version",
+            ),
+            (
+                "salesforce",
+                "auth_flow = \"jwt\"",
+                "auth_flow = \"magic\"",
+                "salesforce.auth_flow",
+            ),
+            (
+                "salesforce",
+                "login_url = \"https://login.salesforce.com\"",
+                "login_url = \"ftp://x\"",
+                "salesforce.login_url",
+            ),
+            (
+                "environments",
+                "ttl = \"7d\"",
+                "ttl = \"seven days\"",
+                "environments.ttl",
+            ),
         ];
         for (section, good, bad, key) in cases {
             assert!(CHECKED_IN.contains(good), "{section}: {good}");
@@ -224,7 +315,10 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_secrets_are_refused() {
-        let text = CHECKED_IN.replace("production = true", "production = true\npassword = \"hunter2\"");
+        let text = CHECKED_IN.replace(
+            "production = true",
+            "production = true\npassword = \"hunter2\"",
+        );
         let error = Settings::parse(&text, "dev").expect_err("unknown key");
         let message = format!("{error:#}");
         assert!(message.contains("password"), "{message}");
@@ -237,7 +331,10 @@ mod tests {
         assert_eq!(parse_rate("rate(1 hour)").ok(), Some(60));
         assert!(parse_rate("rate(1 minutes)").is_err());
         assert!(parse_rate("cron(0 * * * ? *)").is_err());
-        assert_eq!(parse_duration("36h").ok(), Some(std::time::Duration::from_secs(36 * 3600)));
+        assert_eq!(
+            parse_duration("36h").ok(),
+            Some(std::time::Duration::from_secs(36 * 3600))
+        );
         assert!(parse_duration("7").is_err());
         assert!(parse_duration("7y").is_err());
     }

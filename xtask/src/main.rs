@@ -6,8 +6,8 @@ use std::process::{Command, ExitCode};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-#[allow(dead_code)] // Read by deploy, which lands with the rest of the orchestrator.
 mod config;
+mod environment;
 mod naming;
 
 #[derive(Parser)]
@@ -22,6 +22,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
+    /// Show the environment this checkout deploys to and its effective settings.
+    Config {
+        /// Environment name; default: derived from the git branch.
+        #[arg(long, env = "SFSTACK_ENV")]
+        env: Option<String>,
+        /// `text` (default) or `json` (one JSON document on stdout).
+        #[arg(long, default_value = "text")]
+        output: environment::Output,
+    },
     /// Run the local Salesforce org (the emulator with its demo org) until Ctrl-C.
     Emulator {
         /// Port to listen on (0 picks a free one).
@@ -45,6 +54,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Commands::Config { env, output } => {
+            environment::show(env.as_deref(), output).map(|()| ExitCode::SUCCESS)
+        }
         Commands::Emulator { port, config } => {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let mut command = Command::new(cargo);

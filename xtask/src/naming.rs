@@ -13,10 +13,15 @@ const HASH_LEN: usize = 6;
 /// Environments that are never ephemeral: tearing them down needs `--force`.
 pub const PROTECTED: &[&str] = &["prod", "production", "main"];
 
-/// The environment for a git branch: lower-case, other characters folded into single dashes,
+/// The environment for a git branch: a protected branch (`main`, `prod`, `production`) keeps its
+/// name; any other is lower-case, other characters folded into single dashes,
 /// starting with a letter, cut to fit, and always ending in a short hash of the raw branch name
 /// so `feature/a/login` and `feature/b/login` never collide.
 pub fn env_from_branch(branch: &str) -> String {
+    // Long-lived branches keep their own name: they are never ephemeral.
+    if is_protected(branch) {
+        return branch.to_string();
+    }
     let hash = short_hash(branch);
     let mut slug = String::new();
     for character in branch.chars() {
@@ -74,7 +79,9 @@ mod tests {
 
     /// Golden values: these are the names of real environments. Do not change casually.
     const GOLDEN: &[(&str, &str)] = &[
-        ("main", "main-0d6e40"),
+        ("main", "main"),
+        ("prod", "prod"),
+        ("Main", "main-eb814b"),
         ("feature/a/login", "feature-a-login-ed301c"),
         ("feature/b/login", "feature-b-login-d0cc50"),
         ("Feature/LOGIN_Page.v2", "feature-login-pag-6e5867"),
@@ -127,6 +134,6 @@ mod tests {
     #[test]
     fn reserved_environments_are_protected() {
         assert!(is_protected("main") && is_protected("prod") && is_protected("production"));
-        assert!(!is_protected("main-0d6e40"));
+        assert!(!is_protected("main-eb814b"));
     }
 }
