@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 mod config;
 mod environment;
 mod naming;
+#[allow(dead_code)] // Used by deploy, which lands with the rest of the orchestrator.
+mod render;
 
 #[derive(Parser)]
 #[command(

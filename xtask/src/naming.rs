@@ -73,6 +73,91 @@ pub fn is_protected(env: &str) -> bool {
     PROTECTED.contains(&env)
 }
 
+/// The four functions, by crate name (also the binary and the suffix of the function name).
+pub const FUNCTIONS: [&str; 4] = [
+    "sf-invoke-api",
+    "sf-token-refresh",
+    "sf-secret-rotation",
+    "sf-oauth-callback",
+];
+
+/// Every AWS name an environment uses. All of them start with `sfstack-<env>` so an
+/// environment's resources are recognisable, and all fit AWS's limits (checked by tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    pub environment: String,
+}
+
+impl Names {
+    pub fn new(environment: &str) -> Self {
+        Self {
+            environment: environment.to_string(),
+        }
+    }
+
+    fn prefixed(&self, suffix: &str) -> String {
+        format!("sfstack-{}-{suffix}", self.environment)
+    }
+
+    /// CloudFormation stack (≤ 128 characters).
+    pub fn stack(&self) -> String {
+        format!("sfstack-{}", self.environment)
+    }
+
+    /// Lambda function name (≤ 64).
+    pub fn function(&self, crate_name: &str) -> String {
+        self.prefixed(crate_name)
+    }
+
+    /// IAM role of a function (≤ 64).
+    pub fn role(&self, crate_name: &str) -> String {
+        format!("{}-role", self.function(crate_name))
+    }
+
+    /// KMS alias (must start with `alias/`, never `alias/aws`).
+    pub fn key_alias(&self) -> String {
+        format!("alias/{}", self.stack())
+    }
+
+    /// The Salesforce credentials secret.
+    pub fn credentials_secret(&self) -> String {
+        format!("{}/salesforce-credentials", self.stack())
+    }
+
+    /// The session secret kept fresh by sf-token-refresh.
+    pub fn session_secret(&self) -> String {
+        format!("{}/salesforce-session", self.stack())
+    }
+
+    /// DynamoDB table for tokens stored by the OAuth callback.
+    pub fn oauth_table(&self) -> String {
+        self.prefixed("oauth-tokens")
+    }
+
+    /// EventBridge rule that schedules the token refresh (≤ 64).
+    pub fn refresh_rule(&self) -> String {
+        self.prefixed("token-refresh")
+    }
+
+    /// CloudWatch log group of a function.
+    pub fn log_group(&self, crate_name: &str) -> String {
+        format!("/aws/lambda/{}", self.function(crate_name))
+    }
+}
+
+/// `sf-invoke-api` → `SfInvokeApi`, the CloudFormation logical id.
+pub fn logical_id(crate_name: &str) -> String {
+    crate_name
+        .split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +214,31 @@ mod tests {
         for bad in ["", "Dev", "1dev", "dev-", "a--b", "dev_1", &"a".repeat(25)] {
             assert!(validate_env_name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn every_name_fits_aws_limits_for_the_longest_environment() {
+        let names = Names::new(&"a".repeat(MAX_ENV_LEN));
+        for function in FUNCTIONS {
+            assert!(
+                names.function(function).len() <= 64,
+                "{}",
+                names.function(function)
+            );
+            assert!(names.role(function).len() <= 64, "{}", names.role(function));
+        }
+        assert!(names.refresh_rule().len() <= 64);
+        assert!(names.stack().len() <= 128);
+        assert!(names.oauth_table().len() <= 255);
+        assert!(
+            names.key_alias().starts_with("alias/") && !names.key_alias().starts_with("alias/aws")
+        );
+    }
+
+    #[test]
+    fn logical_ids_are_pascal_case() {
+        assert_eq!(logical_id("sf-invoke-api"), "SfInvokeApi");
+        assert_eq!(logical_id("sf-oauth-callback"), "SfOauthCallback");
     }
 
     #[test]

@@ -1,0 +1,553 @@
+//! `render`: the handlebars templates in `templates/` and `policies/` → CloudFormation YAML and
+//! IAM policy documents, in strict mode, then parsed back and checked structurally.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use handlebars::Handlebars;
+use serde::Serialize;
+use serde_json::Value as Json;
+use serde_yaml::Value as Yaml;
+
+/// One function of the stack.
+#[derive(Debug, Clone, Serialize)]
+pub struct FunctionSpec {
+    pub logical_id: String,
+    pub function_name: String,
+    pub description: String,
+    pub role_arn: String,
+    pub code_key: String,
+    /// Only ARNs and plain settings: never a secret value.
+    pub environment: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Schedule {
+    pub rule_name: String,
+    pub expression: String,
+    pub target_logical_id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Table {
+    pub name: String,
+}
+
+/// Everything the stack template needs.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackInput {
+    pub environment: String,
+    pub architecture: String,
+    pub memory_mb: u32,
+    pub timeout_seconds: u32,
+    pub log_retention_days: u32,
+    pub artifacts_bucket: String,
+    pub kms_key_arn: String,
+    pub tags: BTreeMap<String, String>,
+    pub functions: Vec<FunctionSpec>,
+    pub schedule: Schedule,
+    pub table: Table,
+}
+
+/// Everything a function's policy needs: exact ARNs.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyInput {
+    pub region: String,
+    pub log_group_arn: String,
+    pub credentials_secret_arn: String,
+    pub session_secret_arn: String,
+    pub kms_key_arn: String,
+    pub table_arn: String,
+}
+
+/// Escapes a value for a double-quoted YAML or JSON string: every interpolation in the
+/// templates sits inside double quotes or is an identifier, so this is the only escaping needed.
+fn escape_quoted(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '\\' => escaped.push_str("\\\\"),
+            '"' => escaped.push_str("\\\""),
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            '\t' => escaped.push_str("\\t"),
+            control if control.is_control() => {
+                escaped.push_str(&format!("\\u{:04x}", control as u32))
+            }
+            other => escaped.push(other),
+        }
+    }
+    escaped
+}
+
+/// The repository's `templates/` and `policies/` folders.
+pub fn repository_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn registry(folder: &Path, partials: &[(&str, PathBuf)]) -> anyhow::Result<Handlebars<'static>> {
+    let mut handlebars = Handlebars::new();
+    // A missing variable is an error, never an empty string in a template.
+    handlebars.set_strict_mode(true);
+    handlebars.register_escape_fn(escape_quoted);
+    for (name, path) in partials {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading partial {}", path.display()))?;
+        handlebars
+            .register_partial(name, text)
+            .with_context(|| format!("parsing partial {}", path.display()))?;
+    }
+    let _ = folder;
+    Ok(handlebars)
+}
+
+fn render_file(
+    handlebars: &Handlebars<'_>,
+    path: &Path,
+    data: &impl Serialize,
+) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading template {}", path.display()))?;
+    handlebars
+        .render_template(&text, data)
+        .map_err(|error| anyhow::anyhow!("{error}"))
+        .with_context(|| format!("rendering {}", path.display()))
+}
+
+/// Renders the stack template and checks it.
+pub fn render_stack(root: &Path, input: &StackInput) -> anyhow::Result<String> {
+    let folder = root.join("templates");
+    let partials_dir = folder.join("partials");
+    let partials = [
+        ("function", partials_dir.join("function.yaml.hbs")),
+        ("log_group", partials_dir.join("log_group.yaml.hbs")),
+        ("tags", partials_dir.join("tags.yaml.hbs")),
+    ];
+    let handlebars = registry(&folder, &partials)?;
+    let yaml = render_file(&handlebars, &folder.join("stack.yaml.hbs"), input)?;
+    check_stack(&yaml).context("the rendered template failed its structural checks")?;
+    Ok(yaml)
+}
+
+/// Renders one function's inline policy and checks it.
+pub fn render_policy(root: &Path, crate_name: &str, input: &PolicyInput) -> anyhow::Result<Json> {
+    let folder = root.join("policies");
+    let handlebars = registry(&folder, &[("logs", folder.join("logs.json.hbs"))])?;
+    let text = render_file(
+        &handlebars,
+        &folder.join(format!("{crate_name}.json.hbs")),
+        input,
+    )?;
+    let policy: Json = serde_json::from_str(&text)
+        .with_context(|| format!("policy of {crate_name} is not JSON"))?;
+    check_policy(&policy).with_context(|| format!("policy of {crate_name}"))?;
+    if text.len() > 10_240 {
+        bail!(
+            "policy of {crate_name} is {} bytes; IAM allows 10,240 per role's inline policies",
+            text.len()
+        );
+    }
+    Ok(policy)
+}
+
+const PSEUDO_PARAMETERS: &[&str] = &[
+    "AWS::AccountId",
+    "AWS::Region",
+    "AWS::StackName",
+    "AWS::StackId",
+    "AWS::Partition",
+    "AWS::URLSuffix",
+    "AWS::NoValue",
+];
+
+/// Parses the template back and checks what CloudFormation would only find out half-way
+/// through a deploy: dangling `Ref`/`GetAtt`/`DependsOn`, functions without a role, a log
+/// group or a timeout.
+pub fn check_stack(yaml: &str) -> anyhow::Result<()> {
+    let document: Yaml = serde_yaml::from_str(yaml).context("not valid YAML")?;
+    let resources = document
+        .get("Resources")
+        .and_then(Yaml::as_mapping)
+        .context("no Resources section")?;
+    let names: BTreeSet<String> = resources
+        .keys()
+        .filter_map(|key| key.as_str().map(String::from))
+        .collect();
+    let parameters: BTreeSet<String> = document
+        .get("Parameters")
+        .and_then(Yaml::as_mapping)
+        .map(|map| {
+            map.keys()
+                .filter_map(|key| key.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut problems = Vec::new();
+    check_references(&document, &names, &parameters, &mut problems);
+
+    for (name, resource) in resources {
+        let name = name.as_str().unwrap_or("?");
+        if let Some(depends) = resource.get("DependsOn") {
+            let targets: Vec<&str> = match depends {
+                Yaml::String(single) => vec![single.as_str()],
+                Yaml::Sequence(list) => list.iter().filter_map(Yaml::as_str).collect(),
+                _ => vec![],
+            };
+            for target in targets {
+                if !names.contains(target) {
+                    problems.push(format!("{name}: DependsOn {target} is not a resource"));
+                }
+            }
+        }
+        if resource.get("Type").and_then(Yaml::as_str) != Some("AWS::Lambda::Function") {
+            continue;
+        }
+        let properties = resource.get("Properties");
+        let property = |key: &str| properties.and_then(|p| p.get(key));
+        if property("Role")
+            .and_then(Yaml::as_str)
+            .is_none_or(str::is_empty)
+        {
+            problems.push(format!("{name}: function has no Role"));
+        }
+        if property("Timeout").and_then(Yaml::as_u64).is_none() {
+            problems.push(format!("{name}: function has no Timeout"));
+        }
+        let log_group = property("LoggingConfig")
+            .and_then(|config| config.get("LogGroup"))
+            .and_then(|group| group.get("Ref"))
+            .and_then(Yaml::as_str);
+        match log_group.and_then(|group| resources.get(group).map(|resource| (group, resource))) {
+            Some((_, group))
+                if group.get("Type").and_then(Yaml::as_str) == Some("AWS::Logs::LogGroup") =>
+            {
+                let expected = property("FunctionName")
+                    .and_then(Yaml::as_str)
+                    .map(|f| format!("/aws/lambda/{f}"));
+                let actual = group
+                    .get("Properties")
+                    .and_then(|p| p.get("LogGroupName"))
+                    .and_then(Yaml::as_str);
+                if expected.as_deref() != actual {
+                    problems.push(format!(
+                        "{name}: its log group is named {actual:?}, expected {expected:?}"
+                    ));
+                }
+                if group
+                    .get("Properties")
+                    .and_then(|p| p.get("RetentionInDays"))
+                    .is_none()
+                {
+                    problems.push(format!("{name}: its log group has no retention"));
+                }
+            }
+            _ => problems.push(format!(
+                "{name}: function has no explicit log group (LoggingConfig.LogGroup Ref)"
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", problems.join("\n"))
+    }
+}
+
+fn check_references(
+    value: &Yaml,
+    names: &BTreeSet<String>,
+    parameters: &BTreeSet<String>,
+    problems: &mut Vec<String>,
+) {
+    match value {
+        Yaml::Mapping(map) => {
+            for (key, inner) in map {
+                match key.as_str() {
+                    Some("Ref") => match inner.as_str() {
+                        Some(target)
+                            if names.contains(target)
+                                || parameters.contains(target)
+                                || PSEUDO_PARAMETERS.contains(&target) => {}
+                        other => problems.push(format!("Ref {other:?} does not resolve")),
+                    },
+                    Some("Fn::GetAtt") => {
+                        let target = match inner {
+                            Yaml::Sequence(list) if list.len() == 2 => {
+                                list[0].as_str().map(String::from)
+                            }
+                            Yaml::String(text) => text
+                                .split_once('.')
+                                .map(|(resource, _)| resource.to_string()),
+                            _ => None,
+                        };
+                        match target {
+                            Some(target) if names.contains(&target) => {}
+                            other => {
+                                problems.push(format!("Fn::GetAtt {other:?} does not resolve"))
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                check_references(inner, names, parameters, problems);
+            }
+        }
+        Yaml::Sequence(list) => list
+            .iter()
+            .for_each(|item| check_references(item, names, parameters, problems)),
+        Yaml::Tagged(tagged) => problems.push(format!(
+            "short-form tag {} is not allowed; use the long form (Ref:, Fn::GetAtt:)",
+            tagged.tag
+        )),
+        _ => {}
+    }
+}
+
+/// Least privilege: exact actions in `service:PascalCase`, exact resources (the only wildcard
+/// allowed is a log group's `:*` log-stream suffix).
+pub fn check_policy(policy: &Json) -> anyhow::Result<()> {
+    let statements = policy
+        .get("Statement")
+        .and_then(Json::as_array)
+        .context("no Statement list")?;
+    let mut problems = Vec::new();
+    for statement in statements {
+        let sid = statement.get("Sid").and_then(Json::as_str).unwrap_or("?");
+        let strings = |key: &str| -> Vec<String> {
+            match statement.get(key) {
+                Some(Json::String(single)) => vec![single.clone()],
+                Some(Json::Array(list)) => list
+                    .iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect(),
+                _ => vec![],
+            }
+        };
+        for action in strings("Action") {
+            let well_formed = action.split_once(':').is_some_and(|(service, name)| {
+                !service.is_empty()
+                    && service.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                    && name.starts_with(|c: char| c.is_ascii_uppercase())
+                    && name.chars().all(|c| c.is_ascii_alphanumeric())
+            });
+            if !well_formed {
+                problems.push(format!(
+                    "{sid}: action {action:?} is not exact service:PascalCase"
+                ));
+            }
+        }
+        let resources = strings("Resource");
+        if resources.is_empty() {
+            problems.push(format!("{sid}: no Resource"));
+        }
+        for resource in resources {
+            let wildcard_ok = resource.starts_with("arn:aws:logs:")
+                && resource.ends_with(":*")
+                && !resource[..resource.len() - 2].contains('*');
+            if (resource.contains('*') && !wildcard_ok) || !resource.starts_with("arn:") {
+                problems.push(format!("{sid}: resource {resource:?} is not an exact ARN"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", problems.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naming::{FUNCTIONS, Names, logical_id};
+
+    const ACCOUNT: &str = "123456789012";
+    const REGION: &str = "us-east-1";
+
+    fn sample_input() -> StackInput {
+        let names = Names::new("feature-x-abc123");
+        let kms_key_arn =
+            format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-0000-0000-000000000000");
+        let functions = FUNCTIONS
+            .iter()
+            .map(|crate_name| FunctionSpec {
+                logical_id: logical_id(crate_name),
+                function_name: names.function(crate_name),
+                description: format!("{crate_name} for \"feature/x\""),
+                role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{}", names.role(crate_name)),
+                code_key: format!("{crate_name}/0123abcd.zip"),
+                environment: BTreeMap::from([
+                    (
+                        "SF_CREDENTIALS_SECRET_ARN".to_string(),
+                        format!(
+                            "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{}-AbCdEf",
+                            names.credentials_secret()
+                        ),
+                    ),
+                    ("LOGGING_LEVEL".to_string(), "INFO".to_string()),
+                ]),
+            })
+            .collect();
+        StackInput {
+            environment: names.environment.clone(),
+            architecture: "x86_64".into(),
+            memory_mb: 256,
+            timeout_seconds: 8,
+            log_retention_days: 14,
+            artifacts_bucket: format!("sfstack-artifacts-{ACCOUNT}-{REGION}"),
+            kms_key_arn,
+            tags: BTreeMap::from([
+                ("sfstack:env".to_string(), names.environment.clone()),
+                ("sfstack:branch".to_string(), "feature/x".to_string()),
+            ]),
+            functions,
+            schedule: Schedule {
+                rule_name: names.refresh_rule(),
+                expression: "rate(15 minutes)".into(),
+                target_logical_id: logical_id("sf-token-refresh"),
+            },
+            table: Table {
+                name: names.oauth_table(),
+            },
+        }
+    }
+
+    fn sample_policy_input(crate_name: &str) -> PolicyInput {
+        let names = Names::new("feature-x-abc123");
+        PolicyInput {
+            region: REGION.into(),
+            log_group_arn: format!(
+                "arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{}",
+                names.log_group(crate_name)
+            ),
+            credentials_secret_arn: format!(
+                "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{}-AbCdEf",
+                names.credentials_secret()
+            ),
+            session_secret_arn: format!(
+                "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{}-GhIjKl",
+                names.session_secret()
+            ),
+            kms_key_arn: format!(
+                "arn:aws:kms:{REGION}:{ACCOUNT}:key/00000000-0000-0000-0000-000000000000"
+            ),
+            table_arn: format!(
+                "arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{}",
+                names.oauth_table()
+            ),
+        }
+    }
+
+    #[test]
+    fn stack_template_renders_and_passes_its_checks() {
+        let yaml = render_stack(&repository_root(), &sample_input()).expect("renders");
+        insta::assert_snapshot!("stack", yaml);
+    }
+
+    #[test]
+    fn rendered_template_passes_cfn_lint() {
+        let yaml = render_stack(&repository_root(), &sample_input()).expect("renders");
+        let bin = sfstack_test_support::ensure_python_tools().expect("pinned tools install");
+        let path =
+            std::env::temp_dir().join(format!("sfstack-cfn-lint-{}.yaml", std::process::id()));
+        std::fs::write(&path, yaml).expect("write template");
+        let output = std::process::Command::new(bin.join("cfn-lint"))
+            .arg(&path)
+            .output()
+            .expect("cfn-lint runs");
+        let _ = std::fs::remove_file(&path);
+        let findings = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "cfn-lint findings:\n{findings}");
+    }
+
+    #[test]
+    fn every_policy_renders_exact_and_least_privilege() {
+        for crate_name in FUNCTIONS {
+            let policy = render_policy(
+                &repository_root(),
+                crate_name,
+                &sample_policy_input(crate_name),
+            )
+            .expect("renders");
+            let pretty = serde_json::to_string_pretty(&policy).expect("json");
+            insta::assert_snapshot!(format!("policy-{crate_name}"), pretty);
+        }
+    }
+
+    #[test]
+    fn quotes_in_values_cannot_break_the_yaml() {
+        let mut input = sample_input();
+        input
+            .tags
+            .insert("note".into(), "a \"quoted\"\nvalue: with: colons".into());
+        let yaml = render_stack(&repository_root(), &input).expect("renders");
+        let document: Yaml = serde_yaml::from_str(&yaml).expect("parses");
+        let tags = document["Resources"]["OAuthTokensTable"]["Properties"]["Tags"]
+            .as_sequence()
+            .expect("tags");
+        assert!(
+            tags.iter()
+                .any(|tag| tag["Value"].as_str() == Some("a \"quoted\"\nvalue: with: colons"))
+        );
+    }
+
+    #[test]
+    fn a_missing_variable_is_an_error() {
+        let handlebars = registry(Path::new("."), &[]).expect("registry");
+        let error = handlebars
+            .render_template("Name: \"{{nope}}\"", &serde_json::json!({}))
+            .expect_err("strict");
+        assert!(error.to_string().contains("nope"), "{error}");
+    }
+
+    #[test]
+    fn structural_checks_catch_dangling_references_and_incomplete_functions() {
+        let broken = r#"
+Resources:
+  Fn:
+    Type: AWS::Lambda::Function
+    DependsOn: Missing
+    Properties:
+      FunctionName: f
+      Role:
+        Fn::GetAtt: [NoRole, Arn]
+      LoggingConfig:
+        LogGroup:
+          Ref: NoGroup
+  Rule:
+    Type: AWS::Events::Rule
+    Properties:
+      Targets:
+        - Arn: !GetAtt Fn.Arn
+"#;
+        let error = check_stack(broken).expect_err("broken").to_string();
+        for expected in [
+            "DependsOn Missing",
+            "GetAtt Some(\"NoRole\")",
+            "Ref Some(\"NoGroup\")",
+            "no Timeout",
+            "no explicit log group",
+            "short-form tag",
+        ] {
+            assert!(error.contains(expected), "{expected}: {error}");
+        }
+    }
+
+    #[test]
+    fn policy_checks_refuse_wildcards_and_sloppy_actions() {
+        let policy = serde_json::json!({"Statement": [
+            {"Sid": "A", "Action": ["secretsmanager:*"], "Resource": ["arn:aws:secretsmanager:us-east-1:1:secret:x"]},
+            {"Sid": "B", "Action": ["kms:decrypt"], "Resource": ["*"]},
+            {"Sid": "C", "Action": ["logs:PutLogEvents"], "Resource": ["arn:aws:logs:us-east-1:1:log-group:*:*"]},
+        ]});
+        let error = check_policy(&policy).expect_err("refused").to_string();
+        assert!(error.contains("A: action \"secretsmanager:*\""), "{error}");
+        assert!(error.contains("B: action \"kms:decrypt\""), "{error}");
+        assert!(error.contains("B: resource \"*\""), "{error}");
+        assert!(error.contains("C: resource"), "{error}");
+    }
+}
