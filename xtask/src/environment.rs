@@ -70,12 +70,35 @@ pub fn show(explicit: Option<&str>, output: Output) -> anyhow::Result<()> {
     let settings = Settings::load(std::path::Path::new(FILE_NAME), &environment.name)?;
     let protected = settings.environments.protected.contains(&environment.name)
         || naming::is_protected(&environment.name);
+    let names = naming::Names::new(&environment.name);
+    let mut resources = serde_json::Map::new();
+    resources.insert("stack".into(), json!(names.stack()));
+    resources.insert("kms_key_alias".into(), json!(names.key_alias()));
+    resources.insert(
+        "credentials_secret".into(),
+        json!(names.credentials_secret()),
+    );
+    resources.insert("session_secret".into(), json!(names.session_secret()));
+    resources.insert("oauth_tokens_table".into(), json!(names.oauth_table()));
+    resources.insert("token_refresh_rule".into(), json!(names.refresh_rule()));
+    for function in naming::FUNCTIONS {
+        resources.insert(
+            format!("function {function}"),
+            json!(names.function(function)),
+        );
+        resources.insert(format!("role {function}"), json!(names.role(function)));
+        resources.insert(
+            format!("log_group {function}"),
+            json!(names.log_group(function)),
+        );
+    }
     match output {
         Output::Json => {
             let document = json!({
                 "environment": environment.name,
                 "branch": environment.branch,
                 "protected": protected,
+                "resources": resources,
                 "settings": settings,
             });
             println!("{}", serde_json::to_string_pretty(&document)?);
@@ -93,6 +116,11 @@ pub fn show(explicit: Option<&str>, output: Output) -> anyhow::Result<()> {
                     "no"
                 }
             );
+            println!();
+            println!("resources:");
+            for (kind, name) in &resources {
+                println!("  {kind:<32} {}", name.as_str().unwrap_or_default());
+            }
             println!();
             print!("{}", toml::to_string_pretty(&settings)?);
         }

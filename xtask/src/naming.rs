@@ -145,19 +145,6 @@ impl Names {
     }
 }
 
-/// `sf-invoke-api` → `SfInvokeApi`, the CloudFormation logical id.
-pub fn logical_id(crate_name: &str) -> String {
-    crate_name
-        .split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            chars.next().map_or_else(String::new, |first| {
-                first.to_ascii_uppercase().to_string() + chars.as_str()
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,12 +220,6 @@ mod tests {
         assert!(
             names.key_alias().starts_with("alias/") && !names.key_alias().starts_with("alias/aws")
         );
-    }
-
-    #[test]
-    fn logical_ids_are_pascal_case() {
-        assert_eq!(logical_id("sf-invoke-api"), "SfInvokeApi");
-        assert_eq!(logical_id("sf-oauth-callback"), "SfOauthCallback");
     }
 
     #[test]

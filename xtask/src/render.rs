@@ -61,6 +61,19 @@ pub struct PolicyInput {
     pub table_arn: String,
 }
 
+/// `sf-invoke-api` → `SfInvokeApi`, the CloudFormation logical id.
+pub fn logical_id(crate_name: &str) -> String {
+    crate_name
+        .split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map_or_else(String::new, |first| {
+                first.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
 /// Escapes a value for a double-quoted YAML or JSON string: every interpolation in the
 /// templates sits inside double quotes or is an identifier, so this is the only escaping needed.
 fn escape_quoted(text: &str) -> String {
@@ -363,7 +376,7 @@ pub fn check_policy(policy: &Json) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::naming::{FUNCTIONS, Names, logical_id};
+    use crate::naming::{FUNCTIONS, Names};
 
     const ACCOUNT: &str = "123456789012";
     const REGION: &str = "us-east-1";
@@ -493,6 +506,12 @@ mod tests {
             tags.iter()
                 .any(|tag| tag["Value"].as_str() == Some("a \"quoted\"\nvalue: with: colons"))
         );
+    }
+
+    #[test]
+    fn logical_ids_are_pascal_case() {
+        assert_eq!(logical_id("sf-invoke-api"), "SfInvokeApi");
+        assert_eq!(logical_id("sf-oauth-callback"), "SfOauthCallback");
     }
 
     #[test]

@@ -130,11 +130,9 @@ impl MotoServer {
             // Read the address line, then keep draining so moto never blocks on a full pipe.
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent {
-                    if let Some(url) = line.split("Running on ").nth(1) {
-                        let _ = sender.send(url.trim().to_string());
-                        sent = true;
-                    }
+                if !sent && let Some(url) = line.split("Running on ").nth(1) {
+                    let _ = sender.send(url.trim().to_string());
+                    sent = true;
                 }
             }
         });
