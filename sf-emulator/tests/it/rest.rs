@@ -711,3 +711,57 @@ async fn request_log_shows_statements_but_never_credentials() {
     );
     assert!(org.request_log().await.is_empty());
 }
+
+#[tokio::test]
+async fn wrong_authorization_scheme_is_invalid_auth_header() {
+    let org = Org::start().await;
+    let response = org
+        .http
+        .get(org.data("/limits"))
+        .header("Authorization", "Basic Zm9vOmJhcg==")
+        .send()
+        .await
+        .expect("request");
+    let (status, _, body) = crate::split(response).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body,
+        json!([{"message": "INVALID_HEADER_TYPE", "errorCode": "INVALID_AUTH_HEADER"}])
+    );
+}
+
+#[tokio::test]
+async fn too_long_values_are_string_too_long() {
+    let org = Org::start().await;
+    let token = org.login().await;
+    let long_name = "x".repeat(81);
+    let (status, _, body) = org
+        .send(
+            &token,
+            Method::POST,
+            "/sobjects/Contact",
+            Some(json!({"LastName": long_name})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let message = assert_rest_error(&body, "STRING_TOO_LONG");
+    assert!(
+        message.starts_with("Last Name: data value too large:"),
+        "{message}"
+    );
+    assert_eq!(body[0]["fields"], json!(["LastName"]));
+}
+
+#[tokio::test]
+async fn latest_version_alias_serves_the_newest_version() {
+    let org = Org::start().await;
+    let token = org.login().await;
+    let response = org
+        .http
+        .get(org.url("/services/data/latest/limits"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+}
