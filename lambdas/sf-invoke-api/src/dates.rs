@@ -27,8 +27,8 @@ pub fn resolve(value: &str, now: DateTime<Utc>) -> Result<Option<String>, String
         "time" => "%H:%M:%S",
         _ => return Ok(None),
     };
-    let offset = parse_delta(delta.trim())
-        .map_err(|reason| format!("relative date {value:?}: {reason}"))?;
+    let offset =
+        parse_delta(delta.trim()).map_err(|reason| format!("relative date {value:?}: {reason}"))?;
     let moment = now.checked_add_signed(offset).ok_or_else(|| {
         format!("relative date {value:?}: the result is outside the supported range")
     })?;

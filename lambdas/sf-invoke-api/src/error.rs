@@ -140,9 +140,9 @@ pub(crate) fn from_salesforce(error: salesforce::Error) -> InvokeError {
             message: format!("HTTP {status}: {detail}"),
         },
         Sf::InvalidInput(reason) => InvokeError::invalid("(request)", reason),
-        Sf::InvalidCredentials(reason) => InvokeError::Configuration(format!(
-            "the Salesforce credentials are unusable: {reason}"
-        )),
+        Sf::InvalidCredentials(reason) => {
+            InvokeError::Configuration(format!("the Salesforce credentials are unusable: {reason}"))
+        }
         Sf::SessionExpired => InvokeError::Salesforce {
             code: "INVALID_SESSION_ID".into(),
             message: "the session was rejected again after it was renewed".into(),
@@ -164,7 +164,11 @@ mod tests {
         };
         let cases = [
             (
-                api(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
+                api(
+                    403,
+                    "REQUEST_LIMIT_EXCEEDED",
+                    "TotalRequests Limit exceeded.",
+                ),
                 "SalesforceError",
                 "Salesforce rejected the call: REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded.",
             ),

@@ -197,9 +197,18 @@ mod tests {
             (json!({"Details": {}}), "InvalidEvent"),
             (json!({"Details": {"Parameters": []}}), "InvalidEvent"),
             (json!({"Details": {"Parameters": {"a": 1}}}), "InvalidEvent"),
-            (json!({"Details": {"Parameters": {"a": null}}}), "InvalidEvent"),
-            (json!({"Details": {"Parameters": {"a": {"b": "c"}}}}), "InvalidEvent"),
-            (json!({"Details": {"Parameters": {"": "x"}}}), "InvalidEvent"),
+            (
+                json!({"Details": {"Parameters": {"a": null}}}),
+                "InvalidEvent",
+            ),
+            (
+                json!({"Details": {"Parameters": {"a": {"b": "c"}}}}),
+                "InvalidEvent",
+            ),
+            (
+                json!({"Details": {"Parameters": {"": "x"}}}),
+                "InvalidEvent",
+            ),
             (json!({"Details": {"Parameters": too_many}}), "InvalidEvent"),
             (
                 json!({"Details": {"Parameters": {"a": "x".repeat(MAX_VALUE_BYTES + 1)}}}),

@@ -150,7 +150,8 @@ mod tests {
 
     #[test]
     fn result_shapes_follow_the_operation() {
-        let one = json!({"attributes": {"type": "Case"}, "Id": "500A", "Account": {"Name": "Acme"}});
+        let one =
+            json!({"attributes": {"type": "Case"}, "Id": "500A", "Account": {"Name": "Acme"}});
         let two = json!({"attributes": {"type": "Case"}, "Id": "500B", "Account": null});
         let records = vec![one.clone(), two];
         assert_eq!(

@@ -1,1 +1,31 @@
-fn main() {}
+//! The `sf-invoke-api` Lambda binary: set-up only (logging, settings, AWS clients, state).
+
+// The runtime's future nests the handler's, the client's and the SDK's futures deeply enough
+// to exceed rustc's default depth when computing its layout.
+#![recursion_limit = "256"]
+
+use std::sync::Arc;
+
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+use sf_common::{Secrets, Settings};
+use sf_invoke_api::{HandlerState, function_handler};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    sf_common::init_logging();
+    // A bad setting is kept, not fatal: every invocation then fails with a ConfigurationError
+    // naming the variable, which is easier to find than a function that never starts.
+    let settings = Settings::from_env();
+    if let Err(error) = &settings {
+        tracing::error!(%error, "the function is misconfigured; every invocation will fail");
+    }
+    let aws_config = aws_config::load_from_env().await;
+    let secrets = Secrets::new(aws_sdk_secretsmanager::Client::new(&aws_config));
+    let state = Arc::new(HandlerState::new(settings, secrets));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let state = Arc::clone(&state);
+        async move { function_handler(&state, event).await }
+    }))
+    .await
+}

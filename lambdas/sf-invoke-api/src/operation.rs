@@ -66,14 +66,38 @@ impl Shape {
 pub enum Plan {
     /// Nothing to ask Salesforce (`phoneLookup` for an anonymous caller).
     Answer(Output),
-    Query { soql: String, shape: Shape },
-    Search { sosl: String, shape: Shape },
-    ParameterizedSearch { body: Value, shape: Shape },
-    Create { sobject: String, fields: Value },
-    Update { sobject: String, id: String, fields: Value },
-    Delete { sobject: String, id: String },
-    ChatterPost { body: Value },
-    ChatterComment { feed_element_id: String, body: Value },
+    Query {
+        soql: String,
+        shape: Shape,
+    },
+    Search {
+        sosl: String,
+        shape: Shape,
+    },
+    ParameterizedSearch {
+        body: Value,
+        shape: Shape,
+    },
+    Create {
+        sobject: String,
+        fields: Value,
+    },
+    Update {
+        sobject: String,
+        id: String,
+        fields: Value,
+    },
+    Delete {
+        sobject: String,
+        id: String,
+    },
+    ChatterPost {
+        body: Value,
+    },
+    ChatterComment {
+        feed_element_id: String,
+        body: Value,
+    },
 }
 
 impl Plan {
@@ -204,7 +228,8 @@ impl Request<'_> {
 
     fn sobject(&self) -> Result<String, InvokeError> {
         let sobject = self.required("sf_object")?.trim();
-        validate_identifier(sobject).map_err(|error| InvokeError::from_safety("sf_object", error))?;
+        validate_identifier(sobject)
+            .map_err(|error| InvokeError::from_safety("sf_object", error))?;
         Ok(sobject.to_owned())
     }
 
@@ -357,7 +382,8 @@ impl Request<'_> {
         let mut target = Map::new();
         target.insert("name".into(), Value::String(sobject));
         if let Some(condition) = self.parameters.optional("where") {
-            validate_condition(condition).map_err(|reason| InvokeError::invalid("where", reason))?;
+            validate_condition(condition)
+                .map_err(|reason| InvokeError::invalid("where", reason))?;
             target.insert("where".into(), Value::String(condition.trim().to_owned()));
         }
         let mut body = json!({
@@ -458,7 +484,10 @@ fn segment_word(name: &str, value: &str) -> Result<(), InvokeError> {
     } else {
         Err(InvokeError::invalid(
             name,
-            format!("expected a single word such as Text or FeedItem, got {}", shorten(value)),
+            format!(
+                "expected a single word such as Text or FeedItem, got {}",
+                shorten(value)
+            ),
         ))
     }
 }
@@ -479,7 +508,10 @@ fn fill_message(name: &str, message: &str, parameters: &Parameters) -> Result<St
         let value = parameters.get(key).ok_or_else(|| {
             InvokeError::invalid(
                 name,
-                format!("the message uses {{{{{}}}}} but there is no such parameter", shorten(key)),
+                format!(
+                    "the message uses {{{{{}}}}} but there is no such parameter",
+                    shorten(key)
+                ),
             )
         })?;
         output.push_str(value);

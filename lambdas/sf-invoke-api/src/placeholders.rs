@@ -226,9 +226,12 @@ pub fn is_date_or_datetime(value: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// (statement, placeholder values, language, expected statement or parameter name)
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Language, &'a str);
+
     #[test]
     fn placeholders_are_escaped_for_where_they_stand() {
-        let cases: &[(&str, &[(&str, &str)], Language, &str)] = &[
+        let cases: &[Case] = &[
             (
                 "SELECT Id FROM Contact WHERE LastName = 'NAME'",
                 &[("NAME", "O'Brien")],
@@ -249,7 +252,10 @@ mod tests {
             ),
             (
                 "SELECT Id, AccountId FROM Contact WHERE AccountId = ACCOUNT_ID AND Id != Id2",
-                &[("ACCOUNT_ID", "001D000000IqhSLIAZ"), ("Id2", "003RO0000035WQg")],
+                &[
+                    ("ACCOUNT_ID", "001D000000IqhSLIAZ"),
+                    ("Id2", "003RO0000035WQg"),
+                ],
                 Language::Soql,
                 "SELECT Id, AccountId FROM Contact WHERE AccountId = 001D000000IqhSLIAZ AND Id != 003RO0000035WQg",
             ),
@@ -261,7 +267,10 @@ mod tests {
             ),
             (
                 "SELECT FIELDS FROM Contact WHERE CreatedDate > SINCE",
-                &[("FIELDS", "Id, Name, Account.Name"), ("SINCE", "2026-01-01T00:00:00Z")],
+                &[
+                    ("FIELDS", "Id, Name, Account.Name"),
+                    ("SINCE", "2026-01-01T00:00:00Z"),
+                ],
                 Language::Soql,
                 "SELECT Id, Name, Account.Name FROM Contact WHERE CreatedDate > 2026-01-01T00:00:00Z",
             ),
@@ -302,7 +311,7 @@ mod tests {
 
     #[test]
     fn unsafe_statements_and_bare_values_are_refused() {
-        let cases: &[(&str, &[(&str, &str)], Language, &str)] = &[
+        let cases: &[Case] = &[
             (
                 "SELECT Id FROM Contact WHERE Id = ID",
                 &[("ID", "x' OR Id != null")],

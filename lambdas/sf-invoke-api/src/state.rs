@@ -132,13 +132,12 @@ impl HandlerState {
             match stored {
                 Some(stored) if Some(&stored.session.access_token) != rejected_token => {
                     let token = stored.session.access_token.clone();
-                    let client = Client::with_session(stored.session, None, config).map_err(
-                        |error| {
+                    let client =
+                        Client::with_session(stored.session, None, config).map_err(|error| {
                             InvokeError::Configuration(format!(
                                 "the session secret {arn} holds an unusable session: {error}"
                             ))
-                        },
-                    )?;
+                        })?;
                     tracing::debug!(generation, "using the stored Salesforce session");
                     return Ok(ActiveClient {
                         client,
@@ -147,7 +146,9 @@ impl HandlerState {
                     });
                 }
                 Some(_) => {
-                    tracing::info!("the session secret still holds the rejected session; logging in");
+                    tracing::info!(
+                        "the session secret still holds the rejected session; logging in"
+                    );
                 }
                 None => {
                     tracing::info!("the session secret holds no session yet; logging in");

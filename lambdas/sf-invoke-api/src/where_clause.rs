@@ -125,8 +125,26 @@ struct Parser<'t> {
 }
 
 const RESERVED: &[&str] = &[
-    "AND", "OR", "NOT", "IN", "LIKE", "INCLUDES", "EXCLUDES", "SELECT", "FROM", "WHERE", "LIMIT",
-    "ORDER", "GROUP", "BY", "OFFSET", "RETURNING", "WITH", "HAVING", "FOR", "USING",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "LIKE",
+    "INCLUDES",
+    "EXCLUDES",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "LIMIT",
+    "ORDER",
+    "GROUP",
+    "BY",
+    "OFFSET",
+    "RETURNING",
+    "WITH",
+    "HAVING",
+    "FOR",
+    "USING",
 ];
 
 fn is_keyword(token: Option<&Token>, keyword: &str) -> bool {
@@ -197,7 +215,8 @@ impl Parser<'_> {
                 return Err("expected IN after NOT".into());
             }
         }
-        let strings_only = is_keyword(self.peek(), "INCLUDES") || is_keyword(self.peek(), "EXCLUDES");
+        let strings_only =
+            is_keyword(self.peek(), "INCLUDES") || is_keyword(self.peek(), "EXCLUDES");
         if !(strings_only || is_keyword(self.peek(), "IN")) {
             return Err("expected an operator".into());
         }
@@ -239,7 +258,9 @@ fn is_value_word(word: &str) -> bool {
     };
     !name.is_empty()
         && name.bytes().all(|b| b.is_ascii_alphabetic() || b == b'_')
-        && !RESERVED.iter().any(|reserved| name.eq_ignore_ascii_case(reserved))
+        && !RESERVED
+            .iter()
+            .any(|reserved| name.eq_ignore_ascii_case(reserved))
         && argument.is_none_or(|digits| {
             !digits.is_empty() && digits.len() <= 6 && digits.bytes().all(|b| b.is_ascii_digit())
         })

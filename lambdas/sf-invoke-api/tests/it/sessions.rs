@@ -1,0 +1,153 @@
+//! Where the session comes from: the secret `sf-token-refresh` keeps fresh (no login on the hot
+//! path), the credentials when there is none, and the original's environment variables.
+
+use serde_json::Value;
+use sf_common::Settings;
+use sf_invoke_api::HandlerState;
+use sfstack_test_support::demo;
+
+use crate::harness::{Fixture, event, fixture_event, get, invoke};
+
+/// Logs in the way `sf-token-refresh` does and stores the session in `secret_id`.
+async fn refresh_session(fixture: &Fixture, secret_id: &str) -> anyhow::Result<String> {
+    let credentials =
+        salesforce::Credentials::from_json(&demo::jwt_credentials(fixture.base_url()))?;
+    let client = salesforce::Client::new(credentials, salesforce::ClientConfig::default())?;
+    let session = client.login().await?;
+    fixture.secrets.store_session(secret_id, &session).await?;
+    Ok(session.access_token.expose().to_owned())
+}
+
+async fn create_session_secret(fixture: &Fixture, name: &str) -> anyhow::Result<String> {
+    let created = fixture
+        .secrets
+        .client()
+        .create_secret()
+        .name(name)
+        .secret_string("{}")
+        .send()
+        .await?;
+    created
+        .arn
+        .ok_or_else(|| anyhow::anyhow!("moto returned no ARN"))
+}
+
+fn operations() -> anyhow::Result<Vec<Value>> {
+    Ok(vec![
+        fixture_event("phoneLookup", &[])?,
+        fixture_event("queryOne", &[])?,
+        event(&[
+            ("sf_operation", "lookup"),
+            ("sf_object", "Contact"),
+            ("sf_fields", "Name"),
+            ("LastName", "Hopper"),
+        ]),
+        fixture_event("createCase", &[])?,
+        event(&[
+            ("sf_operation", "search"),
+            ("q", "Lovelace"),
+            ("sf_fields", "Name"),
+            ("sf_object", "Contact"),
+        ]),
+    ])
+}
+
+#[tokio::test]
+async fn a_stored_session_means_no_login_on_the_hot_path() -> anyhow::Result<()> {
+    let fixture = Fixture::start().await?;
+    let session_arn = create_session_secret(&fixture, "sfstack/salesforce-session").await?;
+    refresh_session(&fixture, &session_arn).await?;
+    fixture.clear_log().await?;
+
+    let state = fixture.state(&[("SF_SESSION_SECRET_ARN", session_arn.as_str())])?;
+    for event in operations()? {
+        let output = invoke(&state, &event).await?;
+        assert!(!output.is_empty(), "{event}");
+    }
+    let log = fixture.log().await?;
+    assert_eq!(fixture.logins().await?, 0, "{log:#?}");
+    assert_eq!(log.len(), 5, "{log:#?}");
+
+    // sf-token-refresh replaced the session and the old one expired: the function re-reads
+    // the secret and uses the new token, still without logging in.
+    fixture.expire_sessions().await?;
+    refresh_session(&fixture, &session_arn).await?;
+    fixture.clear_log().await?;
+    let output = invoke(&state, &fixture_event("phoneLookup", &[])?).await?;
+    assert_eq!(get(&output, "Name")?, "Ada Lovelace");
+    assert_eq!(fixture.logins().await?, 0);
+    let statuses: Vec<u64> = fixture
+        .data_requests()
+        .await?
+        .iter()
+        .filter_map(|entry| entry["status"].as_u64())
+        .collect();
+    assert_eq!(statuses, vec![401, 200]);
+
+    // The session expired and the secret was not refreshed: one login with the credentials,
+    // one retry, and the environment keeps that client.
+    fixture.expire_sessions().await?;
+    fixture.clear_log().await?;
+    let output = invoke(&state, &fixture_event("phoneLookup", &[])?).await?;
+    assert_eq!(get(&output, "Name")?, "Ada Lovelace");
+    invoke(&state, &fixture_event("queryOne", &[])?).await?;
+    assert_eq!(fixture.logins().await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_empty_session_secret_falls_back_to_one_login() -> anyhow::Result<()> {
+    let fixture = Fixture::start().await?;
+    let session_arn = create_session_secret(&fixture, "sfstack/salesforce-session").await?;
+    let state = fixture.state(&[("SF_SESSION_SECRET_ARN", session_arn.as_str())])?;
+    for event in operations()? {
+        invoke(&state, &event).await?;
+    }
+    assert_eq!(fixture.logins().await?, 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_original_environment_variables_and_password_credentials_work() -> anyhow::Result<()> {
+    let fixture = Fixture::start().await?;
+    let created = fixture
+        .secrets
+        .client()
+        .create_secret()
+        .name("sfstack/original-credentials")
+        .secret_string(demo::password_credentials("https://login.salesforce.com"))
+        .send()
+        .await?;
+    let arn = created.arn.unwrap_or_default();
+    let base_url = fixture.base_url().to_owned();
+    let variables = [
+        ("SF_CREDENTIALS_SECRETS_MANAGER_ARN", arn.as_str()),
+        ("SF_HOST", base_url.as_str()),
+        ("SF_VERSION", "v62.0"),
+        ("SF_USERNAME", demo::USERNAME),
+        ("SF_ADAPTER_NAMESPACE", "amazonconnect"),
+        ("LOGGING_LEVEL", "INFO"),
+    ];
+    let settings = Settings::from_lookup(|name| {
+        variables
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.to_string())
+    })?;
+    let state = HandlerState::new(Ok(settings), fixture.secrets.clone());
+    let output = invoke(&state, &fixture_event("phoneLookup", &[])?).await?;
+    assert_eq!(get(&output, "Name")?, "Ada Lovelace");
+    let log = fixture.log().await?;
+    let grants: Vec<&Value> = log
+        .iter()
+        .map(|entry| &entry["grant_type"])
+        .filter(|grant| grant.is_string())
+        .collect();
+    assert_eq!(grants, vec!["password"]);
+    assert!(
+        log.iter()
+            .any(|entry| entry["path"] == "/services/data/v62.0/parameterizedSearch"),
+        "{log:#?}"
+    );
+    Ok(())
+}
