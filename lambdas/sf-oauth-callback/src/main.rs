@@ -1,1 +1,37 @@
-fn main() {}
+//! Lambda entry point of `sf-oauth-callback`: set-up only; the logic is in the library.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::lambda_function_urls::LambdaFunctionUrlRequest;
+use lambda_runtime::{LambdaEvent, service_fn};
+use sf_common::Secrets;
+use sf_oauth_callback::{CallbackConfig, CallbackHandler};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    sf_common::init_logging();
+    // Honours AWS_ENDPOINT_URL, so the same binary runs against moto locally.
+    let aws_config = aws_config::load_from_env().await;
+    let secrets = Secrets::new(aws_sdk_secretsmanager::Client::new(&aws_config));
+    let dynamodb = aws_sdk_dynamodb::Client::new(&aws_config);
+    // A configuration error fails every invocation with a clear `ConfigurationError` instead of
+    // crashing the runtime into an init-failure loop.
+    let handler = Arc::new(
+        CallbackConfig::from_env().map(|config| CallbackHandler::new(config, secrets, dynamodb)),
+    );
+    if let Err(error) = handler.as_ref() {
+        tracing::error!(error = %error, "sf-oauth-callback is misconfigured");
+    }
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<LambdaFunctionUrlRequest>| {
+            let handler = Arc::clone(&handler);
+            async move {
+                match handler.as_ref() {
+                    Ok(handler) => handler.handle(event).await,
+                    Err(error) => Err(error.clone()),
+                }
+            }
+        },
+    ))
+    .await
+}

@@ -10,7 +10,8 @@
 //! 2. Obtains a **new** session from the token endpoint, whatever is stored.
 //! 3. With the refresh-token flow against an org that rotates refresh tokens, Salesforce retires
 //!    the refresh token it was given and returns a new one: the new one is written back to the
-//!    credentials secret (other keys preserved) before anything else, or the next run would fail.
+//!    credentials secret (other keys preserved), or the next run would fail. This needs
+//!    `secretsmanager:PutSecretValue` on the credentials secret.
 //! 4. Stores the session in the session secret (`SF_SESSION_SECRET_ARN`) with
 //!    [`sf_common::Secrets::store_session`], in the layout documented by `sf-common`. A refresh
 //!    token is never copied into the session secret: every function reads that one.
@@ -177,18 +178,23 @@ impl TokenRefresher {
 
         // The session secret is read by every function: it never holds a refresh token.
         let rotated_refresh_token = session.refresh_token.take();
-        if flow == AuthFlow::RefreshToken
-            && let Some(new_refresh_token) = &rotated_refresh_token
-        {
-            self.save_rotated_refresh_token(new_refresh_token.expose())
-                .await?;
-        }
-
+        // Both writes are attempted even if the first fails: a lost rotated refresh token breaks
+        // the next run, a lost session breaks the other functions once the old one expires.
+        let saved_refresh_token = match &rotated_refresh_token {
+            Some(new_refresh_token) if flow == AuthFlow::RefreshToken => {
+                self.save_rotated_refresh_token(new_refresh_token.expose())
+                    .await
+            }
+            _ => Ok(()),
+        };
         let refreshed_at = now_millis();
-        self.secrets
+        let stored_session = self
+            .secrets
             .store_session(&self.session_secret_arn, &session)
             .await
-            .map_err(|error| Error::StoreFailed(error.to_string()))?;
+            .map_err(|error| Error::StoreFailed(error.to_string()));
+        saved_refresh_token?;
+        stored_session?;
         let summary = RefreshSummary {
             instance_url: session.instance_url.clone(),
             issued_at: session.issued_at,
@@ -222,8 +228,7 @@ impl TokenRefresher {
                 "the credentials secret {arn} is not a JSON object"
             )));
         };
-        if map.get("RefreshToken").and_then(serde_json::Value::as_str) == Some(new_refresh_token)
-        {
+        if map.get("RefreshToken").and_then(serde_json::Value::as_str) == Some(new_refresh_token) {
             return Ok(());
         }
         map.insert("RefreshToken".into(), new_refresh_token.into());
@@ -316,7 +321,10 @@ mod tests {
     fn errors_map_to_stable_error_types() {
         let cases = [
             (Error::Configuration("x".into()), "ConfigurationError"),
-            (Error::CredentialsUnavailable("x".into()), "CredentialsUnavailable"),
+            (
+                Error::CredentialsUnavailable("x".into()),
+                "CredentialsUnavailable",
+            ),
             (Error::InvalidCredentials("x".into()), "InvalidCredentials"),
             (
                 Error::RefreshFailed {
@@ -372,7 +380,10 @@ mod tests {
             let message = refresh_failed(flow, &error).to_string();
             assert!(message.contains(reason), "{message}");
             assert!(message.contains(hint), "{message}");
-            assert!(message.contains("previous session is left in place"), "{message}");
+            assert!(
+                message.contains("previous session is left in place"),
+                "{message}"
+            );
         }
     }
 }

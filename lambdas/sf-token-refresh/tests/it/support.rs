@@ -100,7 +100,11 @@ impl Harness {
             request = request.json(&body);
         }
         let response = request.send().await.expect("admin call");
-        assert!(response.status().is_success(), "admin {path}: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "admin {path}: {}",
+            response.status()
+        );
     }
 
     /// Gets a refresh token through the authorization-code flow of the emulator.

@@ -1,0 +1,304 @@
+//! The four steps: a full rotation, idempotency, failures half-way and refused requests.
+
+use salesforce::{Client, ClientConfig};
+use serde_json::json;
+use sf_secret_rotation::Outcome;
+
+use crate::support::{Harness, login_with, session_of};
+
+const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
+const TOKEN: &str = "9b3c1a52-5c55-4a2e-9d52-6f3ad0c1e001";
+const SECOND_TOKEN: &str = "9b3c1a52-5c55-4a2e-9d52-6f3ad0c1e002";
+
+#[tokio::test]
+async fn a_rotation_promotes_a_working_token_and_every_step_is_idempotent() {
+    let harness = Harness::start().await;
+    let original = harness.credentials_document().await;
+    let arn = harness
+        .create_secret("sfstack/rotating", &original, true)
+        .await;
+    let (version_before, _) = harness.current(&arn).await;
+    harness.start_rotation(&arn, TOKEN).await;
+    harness
+        .admin(reqwest::Method::DELETE, "requests", None)
+        .await;
+
+    let expected = [
+        (
+            "createSecret",
+            Outcome::PendingCreated,
+            Outcome::PendingAlreadyExists,
+        ),
+        ("setSecret", Outcome::NothingToSet, Outcome::NothingToSet),
+        ("testSecret", Outcome::Tested, Outcome::Tested),
+        ("finishSecret", Outcome::Promoted, Outcome::AlreadyCurrent),
+    ];
+    for (step, first, again) in expected {
+        assert_eq!(harness.step(&arn, TOKEN, step).await, Ok(first), "{step}");
+        if step != "finishSecret" {
+            let (current_version, current) = harness.current(&arn).await;
+            assert_eq!(
+                current_version, version_before,
+                "{step}: AWSCURRENT untouched before finishSecret"
+            );
+            assert_eq!(current, original, "{step}");
+        }
+        assert_eq!(
+            harness.step(&arn, TOKEN, step).await,
+            Ok(again),
+            "{step} again"
+        );
+    }
+    assert_eq!(
+        harness.token_grants(),
+        ["refresh_token"],
+        "one token request for the whole rotation"
+    );
+
+    let (current_version, current) = harness.current(&arn).await;
+    assert_eq!(current_version, TOKEN);
+    assert_eq!(harness.stages(&arn, TOKEN).await, ["AWSCURRENT"]);
+    assert_eq!(harness.stages(&arn, &version_before).await, ["AWSPREVIOUS"]);
+    assert_eq!(
+        current["Team"], "contact-centre",
+        "unknown keys are preserved"
+    );
+    assert_eq!(
+        current["RefreshToken"], original["RefreshToken"],
+        "no rotation in the org: same refresh token"
+    );
+    assert_eq!(current["InstanceUrl"], harness.emulator.base_url());
+    assert!(
+        current["IssuedAt"]
+            .as_str()
+            .and_then(|text| text.parse::<i64>().ok())
+            .is_some()
+    );
+    assert!(
+        current.get("AccessToken").is_none(),
+        "AccessToken (the security token) is not used"
+    );
+
+    // Re-running the earlier steps on the finished version does nothing.
+    for step in STEPS {
+        assert_eq!(
+            harness.step(&arn, TOKEN, step).await,
+            Ok(Outcome::AlreadyCurrent),
+            "{step}"
+        );
+    }
+
+    // Another function uses the stored token directly: no login.
+    harness
+        .admin(reqwest::Method::DELETE, "requests", None)
+        .await;
+    let client =
+        Client::with_session(session_of(&current), None, ClientConfig::default()).expect("client");
+    let contacts = client
+        .query("SELECT Id, Name FROM Contact")
+        .await
+        .expect("query with the rotated token");
+    assert!(contacts.total_size > 0);
+    assert!(harness.token_grants().is_empty(), "no extra login happened");
+
+    // And a second rotation works from the new AWSCURRENT.
+    harness.start_rotation(&arn, SECOND_TOKEN).await;
+    for step in STEPS {
+        harness
+            .step(&arn, SECOND_TOKEN, step)
+            .await
+            .unwrap_or_else(|error| panic!("{step}: {error}"));
+    }
+    assert_eq!(harness.current(&arn).await.0, SECOND_TOKEN);
+}
+
+#[tokio::test]
+async fn a_refresh_token_rotated_by_the_org_replaces_the_old_one() {
+    let harness = Harness::start().await;
+    let original = harness.credentials_document().await;
+    let arn = harness
+        .create_secret("sfstack/rotating", &original, true)
+        .await;
+    harness
+        .admin(
+            reqwest::Method::PUT,
+            "refresh-tokens/rotation",
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    harness.start_rotation(&arn, TOKEN).await;
+    for step in STEPS {
+        harness
+            .step(&arn, TOKEN, step)
+            .await
+            .unwrap_or_else(|error| panic!("{step}: {error}"));
+    }
+    let (_, current) = harness.current(&arn).await;
+    assert_ne!(current["RefreshToken"], original["RefreshToken"]);
+    assert!(
+        login_with(&current).await.is_ok(),
+        "the new refresh token works"
+    );
+    let old = login_with(&original)
+        .await
+        .expect_err("the old one was retired");
+    assert_eq!(old.error_code(), Some("invalid_grant"));
+}
+
+#[tokio::test]
+async fn a_failed_token_request_leaves_awscurrent_untouched_and_a_retry_succeeds() {
+    let harness = Harness::start().await;
+    let original = harness.credentials_document().await;
+    let arn = harness
+        .create_secret("sfstack/rotating", &original, true)
+        .await;
+    let before = harness.current(&arn).await;
+    harness.start_rotation(&arn, TOKEN).await;
+
+    // Salesforce is down for one request.
+    harness
+        .admin(
+            reqwest::Method::POST,
+            "faults",
+            Some(json!({"count": 1, "status": 503})),
+        )
+        .await;
+    let error = harness
+        .step(&arn, TOKEN, "createSecret")
+        .await
+        .expect_err("503");
+    assert_eq!(error.error_type(), "TokenRequestFailed", "{error}");
+    assert_eq!(harness.current(&arn).await, before);
+    assert_eq!(
+        harness.pending_value(&arn, TOKEN).await,
+        None,
+        "nothing staged"
+    );
+    assert!(
+        login_with(&before.1).await.is_ok(),
+        "AWSCURRENT still works"
+    );
+
+    // Secrets Manager retries the step.
+    assert_eq!(
+        harness.step(&arn, TOKEN, "createSecret").await,
+        Ok(Outcome::PendingCreated)
+    );
+
+    // The new token is rejected at testSecret (all sessions expire): AWSCURRENT stays.
+    harness
+        .admin(reqwest::Method::POST, "sessions/expire", None)
+        .await;
+    let error = harness
+        .step(&arn, TOKEN, "testSecret")
+        .await
+        .expect_err("expired");
+    assert_eq!(error.error_type(), "TestFailed", "{error}");
+    assert!(error.to_string().contains("session expired"), "{error}");
+    assert_eq!(harness.current(&arn).await, before);
+    assert!(
+        login_with(&before.1).await.is_ok(),
+        "AWSCURRENT's refresh token still works"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_fails_create_secret_without_writing() {
+    let harness = Harness::start().await;
+    let original = harness.credentials_document().await;
+    let arn = harness
+        .create_secret("sfstack/rotating", &original, true)
+        .await;
+    let before = harness.current(&arn).await;
+    let versions_before = harness.versions(&arn).await.len();
+    harness.start_rotation(&arn, TOKEN).await;
+    harness
+        .admin(reqwest::Method::POST, "refresh-tokens/revoke", None)
+        .await;
+
+    let error = harness
+        .step(&arn, TOKEN, "createSecret")
+        .await
+        .expect_err("revoked");
+    assert_eq!(error.error_type(), "TokenRequestFailed");
+    let message = error.to_string();
+    assert!(
+        message.contains("invalid_grant: expired access/refresh token"),
+        "{message}"
+    );
+    assert!(message.contains("hint:"), "{message}");
+    assert!(
+        !message.contains(original["RefreshToken"].as_str().unwrap_or("?")),
+        "{message}"
+    );
+    assert_eq!(harness.current(&arn).await, before);
+    assert_eq!(harness.pending_value(&arn, TOKEN).await, None);
+    assert_eq!(
+        harness.versions(&arn).await.len(),
+        versions_before + 1,
+        "only the staged version"
+    );
+}
+
+#[tokio::test]
+async fn steps_are_refused_unless_the_token_is_a_pending_version_of_a_rotating_secret() {
+    let harness = Harness::start().await;
+    let document = harness.credentials_document().await;
+
+    // Rotation not enabled: a pending version exists, but every step refuses.
+    let not_rotating = harness
+        .create_secret("sfstack/not-rotating", &document, false)
+        .await;
+    harness
+        .secrets
+        .put_secret_value()
+        .secret_id(&not_rotating)
+        .client_request_token(TOKEN)
+        .secret_string(document.to_string())
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .expect("stage a pending value");
+
+    let rotating = harness
+        .create_secret("sfstack/rotating", &document, true)
+        .await;
+    harness.start_rotation(&rotating, TOKEN).await;
+    let previous = harness
+        .versions(&rotating)
+        .await
+        .into_iter()
+        .find(|(_, stages)| stages.iter().any(|stage| stage == "AWSPREVIOUS"))
+        .map(|(version, _)| version)
+        .expect("moto leaves an AWSPREVIOUS version when rotation is enabled");
+
+    let cases = [
+        (not_rotating.as_str(), TOKEN, "RotationNotEnabled"),
+        (
+            rotating.as_str(),
+            "00000000-0000-4000-8000-000000000000",
+            "UnknownVersion",
+        ),
+        (rotating.as_str(), previous.as_str(), "NotPending"),
+    ];
+    for (arn, token, error_type) in cases {
+        for step in STEPS {
+            let error = harness.step(arn, token, step).await.expect_err("refused");
+            assert_eq!(
+                error.error_type(),
+                error_type,
+                "{step} on {arn} with {token}: {error}"
+            );
+        }
+    }
+    let error = harness
+        .step(&rotating, TOKEN, "rotateSecret")
+        .await
+        .expect_err("unknown step");
+    assert_eq!(error.error_type(), "InvalidEvent");
+    assert_eq!(
+        harness.pending_value(&not_rotating, TOKEN).await,
+        Some(document),
+        "nothing changed"
+    );
+}
