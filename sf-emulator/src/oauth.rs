@@ -229,7 +229,8 @@ fn refresh_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Valu
         return Err(OAuthError::INACTIVE_USER);
     }
     let (refresh_token, from) = if rotate || org.rotate_all_refresh_tokens {
-        org.revoke_refresh_token(presented);
+        // Rotation retires the old refresh token; sessions already issued stay valid.
+        org.refresh_tokens.remove(presented);
         let new_token = org.issue_refresh_token(&grant.user_id, &consumer_key);
         (Some(new_token.clone()), Some(new_token))
     } else {

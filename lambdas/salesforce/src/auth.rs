@@ -26,15 +26,15 @@ pub struct Session {
     /// The REST base URL, without a trailing slash.
     pub instance_url: String,
     /// When Salesforce issued the token, in milliseconds since the epoch.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<i64>,
     /// The identity URL (`https://login.salesforce.com/id/<org>/<user>`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     /// Present only for flows that issue one (authorization code, or refresh with rotation).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<Secret>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
 }
 

@@ -66,7 +66,13 @@ impl Secrets {
             .client
             .get_secret_value()
             .secret_id(secret_id)
-            .set_version_stage(stage.map(String::from))
+            // Name the stage even for the current value: moto's default version does not follow
+            // UpdateSecretVersionStage, so an unqualified read there returns a rotated-out value.
+            .set_version_stage(match (stage, version_id) {
+                (Some(stage), _) => Some(stage.to_string()),
+                (None, None) => Some("AWSCURRENT".to_string()),
+                (None, Some(_)) => None,
+            })
             .set_version_id(version_id.map(String::from))
             .send()
             .await
@@ -124,7 +130,7 @@ impl Secrets {
 }
 
 /// Parses a credentials document and applies the environment's username and login URL.
-pub fn credentials_from_document(
+pub(crate) fn credentials_from_document(
     document: &str,
     settings: &Settings,
 ) -> Result<salesforce::Credentials, CommonError> {
@@ -144,7 +150,7 @@ pub fn credentials_from_document(
 }
 
 /// Reads a session secret value; `{}` (never refreshed) is `None`.
-pub fn parse_session(value: &str, resource: &str) -> Result<Option<StoredSession>, CommonError> {
+pub(crate) fn parse_session(value: &str, resource: &str) -> Result<Option<StoredSession>, CommonError> {
     let json: serde_json::Value =
         serde_json::from_str(value).map_err(|_| CommonError::SecretFormat {
             resource: resource.to_string(),
@@ -162,7 +168,7 @@ pub fn parse_session(value: &str, resource: &str) -> Result<Option<StoredSession
         })
 }
 
-pub fn now_millis() -> i64 {
+pub(crate) fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_millis() as i64)
