@@ -150,7 +150,10 @@ pub(crate) fn credentials_from_document(
 }
 
 /// Reads a session secret value; `{}` (never refreshed) is `None`.
-pub(crate) fn parse_session(value: &str, resource: &str) -> Result<Option<StoredSession>, CommonError> {
+pub(crate) fn parse_session(
+    value: &str,
+    resource: &str,
+) -> Result<Option<StoredSession>, CommonError> {
     let json: serde_json::Value =
         serde_json::from_str(value).map_err(|_| CommonError::SecretFormat {
             resource: resource.to_string(),
