@@ -144,9 +144,17 @@ impl Plan {
     pub async fn execute(&self, client: &Client) -> salesforce::Result<Output> {
         match self {
             Plan::Answer(output) => Ok(output.clone()),
-            Plan::Query { soql, shape } => {
+            Plan::Query { soql, shape } if *shape == Shape::All => {
                 let result = client.query(soql).await?;
                 Ok(shape.render(&result.records))
+            }
+            Plan::Query { soql, shape } => {
+                // One record is all the output needs: the first page holds it, and the
+                // query's total is the count. Following every page could run past the deadline.
+                let result = client.query_page(soql).await?;
+                let mut output = shape.render(&result.records);
+                output.insert("sf_count".to_owned(), result.total_size.to_string());
+                Ok(output)
             }
             Plan::Search { sosl, shape } => {
                 let records = client.search(sosl).await?;

@@ -406,11 +406,10 @@ impl Rotator {
         let mut pending = current.clone();
         pending.insert(
             "RefreshToken".into(),
-            Value::String(
-                tokens
-                    .refresh_token
-                    .unwrap_or_else(|| request.refresh_token.expose().to_owned()),
-            ),
+            Value::String(tokens.refresh_token.map_or_else(
+                || request.refresh_token.expose().to_owned(),
+                |token| token.expose().to_owned(),
+            )),
         );
         pending.insert(
             "SessionAccessToken".into(),
@@ -705,7 +704,7 @@ impl RefreshRequest {
 #[derive(Debug)]
 struct TokenSet {
     access_token: Secret,
-    refresh_token: Option<String>,
+    refresh_token: Option<Secret>,
     instance_url: Option<String>,
     issued_at: i64,
 }
@@ -768,7 +767,7 @@ fn parse_token_response(status: u16, body: &[u8]) -> Result<TokenSet, Error> {
     .unwrap_or_else(now_millis);
     Ok(TokenSet {
         access_token: Secret::new(access_token),
-        refresh_token: text("refresh_token"),
+        refresh_token: text("refresh_token").map(Secret::new),
         instance_url,
         issued_at,
     })
@@ -840,7 +839,7 @@ mod tests {
         );
         let ok = ok.expect("parses");
         assert_eq!(ok.access_token.expose(), "00D!new");
-        assert_eq!(ok.refresh_token.as_deref(), Some("R2"));
+        assert_eq!(ok.refresh_token.as_ref().map(Secret::expose), Some("R2"));
         assert_eq!(
             ok.instance_url.as_deref(),
             Some("https://na1.salesforce.com")
