@@ -1,6 +1,8 @@
 //! JSON logs on stdout, where Lambda sends them to CloudWatch.
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// Dependencies whose trace output carries request bodies (secret values, tokens) or raw events
 /// (OAuth codes): they never log below these levels, whatever the configuration asks for.
@@ -27,27 +29,32 @@ pub fn init_logging() {
         std::env::var("RUST_LOG").ok().as_deref(),
         std::env::var("LOGGING_LEVEL").ok().as_deref(),
     );
-    let _ = tracing_subscriber::fmt()
+    let format = tracing_subscriber::fmt::layer()
         .json()
-        .with_env_filter(filter)
         .with_current_span(false)
         .with_ansi(false)
         .without_time()
-        .with_target(false)
+        .with_target(false);
+    let _ = tracing_subscriber::registry()
+        .with(format)
+        .with(filter)
         .try_init();
 }
 
-fn filter(rust_log: Option<&str>, logging_level: Option<&str>) -> EnvFilter {
-    let mut filter = rust_log
-        .and_then(|value| EnvFilter::try_new(value).ok())
-        .unwrap_or_else(|| EnvFilter::new(level_from_original(logging_level)));
-    // Directives added last win for their targets.
-    for cap in SECRET_SAFE_CAPS {
-        if let Ok(directive) = cap.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    filter
+/// `target=level` directives (a plain `Targets` filter: no regular-expression engine in the
+/// function binaries), with the caps appended so they win for their targets.
+fn filter(rust_log: Option<&str>, logging_level: Option<&str>) -> Targets {
+    let base = rust_log
+        .filter(|value| value.parse::<Targets>().is_ok())
+        .map_or_else(
+            || level_from_original(logging_level).to_string(),
+            str::to_string,
+        );
+    let directives = std::iter::once(base.as_str())
+        .chain(SECRET_SAFE_CAPS.iter().copied())
+        .collect::<Vec<_>>()
+        .join(",");
+    directives.parse().unwrap_or_default()
 }
 
 /// Maps the Python logging level names of the original package to tracing's.
@@ -66,6 +73,8 @@ fn level_from_original(level: Option<&str>) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use tracing::Level;
+
     use super::{filter, level_from_original};
 
     #[test]
@@ -87,14 +96,23 @@ mod tests {
     #[test]
     fn trace_never_reaches_the_sdk_or_the_runtime() {
         for (rust_log, level) in [(Some("trace"), None), (None, Some("TRACE"))] {
-            let rendered = filter(rust_log, level).to_string();
-            for cap in [
-                "aws_smithy_runtime=debug",
-                "lambda_runtime=debug",
-                "hyper=info",
-            ] {
-                assert!(rendered.contains(cap), "{rendered}");
-            }
+            let targets = filter(rust_log, level);
+            assert!(targets.would_enable("sf_invoke_api", &Level::TRACE));
+            let orchestrator = "aws_smithy_runtime::client::orchestrator";
+            assert!(!targets.would_enable(orchestrator, &Level::TRACE));
+            assert!(targets.would_enable(orchestrator, &Level::DEBUG));
+            assert!(!targets.would_enable("lambda_runtime::layers", &Level::TRACE));
+            assert!(!targets.would_enable("hyper::proto", &Level::DEBUG));
         }
+    }
+
+    #[test]
+    fn rust_log_directives_are_honoured_and_garbage_falls_back() {
+        let targets = filter(Some("warn,sf_invoke_api=debug"), None);
+        assert!(targets.would_enable("sf_invoke_api", &Level::DEBUG));
+        assert!(!targets.would_enable("sf_common", &Level::INFO));
+        let fallback = filter(Some("=?=garbage"), Some("ERROR"));
+        assert!(!fallback.would_enable("sf_common", &Level::WARN));
+        assert!(fallback.would_enable("sf_common", &Level::ERROR));
     }
 }
