@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod build;
 mod config;
 mod environment;
 mod naming;
@@ -24,6 +25,15 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
+    /// Build every function as a Lambda zip (cargo lambda build --release --output-format zip).
+    Build {
+        /// CPU architecture of the functions.
+        #[arg(long, default_value = "x86_64")]
+        arch: build::Arch,
+        /// `text` (default) or `json` (one JSON document on stdout).
+        #[arg(long, default_value = "text")]
+        output: environment::Output,
+    },
     /// Show the environment this checkout deploys to and its effective settings.
     Config {
         /// Environment name; default: derived from the git branch.
@@ -56,6 +66,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Commands::Build { arch, output } => {
+            let report = build::build(&render::repository_root(), arch)?;
+            build::print(&report, output == environment::Output::Json)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Commands::Config { env, output } => {
             environment::show(env.as_deref(), output).map(|()| ExitCode::SUCCESS)
         }
