@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use salesforce::{Client, Credentials, Secret};
 use sf_common::{Secrets, Settings, SettingsError};
-use tokio::sync::{Mutex, OnceCell};
+use tokio::sync::Mutex;
 
 use crate::error::{InvokeError, from_salesforce};
 use crate::flatten::Output;
@@ -26,7 +26,9 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_millis(300);
 pub struct HandlerState {
     settings: Result<Settings, SettingsError>,
     secrets: Secrets,
-    credentials: OnceCell<Credentials>,
+    /// Read on first use; forgotten when Salesforce refuses them, so rotated credentials are
+    /// picked up by the next invocation.
+    credentials: Mutex<Option<Credentials>>,
     client: Mutex<Option<ActiveClient>>,
     clock: Clock,
 }
@@ -50,7 +52,7 @@ impl HandlerState {
         Self {
             settings,
             secrets,
-            credentials: OnceCell::new(),
+            credentials: Mutex::new(None),
             client: Mutex::new(None),
             clock: Arc::new(Utc::now),
         }
@@ -86,8 +88,28 @@ impl HandlerState {
                     .await
                     .map_err(from_salesforce)
             }
+            Err(error @ salesforce::Error::Auth { .. })
+                if error.error_code() == Some("invalid_grant") && active.stored_token.is_none() =>
+            {
+                // The credentials may have been rotated since this environment read them.
+                tracing::info!("salesforce refused the credentials; they will be read again");
+                self.forget_credentials(&active).await;
+                Err(from_salesforce(error))
+            }
             other => other.map_err(from_salesforce),
         }
+    }
+
+    /// Drops the cached credentials and the client built from them.
+    async fn forget_credentials(&self, refused: &ActiveClient) {
+        let mut slot = self.client.lock().await;
+        if slot
+            .as_ref()
+            .is_some_and(|current| current.generation == refused.generation)
+        {
+            *slot = None;
+        }
+        *self.credentials.lock().await = None;
     }
 
     async fn active_client(&self) -> Result<ActiveClient, InvokeError> {
@@ -155,7 +177,7 @@ impl HandlerState {
                 }
             }
         }
-        let credentials = self.credentials(settings).await?.clone();
+        let credentials = self.credentials(settings).await?;
         let client = Client::new(credentials, config).map_err(from_salesforce)?;
         Ok(ActiveClient {
             client,
@@ -164,15 +186,19 @@ impl HandlerState {
         })
     }
 
-    /// The Salesforce credentials, read from Secrets Manager on first use only.
-    async fn credentials(&self, settings: &Settings) -> Result<&Credentials, InvokeError> {
-        self.credentials
-            .get_or_try_init(|| async {
-                self.secrets
-                    .load_credentials(settings)
-                    .await
-                    .map_err(|error| InvokeError::Configuration(error.to_string()))
-            })
+    /// The Salesforce credentials, read from Secrets Manager on first use (and again after
+    /// Salesforce refused them).
+    async fn credentials(&self, settings: &Settings) -> Result<Credentials, InvokeError> {
+        let mut slot = self.credentials.lock().await;
+        if let Some(credentials) = slot.as_ref() {
+            return Ok(credentials.clone());
+        }
+        let credentials = self
+            .secrets
+            .load_credentials(settings)
             .await
+            .map_err(|error| InvokeError::Configuration(error.to_string()))?;
+        *slot = Some(credentials.clone());
+        Ok(credentials)
     }
 }

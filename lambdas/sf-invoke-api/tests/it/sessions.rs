@@ -6,7 +6,7 @@ use sf_common::Settings;
 use sf_invoke_api::HandlerState;
 use sfstack_test_support::demo;
 
-use crate::harness::{Fixture, event, fixture_event, get, invoke};
+use crate::harness::{Fixture, event, fixture_event, get, invoke, try_invoke};
 
 /// Logs in the way `sf-token-refresh` does and stores the session in `secret_id`.
 async fn refresh_session(fixture: &Fixture, secret_id: &str) -> anyhow::Result<String> {
@@ -149,5 +149,43 @@ async fn the_original_environment_variables_and_password_credentials_work() -> a
             .any(|entry| entry["path"] == "/services/data/v62.0/parameterizedSearch"),
         "{log:#?}"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn refused_credentials_are_read_again_after_they_change() -> anyhow::Result<()> {
+    let fixture = Fixture::start().await?;
+    let mut wrong: Value = serde_json::from_str(&demo::password_credentials(fixture.base_url()))?;
+    wrong["Password"] = Value::String("an-old-password".into());
+    let created = fixture
+        .secrets
+        .client()
+        .create_secret()
+        .name("sfstack/rotated-credentials")
+        .secret_string(wrong.to_string())
+        .send()
+        .await?;
+    let arn = created.arn.unwrap_or_default();
+    let state = fixture.state(&[("SF_CREDENTIALS_SECRET_ARN", arn.as_str())])?;
+    let event = fixture_event("phoneLookup", &[])?;
+
+    let refused = try_invoke(&state, &event).await.expect_err("old password");
+    assert_eq!(refused.error_type(), "SalesforceError", "{refused}");
+    assert!(
+        !refused.to_string().contains("an-old-password"),
+        "{refused}"
+    );
+
+    // The operator fixes the secret; the same warm environment picks it up on the next call.
+    fixture
+        .secrets
+        .client()
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string(demo::password_credentials(fixture.base_url()))
+        .send()
+        .await?;
+    let output = invoke(&state, &event).await?;
+    assert_eq!(get(&output, "Name")?, "Ada Lovelace");
     Ok(())
 }
