@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod build;
 mod config;
 mod environment;
+mod local;
 mod naming;
 #[allow(dead_code)] // Used by deploy, which lands with the rest of the orchestrator.
 mod render;
@@ -43,6 +44,20 @@ enum Commands {
         #[arg(long, default_value = "text")]
         output: environment::Output,
     },
+    /// The local cloud on 127.0.0.1: the moto server and the Salesforce emulator.
+    Local {
+        #[command(subcommand)]
+        action: LocalAction,
+        /// `text` (default) or `json`.
+        #[arg(long, default_value = "text", global = true)]
+        output: environment::Output,
+    },
+    /// Serves the emulator in this process (what `local up` runs in the background).
+    #[command(hide = true)]
+    ServeEmulator {
+        #[arg(long)]
+        port: u16,
+    },
     /// Run the local Salesforce org (the emulator with its demo org) until Ctrl-C.
     Emulator {
         /// Port to listen on (0 picks a free one).
@@ -52,6 +67,16 @@ enum Commands {
         #[arg(long)]
         config: Option<std::path::PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum LocalAction {
+    /// Start the moto server and the emulator in the background (no-op when running).
+    Up,
+    /// Stop them (no-op when stopped).
+    Down,
+    /// Show what runs where; exits 1 when not everything is up.
+    Status,
 }
 
 fn main() -> ExitCode {
@@ -66,6 +91,40 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Commands::Local { action, output } => {
+            let root = render::repository_root();
+            let json = output == environment::Output::Json;
+            match action {
+                LocalAction::Up => {
+                    let cloud = local::up(&root)?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&cloud)?);
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                LocalAction::Down => {
+                    let stopped = local::down(&root)?;
+                    eprintln!(
+                        "local: {}",
+                        if stopped {
+                            "stopped"
+                        } else {
+                            "was not running"
+                        }
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                LocalAction::Status => {
+                    let up = local::print_status(&root, json)?;
+                    Ok(if up {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    })
+                }
+            }
+        }
+        Commands::ServeEmulator { port } => serve_emulator(port),
         Commands::Build { arch, output } => {
             let report = build::build(&render::repository_root(), arch)?;
             build::print(&report, output == environment::Output::Json)?;
@@ -92,4 +151,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// Runs the emulator with the demo org until SIGTERM or Ctrl-C.
+fn serve_emulator(port: u16) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let emulator =
+            sf_emulator::Emulator::start_on(sf_emulator::OrgConfig::demo(), address).await?;
+        println!("sf-emulator listening on {}", emulator.base_url());
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("listening for SIGTERM")?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        emulator.shutdown().await;
+        Ok(ExitCode::SUCCESS)
+    })
 }

@@ -1,0 +1,273 @@
+//! `local up|down|status`: the offline cloud on 127.0.0.1 — the moto server (AWS APIs) and the
+//! Salesforce emulator with its demo org — as background processes whose ports, process ids
+//! and logs live under `target/sfstack/local/` (or `SFSTACK_LOCAL_DIR`).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+/// One background service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    pub pid: u32,
+    pub port: u16,
+    pub url: String,
+    pub log: PathBuf,
+}
+
+/// What `local up` started, as recorded in `state.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalCloud {
+    pub moto: Service,
+    pub emulator: Service,
+}
+
+/// A service's health as `status` reports it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub name: &'static str,
+    pub url: String,
+    pub pid: u32,
+    pub running: bool,
+    pub answering: bool,
+}
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn state_dir(root: &Path) -> PathBuf {
+    std::env::var_os("SFSTACK_LOCAL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target").join("sfstack").join("local"))
+}
+
+fn state_file(dir: &Path) -> PathBuf {
+    dir.join("state.json")
+}
+
+/// The recorded local cloud, if any (whether or not its processes still run).
+pub fn recorded(dir: &Path) -> anyhow::Result<Option<LocalCloud>> {
+    let path = state_file(dir);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => serde_json::from_str(&text).map(Some).with_context(|| {
+            format!(
+                "{} is corrupt\nhint: run `cargo xtask local down` to reset it",
+                path.display()
+            )
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Starts whatever is not already running and healthy; returns the running cloud.
+pub fn up(root: &Path) -> anyhow::Result<LocalCloud> {
+    let dir = state_dir(root);
+    if let Some(cloud) = recorded(&dir)?
+        && health(&cloud)
+            .iter()
+            .all(|service| service.running && service.answering)
+    {
+        eprintln!(
+            "local: already running (moto {}, emulator {})",
+            cloud.moto.url, cloud.emulator.url
+        );
+        return Ok(cloud);
+    }
+    // Something recorded but unhealthy: stop what is left before starting afresh.
+    down(root)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+
+    eprintln!("local: starting the moto server (AWS APIs)");
+    let bin = pytools::ensure_python_tools().context("installing the moto server")?;
+    let moto_port = free_port()?;
+    let moto = spawn(
+        Command::new(bin.join("moto_server")).args([
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &moto_port.to_string(),
+        ]),
+        &dir.join("moto.log"),
+        moto_port,
+    )?;
+    eprintln!("local: starting the Salesforce emulator (demo org)");
+    let emulator_port = free_port()?;
+    let exe = std::env::current_exe().context("finding the xtask binary")?;
+    let emulator = spawn(
+        Command::new(exe).args(["serve-emulator", "--port", &emulator_port.to_string()]),
+        &dir.join("emulator.log"),
+        emulator_port,
+    )?;
+    let cloud = LocalCloud { moto, emulator };
+    let text = serde_json::to_string_pretty(&cloud)?;
+    std::fs::write(state_file(&dir), text)
+        .with_context(|| format!("writing {}", state_file(&dir).display()))?;
+
+    let started = Instant::now();
+    for (name, service, path) in [
+        ("moto", &cloud.moto, "/moto-api/"),
+        ("emulator", &cloud.emulator, "/services/data/"),
+    ] {
+        while !answers(service.port, path) {
+            if !process_running(service.pid) {
+                bail!(
+                    "the {name} process exited during start-up\nhint: see {}",
+                    service.log.display()
+                );
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                bail!(
+                    "the {name} did not answer on {} within {READY_TIMEOUT:?}\nhint: see {}",
+                    service.url,
+                    service.log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    eprintln!(
+        "local: up (moto {}, emulator {})",
+        cloud.moto.url, cloud.emulator.url
+    );
+    Ok(cloud)
+}
+
+/// Stops the recorded processes (if still running) and forgets them. Idempotent.
+pub fn down(root: &Path) -> anyhow::Result<bool> {
+    let dir = state_dir(root);
+    let Some(cloud) = recorded(&dir).ok().flatten() else {
+        let _ = std::fs::remove_file(state_file(&dir));
+        return Ok(false);
+    };
+    for service in [&cloud.moto, &cloud.emulator] {
+        stop(service.pid);
+    }
+    std::fs::remove_file(state_file(&dir))
+        .with_context(|| format!("removing {}", state_file(&dir).display()))?;
+    Ok(true)
+}
+
+/// The health of each recorded service.
+pub fn health(cloud: &LocalCloud) -> Vec<Health> {
+    [
+        ("moto", &cloud.moto, "/moto-api/"),
+        ("emulator", &cloud.emulator, "/services/data/"),
+    ]
+    .into_iter()
+    .map(|(name, service, path)| Health {
+        name,
+        url: service.url.clone(),
+        pid: service.pid,
+        running: process_running(service.pid),
+        answering: answers(service.port, path),
+    })
+    .collect()
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    // The port is released before the service binds it; a collision in that instant makes the
+    // service exit, which `up` reports with its log.
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn spawn(command: &mut Command, log: &Path, port: u16) -> anyhow::Result<Service> {
+    use std::os::unix::process::CommandExt;
+    let log_file =
+        std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        // Its own process group: Ctrl-C in the terminal that ran `up` does not stop it.
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {:?}", command.get_program()))?;
+    Ok(Service {
+        pid: child.id(),
+        port,
+        url: format!("http://127.0.0.1:{port}"),
+        log: log.to_path_buf(),
+    })
+}
+
+fn process_running(pid: u32) -> bool {
+    // A zombie (exited, not yet reaped) still has a /proc entry; its state letter is Z.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
+
+fn stop(pid: u32) {
+    if !process_running(pid) {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while process_running(pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if process_running(pid) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+}
+
+/// Whether an HTTP GET on 127.0.0.1:`port` gets any HTTP answer.
+fn answers(port: u16, path: &str) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+}
+
+/// Prints the status; returns whether everything is up.
+pub fn print_status(root: &Path, json: bool) -> anyhow::Result<bool> {
+    let dir = state_dir(root);
+    let cloud = recorded(&dir)?;
+    let services = cloud.as_ref().map(health).unwrap_or_default();
+    let all_up = cloud.is_some()
+        && services
+            .iter()
+            .all(|service| service.running && service.answering);
+    if json {
+        let document =
+            serde_json::json!({"running": all_up, "services": services, "state": state_file(&dir)});
+        println!("{}", serde_json::to_string_pretty(&document)?);
+    } else if cloud.is_none() {
+        println!("local cloud: not running (start it with `cargo xtask local up`)");
+    } else {
+        println!(
+            "local cloud: {}",
+            if all_up { "running" } else { "degraded" }
+        );
+        for service in &services {
+            let state = match (service.running, service.answering) {
+                (true, true) => "up",
+                (true, false) => "not answering",
+                (false, _) => "stopped",
+            };
+            println!(
+                "  {:<9} {:<26} pid {:<8} {state}",
+                service.name, service.url, service.pid
+            );
+        }
+    }
+    Ok(all_up)
+}
