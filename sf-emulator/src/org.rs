@@ -124,6 +124,8 @@ pub struct LogEntry {
     pub grant_type: Option<String>,
     pub body: Option<Value>,
     pub status: u16,
+    /// Time spent serving the request, injected delays included (benchmarks subtract it).
+    pub duration_us: u64,
 }
 
 /// A Chatter feed element and its comments.

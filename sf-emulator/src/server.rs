@@ -77,6 +77,7 @@ async fn log_and_faults(State(shared): State<Shared>, request: Request, next: Ne
         grant_type: None,
         body: None,
         status: 0,
+        duration_us: 0,
     };
     if path.starts_with("/services/oauth2/") {
         // Token requests carry credentials: only the grant type is kept.
@@ -105,6 +106,7 @@ async fn log_and_faults(State(shared): State<Shared>, request: Request, next: Ne
         }
     }
 
+    let started = std::time::Instant::now();
     let fault = shared.lock().faults.pop_front();
     let response = match fault {
         Some(Fault::Status(status)) => fault_response(status),
@@ -123,6 +125,7 @@ async fn log_and_faults(State(shared): State<Shared>, request: Request, next: Ne
     org.next_seq += 1;
     entry.seq = org.next_seq;
     entry.status = response.status().as_u16();
+    entry.duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     org.log.push(entry);
     response
 }

@@ -6,6 +6,7 @@ use std::process::{Command, ExitCode};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod build;
 mod config;
 mod environment;
@@ -26,6 +27,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
+    /// Measure sf-invoke-api: cold start, warm overhead, peak RSS, zip sizes, logins.
+    Bench {
+        /// `text` (a Markdown table, default) or `json`.
+        #[arg(long, default_value = "text")]
+        output: environment::Output,
+    },
     /// Build every function as a Lambda zip (cargo lambda build --release --output-format zip).
     Build {
         /// CPU architecture of the functions.
@@ -125,6 +132,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Commands::ServeEmulator { port } => serve_emulator(port),
+        Commands::Bench { output } => {
+            let report = bench::run(&render::repository_root())?;
+            bench::print(&report, output == environment::Output::Json)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Commands::Build { arch, output } => {
             let report = build::build(&render::repository_root(), arch)?;
             build::print(&report, output == environment::Output::Json)?;

@@ -1,0 +1,465 @@
+//! `bench`: measures `sf-invoke-api` as Lambda runs it — the release bootstrap from the zip,
+//! driven through the Lambda Runtime API (served here) against the local cloud (moto and the
+//! emulator) — and prints a table: cold start, warm overhead, peak RSS, zip sizes, logins.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::build::{self, Arch};
+use crate::local;
+
+const COLD_STARTS: usize = 20;
+const WARM_INVOCATIONS: usize = 1000;
+const FUNCTION: &str = "sf-invoke-api";
+
+/// What an invocation answered: the response body, or the error body.
+type Outcome = Result<Bytes, Bytes>;
+
+/// A queued invocation: request id and event.
+type Invocation = (String, Bytes);
+
+/// A minimal Lambda Runtime API: one queue of events, answers routed back by request id.
+#[derive(Clone)]
+struct RuntimeApi {
+    queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Invocation>>>,
+    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Outcome>>>>,
+}
+
+async fn next_invocation(State(api): State<RuntimeApi>) -> Response {
+    let Some((request_id, body)) = api.queue.lock().await.recv().await else {
+        return StatusCode::GONE.into_response();
+    };
+    let mut headers = HeaderMap::new();
+    let deadline = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|now| now.as_millis() + 8_000)
+        .unwrap_or_default();
+    let pairs = [
+        ("lambda-runtime-aws-request-id", request_id),
+        ("lambda-runtime-deadline-ms", deadline.to_string()),
+        (
+            "lambda-runtime-invoked-function-arn",
+            format!("arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION}"),
+        ),
+        (
+            "lambda-runtime-trace-id",
+            "Root=1-00000000-000000000000000000000000".to_string(),
+        ),
+    ];
+    for (name, value) in pairs {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
+    (StatusCode::OK, headers, body).into_response()
+}
+
+fn settle(api: &RuntimeApi, request_id: &str, outcome: Outcome) -> StatusCode {
+    let sender = api
+        .waiting
+        .lock()
+        .ok()
+        .and_then(|mut waiting| waiting.remove(request_id));
+    if let Some(sender) = sender {
+        let _ = sender.send(outcome);
+    }
+    StatusCode::ACCEPTED
+}
+
+async fn invocation_response(
+    State(api): State<RuntimeApi>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
+    settle(&api, &id, Ok(body))
+}
+
+async fn invocation_error(
+    State(api): State<RuntimeApi>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
+    settle(&api, &id, Err(body))
+}
+
+async fn init_error(body: Bytes) -> StatusCode {
+    eprintln!(
+        "bench: the function failed to initialize: {}",
+        String::from_utf8_lossy(&body)
+    );
+    StatusCode::ACCEPTED
+}
+
+struct Runtime {
+    api: RuntimeApi,
+    sender: mpsc::Sender<Invocation>,
+    endpoint: String,
+    next_id: u64,
+}
+
+impl Runtime {
+    async fn start() -> anyhow::Result<Self> {
+        let (sender, receiver) = mpsc::channel(16);
+        let api = RuntimeApi {
+            queue: Arc::new(tokio::sync::Mutex::new(receiver)),
+            waiting: Arc::default(),
+        };
+        let router = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(invocation_response),
+            )
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/error",
+                post(invocation_error),
+            )
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(api.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the runtime API")?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(Self {
+            api,
+            sender,
+            endpoint,
+            next_id: 0,
+        })
+    }
+
+    /// Queues an event and waits for its outcome.
+    async fn invoke(&mut self, event: &Bytes, timeout: Duration) -> anyhow::Result<Outcome> {
+        self.next_id += 1;
+        let request_id = format!("bench-{}", self.next_id);
+        let (sender, receiver) = oneshot::channel();
+        if let Ok(mut waiting) = self.api.waiting.lock() {
+            waiting.insert(request_id.clone(), sender);
+        }
+        self.sender
+            .send((request_id, event.clone()))
+            .await
+            .context("queueing the event")?;
+        match tokio::time::timeout(timeout, receiver).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(_)) => bail!("the invocation was dropped"),
+            Err(_) => bail!("no answer within {timeout:?}"),
+        }
+    }
+}
+
+/// The numbers `bench` reports.
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub cold_start_median_ms: f64,
+    pub warm_overhead_p50_ms: f64,
+    pub warm_overhead_p99_ms: f64,
+    pub warm_total_p50_ms: f64,
+    pub peak_rss_mb: f64,
+    pub logins_per_1000: usize,
+    pub zip_bytes: Vec<(String, u64)>,
+}
+
+fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// Extracts `bootstrap` from a function's zip (Python's zipfile, which the tools need anyway).
+fn extract_bootstrap(zip: &Path, into: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(into).with_context(|| format!("creating {}", into.display()))?;
+    let status = Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(zip)
+        .arg(into)
+        .status()
+        .context("running python3 -m zipfile")?;
+    if !status.success() {
+        bail!("could not extract {}", zip.display());
+    }
+    let bootstrap = into.join("bootstrap");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bootstrap, std::fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("making {} executable", bootstrap.display()))?;
+    Ok(bootstrap)
+}
+
+fn spawn_function(
+    bootstrap: &Path,
+    runtime: &str,
+    environment: &[(String, String)],
+) -> anyhow::Result<Child> {
+    Command::new(bootstrap)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", runtime)
+        .env("AWS_LAMBDA_FUNCTION_NAME", FUNCTION)
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("LOGGING_LEVEL", "WARNING")
+        .envs(
+            environment
+                .iter()
+                .map(|(key, value)| (key.as_str(), value.as_str())),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting {}", bootstrap.display()))
+}
+
+fn stop(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn peak_rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn emulator_log(http: &reqwest::Client, emulator: &str) -> anyhow::Result<Vec<Value>> {
+    let response = http
+        .get(format!("{emulator}/__emulator/requests"))
+        .send()
+        .await
+        .context("reading the emulator's request log")?;
+    match response
+        .json::<Value>()
+        .await
+        .context("parsing the request log")?
+    {
+        Value::Array(entries) => Ok(entries),
+        other => bail!("unexpected request log: {other}"),
+    }
+}
+
+pub fn run(root: &Path) -> anyhow::Result<BenchReport> {
+    let built = build::build(root, Arch::X86_64)?;
+    let zip = built
+        .artifacts
+        .iter()
+        .find(|artifact| artifact.function == FUNCTION)
+        .map(|artifact| artifact.zip.clone())
+        .context("no sf-invoke-api zip")?;
+    let bootstrap = extract_bootstrap(
+        &zip,
+        &root
+            .join("target")
+            .join("sfstack")
+            .join("bench")
+            .join(FUNCTION),
+    )?;
+    let cloud = local::up(root)?;
+    let event = Bytes::from(
+        std::fs::read(root.join("lambdas/sf-invoke-api/tests/events/phoneLookup.json"))
+            .context("reading the phoneLookup event")?,
+    );
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let mut report = runtime.block_on(measure(&bootstrap, &cloud, event))?;
+    report.zip_bytes = built
+        .artifacts
+        .iter()
+        .map(|artifact| (artifact.function.to_string(), artifact.bytes))
+        .collect();
+    Ok(report)
+}
+
+async fn measure(
+    bootstrap: &Path,
+    cloud: &local::LocalCloud,
+    event: Bytes,
+) -> anyhow::Result<BenchReport> {
+    let http = reqwest::Client::new();
+    let emulator = cloud.emulator.url.clone();
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&cloud.moto.url)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
+            "bench", "bench", None, None, "bench",
+        ))
+        .load()
+        .await;
+    let secrets = sf_common::Secrets::new(aws_sdk_secretsmanager::Client::new(&aws));
+    let suffix = std::process::id();
+    let credentials_document = serde_json::json!({
+        "AuthFlow": "jwt",
+        "LoginUrl": emulator,
+        "ConsumerKey": "sfstack-demo-consumer-key",
+        "Username": "demo@sfstack.local",
+        "PrivateKey": sf_emulator::DEMO_PRIVATE_KEY,
+    })
+    .to_string();
+    let create = |name: String, value: String| {
+        let client = secrets.client().clone();
+        async move {
+            client
+                .create_secret()
+                .name(name.clone())
+                .secret_string(value)
+                .send()
+                .await
+                .with_context(|| format!("creating secret {name} in moto"))?
+                .arn
+                .context("moto returned no ARN")
+        }
+    };
+    let credentials_arn = create(
+        format!("sfstack-bench-{suffix}/credentials"),
+        credentials_document.clone(),
+    )
+    .await?;
+    let session_arn = create(format!("sfstack-bench-{suffix}/session"), "{}".into()).await?;
+    // The session sf-token-refresh would keep fresh: the functions then never log in.
+    let credentials = salesforce::Credentials::from_json(&credentials_document)?;
+    let session = salesforce::Client::new(credentials, salesforce::ClientConfig::default())?
+        .login()
+        .await?;
+    secrets.store_session(&session_arn, &session).await?;
+
+    let environment: Vec<(String, String)> = vec![
+        ("AWS_ENDPOINT_URL".into(), cloud.moto.url.clone()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID".into(), "bench".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "bench".into()),
+        ("SF_CREDENTIALS_SECRET_ARN".into(), credentials_arn),
+        ("SF_SESSION_SECRET_ARN".into(), session_arn),
+    ];
+    eprintln!("bench: {COLD_STARTS} cold starts");
+    let mut cold = Vec::new();
+    for _ in 0..COLD_STARTS {
+        // A fresh runtime API per process: a killed process's pending `next` must not take
+        // the following process's event.
+        let mut runtime = Runtime::start().await?;
+        let started = Instant::now();
+        let mut child = spawn_function(bootstrap, &runtime.endpoint, &environment)?;
+        let outcome = runtime.invoke(&event, Duration::from_secs(20)).await;
+        let elapsed = started.elapsed();
+        stop(&mut child);
+        match outcome? {
+            Ok(_) => cold.push(millis(elapsed)),
+            Err(body) => bail!("the function failed: {}", String::from_utf8_lossy(&body)),
+        }
+    }
+    cold.sort_by(f64::total_cmp);
+
+    eprintln!("bench: {WARM_INVOCATIONS} warm invocations");
+    let mut runtime = Runtime::start().await?;
+    let mut child = spawn_function(bootstrap, &runtime.endpoint, &environment)?;
+    runtime
+        .invoke(&event, Duration::from_secs(20))
+        .await?
+        .map_err(|body| anyhow::anyhow!("{}", String::from_utf8_lossy(&body)))?;
+    http.delete(format!("{emulator}/__emulator/requests"))
+        .send()
+        .await
+        .context("clearing the request log")?;
+    let mut totals = Vec::with_capacity(WARM_INVOCATIONS);
+    for _ in 0..WARM_INVOCATIONS {
+        let started = Instant::now();
+        let outcome = runtime.invoke(&event, Duration::from_secs(20)).await?;
+        totals.push(started.elapsed());
+        if let Err(body) = outcome {
+            stop(&mut child);
+            bail!("the function failed: {}", String::from_utf8_lossy(&body));
+        }
+    }
+    let peak_rss = peak_rss_kb(child.id()).unwrap_or_default();
+    stop(&mut child);
+    let log = emulator_log(&http, &emulator).await?;
+    let logins = log
+        .iter()
+        .filter(|entry| entry["grant_type"].is_string())
+        .count();
+    let data: Vec<&Value> = log
+        .iter()
+        .filter(|entry| {
+            entry["path"]
+                .as_str()
+                .is_some_and(|path| path.starts_with("/services/data/"))
+        })
+        .collect();
+    if data.len() != WARM_INVOCATIONS {
+        bail!(
+            "expected one Salesforce call per invocation, the emulator saw {}",
+            data.len()
+        );
+    }
+    let mut overhead: Vec<f64> = totals
+        .iter()
+        .zip(&data)
+        .map(|(total, entry)| {
+            millis(*total) - entry["duration_us"].as_f64().unwrap_or_default() / 1000.0
+        })
+        .collect();
+    overhead.sort_by(f64::total_cmp);
+    let mut total_ms: Vec<f64> = totals.iter().copied().map(millis).collect();
+    total_ms.sort_by(f64::total_cmp);
+    Ok(BenchReport {
+        cold_start_median_ms: percentile(&cold, 0.5),
+        warm_overhead_p50_ms: percentile(&overhead, 0.5),
+        warm_overhead_p99_ms: percentile(&overhead, 0.99),
+        warm_total_p50_ms: percentile(&total_ms, 0.5),
+        peak_rss_mb: peak_rss as f64 / 1024.0,
+        logins_per_1000: logins * 1000 / WARM_INVOCATIONS,
+        zip_bytes: Vec::new(),
+    })
+}
+
+pub fn print(report: &BenchReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!(
+        "| sf-invoke-api cold start (process start to first response, median of {COLD_STARTS}) | {:.1} ms |",
+        report.cold_start_median_ms
+    );
+    println!(
+        "| warm overhead p50 / p99 ({WARM_INVOCATIONS} invocations, emulator time subtracted) | {:.3} / {:.3} ms |",
+        report.warm_overhead_p50_ms, report.warm_overhead_p99_ms
+    );
+    println!(
+        "| warm invocation p50, emulator included | {:.3} ms |",
+        report.warm_total_p50_ms
+    );
+    println!(
+        "| peak RSS after {WARM_INVOCATIONS} invocations | {:.1} MB |",
+        report.peak_rss_mb
+    );
+    println!(
+        "| Salesforce logins per 1,000 invocations | {} |",
+        report.logins_per_1000
+    );
+    for (function, bytes) in &report.zip_bytes {
+        println!("| {function} zip | {:.2} MB |", *bytes as f64 / 1_000_000.0);
+    }
+    Ok(())
+}
