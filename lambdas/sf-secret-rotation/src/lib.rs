@@ -258,11 +258,18 @@ fn placeholder_session() -> Session {
     }
 }
 
+/// An `https` URL, or `http` on a loopback host (the local target): tokens are sent there, so
+/// anything else is refused.
 fn check_url(url: &str) -> Option<String> {
     let trimmed = url.trim().trim_end_matches('/');
     let parsed = url::Url::parse(trimmed).ok()?;
-    (matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some())
-        .then(|| trimmed.to_owned())
+    let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+    let allowed = match parsed.scheme() {
+        "https" => parsed.host().is_some(),
+        "http" => loopback,
+        _ => false,
+    };
+    allowed.then(|| trimmed.to_owned())
 }
 
 /// The rotation function: built once per execution environment.
@@ -903,5 +910,15 @@ mod tests {
             assert_eq!(error.error_type(), "ConfigurationError");
             assert!(error.to_string().contains(name), "{error}");
         }
+    }
+
+    #[test]
+    fn token_destinations_must_be_https_or_loopback() {
+        assert!(check_url("https://na1.salesforce.com/").is_some());
+        assert!(check_url("http://127.0.0.1:8788").is_some());
+        assert!(check_url("http://localhost:1").is_some());
+        assert!(check_url("http://na1.salesforce.com").is_none());
+        assert!(check_url("ftp://127.0.0.1").is_none());
+        assert!(check_url("not a url").is_none());
     }
 }
