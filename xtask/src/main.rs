@@ -10,10 +10,14 @@ mod bench;
 mod build;
 mod config;
 mod environment;
+#[allow(dead_code)] // used by deploy
+mod infra;
 mod local;
 mod naming;
 #[allow(dead_code)] // Used by deploy, which lands with the rest of the orchestrator.
 mod render;
+#[allow(dead_code)] // Used by deploy, which lands with the rest of the orchestrator.
+mod stack;
 
 #[derive(Parser)]
 #[command(

@@ -1,0 +1,230 @@
+//! The environment's two secrets: the Salesforce credentials (value from the caller) and the
+//! session kept by sf-token-refresh (starts as `{}`), both encrypted with the environment's key.
+//!
+//! No value read or written here is ever printed, put into an error or returned.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, bail};
+use aws_sdk_secretsmanager::Client;
+use aws_sdk_secretsmanager::types::Tag;
+use serde::Serialize;
+
+use super::Tags;
+use crate::naming::Names;
+
+/// The secrets' ARNs. Deliberately holds no value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SecretsInfo {
+    pub credentials_arn: String,
+    pub session_arn: String,
+}
+
+/// What a secret should hold when [`ensure_secret`] finds it.
+enum Value<'a> {
+    /// Always this value (the credentials): written when the current one differs.
+    Exactly(&'a str),
+    /// This value only if the secret has none (the session: never overwrite a live session).
+    Initially(&'a str),
+}
+
+/// An empty session: readers treat it as "no session yet" (see sf-common).
+const EMPTY_SESSION: &str = "{}";
+
+/// Creates or converges both secrets. `credentials_json` must be a JSON object; it is stored
+/// as the credentials secret's value when it differs from the current one (compared after
+/// reading the current value, never logged). The session secret gets `{}` only when it is new.
+/// A secret of our name scheduled for deletion is restored and reused.
+pub async fn ensure_secrets(
+    client: &Client,
+    names: &Names,
+    key_arn: &str,
+    tags: &Tags,
+    credentials_json: &str,
+) -> anyhow::Result<SecretsInfo> {
+    // serde_json's messages give a position, never the text, so they are safe to show.
+    match serde_json::from_str::<serde_json::Value>(credentials_json) {
+        Ok(serde_json::Value::Object(_)) => {}
+        Ok(_) => bail!(
+            "the Salesforce credentials are not a JSON object\nhint: see docs for the credentials file's fields"
+        ),
+        Err(error) => bail!(
+            "the Salesforce credentials are not valid JSON ({error})\nhint: check the credentials file"
+        ),
+    }
+    let credentials_arn = ensure_secret(
+        client,
+        &names.credentials_secret(),
+        &format!("sfstack {}: Salesforce credentials", names.environment),
+        key_arn,
+        tags,
+        Value::Exactly(credentials_json),
+    )
+    .await?;
+    let session_arn = ensure_secret(
+        client,
+        &names.session_secret(),
+        &format!(
+            "sfstack {}: Salesforce session kept by sf-token-refresh",
+            names.environment
+        ),
+        key_arn,
+        tags,
+        Value::Initially(EMPTY_SESSION),
+    )
+    .await?;
+    Ok(SecretsInfo {
+        credentials_arn,
+        session_arn,
+    })
+}
+
+fn secret_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(key, value)| Tag::builder().key(key).value(value).build())
+        .collect()
+}
+
+async fn ensure_secret(
+    client: &Client,
+    name: &str,
+    description: &str,
+    key_arn: &str,
+    tags: &Tags,
+    value: Value<'_>,
+) -> anyhow::Result<String> {
+    let described = match client.describe_secret().secret_id(name).send().await {
+        Ok(output) => output,
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|error| error.is_resource_not_found_exception()) =>
+        {
+            let initial = match value {
+                Value::Exactly(text) | Value::Initially(text) => text,
+            };
+            let output = client
+                .create_secret()
+                .name(name)
+                .description(description)
+                .kms_key_id(key_arn)
+                .secret_string(initial)
+                .set_tags(Some(secret_tags(&tags.pairs())))
+                .send()
+                .await
+                .with_context(|| format!("creating secret {name}"))?;
+            return output
+                .arn
+                .with_context(|| format!("creating secret {name}: no ARN returned"));
+        }
+        Err(error) => return Err(error).with_context(|| format!("describing secret {name}")),
+    };
+    let arn = described
+        .arn()
+        .with_context(|| format!("secret {name} has no ARN"))?
+        .to_string();
+
+    if described.deleted_date().is_some() {
+        // Its name stays reserved until the recovery window ends: reuse it.
+        client
+            .restore_secret()
+            .secret_id(&arn)
+            .send()
+            .await
+            .with_context(|| {
+                format!("restoring secret {name}, which was scheduled for deletion")
+            })?;
+    }
+    if described.kms_key_id() != Some(key_arn) {
+        client
+            .update_secret()
+            .secret_id(&arn)
+            .kms_key_id(key_arn)
+            .send()
+            .await
+            .with_context(|| format!("setting the KMS key of secret {name}"))?;
+    }
+    let existing: BTreeMap<String, String> = described
+        .tags()
+        .iter()
+        .filter_map(|tag| Some((tag.key()?.to_string(), tag.value()?.to_string())))
+        .collect();
+    if let Some(desired) = tags.missing_from(&existing) {
+        client
+            .tag_resource()
+            .secret_id(&arn)
+            .set_tags(Some(secret_tags(&desired)))
+            .send()
+            .await
+            .with_context(|| format!("tagging secret {name}"))?;
+    }
+
+    let to_write = match client.get_secret_value().secret_id(&arn).send().await {
+        Ok(current) => match value {
+            Value::Exactly(text) if current.secret_string() != Some(text) => Some(text),
+            Value::Exactly(_) | Value::Initially(_) => None,
+        },
+        // No current version (never written), or a version encrypted with a key that is gone:
+        // either way the secret needs a fresh value.
+        Err(error)
+            if error.as_service_error().is_some_and(|error| {
+                error.is_resource_not_found_exception() || error.is_decryption_failure()
+            }) =>
+        {
+            Some(match value {
+                Value::Exactly(text) | Value::Initially(text) => text,
+            })
+        }
+        Err(error) => {
+            return Err(error)
+                .with_context(|| format!("reading the current value of secret {name}"));
+        }
+    };
+    if let Some(text) = to_write {
+        client
+            .put_secret_value()
+            .secret_id(&arn)
+            .secret_string(text)
+            .send()
+            .await
+            .with_context(|| format!("storing a new value in secret {name}"))?;
+    }
+    Ok(arn)
+}
+
+/// Deletes both secrets at once (ForceDeleteWithoutRecovery), so a re-created environment can
+/// reuse the names immediately. Returns the names of the secrets it deleted.
+pub async fn delete_secrets(client: &Client, names: &Names) -> anyhow::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for name in [names.credentials_secret(), names.session_secret()] {
+        match client.describe_secret().secret_id(&name).send().await {
+            Ok(_) => {}
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|error| error.is_resource_not_found_exception()) =>
+            {
+                continue;
+            }
+            Err(error) => return Err(error).with_context(|| format!("describing secret {name}")),
+        }
+        // Also deletes at once a secret already scheduled for deletion.
+        match client
+            .delete_secret()
+            .secret_id(&name)
+            .force_delete_without_recovery(true)
+            .send()
+            .await
+        {
+            Ok(_) => removed.push(name),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|error| error.is_resource_not_found_exception()) => {}
+            Err(error) => {
+                return Err(error).with_context(|| format!("deleting secret {name}"));
+            }
+        }
+    }
+    Ok(removed)
+}
