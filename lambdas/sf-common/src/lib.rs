@@ -24,6 +24,19 @@ pub use logging::init_logging;
 pub use secrets::{Secrets, StoredSession};
 pub use settings::{Settings, SettingsError};
 
+/// An error with its whole source chain: the AWS SDK's own message is terse ("service
+/// error"), the sources say what happened.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    message
+}
+
 /// Errors of the shared plumbing. Messages name the variable, secret or operation involved and
 /// never contain a secret value.
 #[derive(Debug, thiserror::Error)]

@@ -25,18 +25,10 @@ fn aws_error(
     resource: &str,
     error: impl std::error::Error,
 ) -> CommonError {
-    // The SDK's display is terse ("service error"); the source chain says what happened.
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        source = inner.source();
-    }
     CommonError::Aws {
         operation,
         resource: resource.to_string(),
-        message,
+        message: crate::error_chain(&error),
     }
 }
 

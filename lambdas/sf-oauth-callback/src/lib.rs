@@ -467,7 +467,7 @@ impl CallbackHandler {
             .await
             .map_err(|error| Error::StoreFailed {
                 table: self.config.table_name.clone(),
-                message: error_chain(&error),
+                message: sf_common::error_chain(&error),
             })?;
         Ok(())
     }
@@ -508,17 +508,6 @@ fn response(status: i64, content_type: &'static str, body: String) -> LambdaFunc
     response.body = Some(body);
     response.is_base64_encoded = false;
     response
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    message
 }
 
 fn unix_seconds() -> i64 {

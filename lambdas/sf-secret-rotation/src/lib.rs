@@ -626,18 +626,10 @@ fn invalid_secret(secret_id: &str, stage: &'static str, detail: String) -> Error
 }
 
 fn aws_error(operation: &'static str, secret_id: &str, error: &dyn std::error::Error) -> Error {
-    // The SDK's display is terse ("service error"); the source chain says what happened.
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        source = inner.source();
-    }
     Error::SecretsManager {
         operation,
         secret_id: secret_id.to_owned(),
-        message,
+        message: sf_common::error_chain(error),
     }
 }
 

@@ -243,7 +243,7 @@ impl TokenRefresher {
                 Error::StoreFailed(format!(
                     "salesforce rotated the refresh token but PutSecretValue on {arn} failed: {}; \
                      hint: re-authorize through the OAuth callback",
-                    error_chain(&error)
+                    sf_common::error_chain(&error)
                 ))
             })?;
         tracing::info!(credentials_secret = %arn, "stored the rotated refresh token");
@@ -293,17 +293,6 @@ fn hint_for(flow: AuthFlow, error: &salesforce::Error) -> &'static str {
         }
         _ => "check the credentials secret and the connected app",
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    message
 }
 
 fn now_millis() -> i64 {

@@ -128,3 +128,68 @@ pub mod demo {
         .to_string()
     }
 }
+
+/// Calls the emulator's admin API (`/__emulator/{path}`); a non-2xx answer is an error.
+pub async fn emulator_admin(
+    base_url: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<()> {
+    let url = format!("{base_url}/__emulator/{}", path.trim_start_matches('/'));
+    let mut request = reqwest::Client::new().request(method, url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request
+        .send()
+        .await
+        .with_context(|| format!("admin call {path}"))?;
+    if !response.status().is_success() {
+        bail!("admin call {path} answered {}", response.status());
+    }
+    Ok(())
+}
+
+/// A refresh token for the demo user, through the emulator's authorization-code flow.
+pub async fn demo_refresh_token(base_url: &str) -> anyhow::Result<String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .context("http client")?;
+    let response = http
+        .get(format!("{base_url}/services/oauth2/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", demo::CLIENT_ID),
+            ("redirect_uri", demo::CALLBACK_URL),
+            ("state", "test"),
+        ])
+        .send()
+        .await
+        .context("authorize")?;
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| url::Url::parse(value).ok())
+        .context("authorize answered without a redirect")?;
+    let code = location
+        .query_pairs()
+        .find(|(key, _)| key == "code")
+        .map(|(_, value)| value.into_owned())
+        .context("no code in the redirect")?;
+    let session = salesforce::exchange_authorization_code(
+        &salesforce::ClientConfig::default(),
+        base_url,
+        demo::CLIENT_ID,
+        &salesforce::Secret::new(demo::CLIENT_SECRET),
+        &code,
+        demo::CALLBACK_URL,
+        None,
+    )
+    .await
+    .context("code exchange")?;
+    let token = session.refresh_token.context("no refresh token issued")?;
+    Ok(token.expose().to_owned())
+}

@@ -3,7 +3,7 @@
 
 use aws_lambda_events::event::secretsmanager::SecretsManagerSecretRotationEvent;
 use aws_sdk_secretsmanager::Client as SecretsManagerClient;
-use salesforce::{ClientConfig, Secret};
+use salesforce::ClientConfig;
 use serde_json::{Value, json};
 use sf_secret_rotation::{Error, Outcome, RotationConfig, Rotator};
 use sfstack_test_support::{MotoServer, demo};
@@ -175,65 +175,16 @@ impl Harness {
     }
 
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) {
-        let url = format!("{}/__emulator/{path}", self.emulator.base_url());
-        let mut request = reqwest::Client::new().request(method, url);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("admin call");
-        assert!(
-            response.status().is_success(),
-            "admin {path}: {}",
-            response.status()
-        );
+        sfstack_test_support::emulator_admin(self.emulator.base_url(), method, path, body)
+            .await
+            .expect("admin call");
     }
 
     /// Gets a refresh token through the emulator's authorization-code flow.
     pub async fn refresh_token(&self) -> String {
-        let base = self.emulator.base_url();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("http client");
-        let response = http
-            .get(format!("{base}/services/oauth2/authorize"))
-            .query(&[
-                ("response_type", "code"),
-                ("client_id", demo::CLIENT_ID),
-                ("redirect_uri", demo::CALLBACK_URL),
-                ("state", "test"),
-            ])
-            .send()
+        sfstack_test_support::demo_refresh_token(self.emulator.base_url())
             .await
-            .expect("authorize");
-        assert_eq!(response.status(), 302);
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| url::Url::parse(value).ok())
-            .expect("location header");
-        let code = location
-            .query_pairs()
-            .find(|(key, _)| key == "code")
-            .map(|(_, value)| value.into_owned())
-            .expect("code");
-        let session = salesforce::exchange_authorization_code(
-            &ClientConfig::default(),
-            base,
-            demo::CLIENT_ID,
-            &Secret::new(demo::CLIENT_SECRET),
-            &code,
-            demo::CALLBACK_URL,
-            None,
-        )
-        .await
-        .expect("code exchange");
-        session
-            .refresh_token
             .expect("refresh token")
-            .expose()
-            .to_owned()
     }
 }
 

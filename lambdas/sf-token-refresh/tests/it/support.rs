@@ -1,6 +1,5 @@
 //! Shared set-up: a moto server, the emulator, and the two secrets the function uses.
 
-use salesforce::{ClientConfig, Secret};
 use serde_json::Value;
 use sf_common::{Secrets, Settings};
 use sf_token_refresh::TokenRefresher;
@@ -94,65 +93,16 @@ impl Harness {
     }
 
     pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) {
-        let url = format!("{}/__emulator/{path}", self.emulator.base_url());
-        let mut request = reqwest::Client::new().request(method, url);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("admin call");
-        assert!(
-            response.status().is_success(),
-            "admin {path}: {}",
-            response.status()
-        );
+        sfstack_test_support::emulator_admin(self.emulator.base_url(), method, path, body)
+            .await
+            .expect("admin call");
     }
 
-    /// Gets a refresh token through the authorization-code flow of the emulator.
+    /// Gets a refresh token through the emulator's authorization-code flow.
     pub async fn refresh_token(&self) -> String {
-        let base = self.emulator.base_url();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("http client");
-        let response = http
-            .get(format!("{base}/services/oauth2/authorize"))
-            .query(&[
-                ("response_type", "code"),
-                ("client_id", demo::CLIENT_ID),
-                ("redirect_uri", demo::CALLBACK_URL),
-                ("state", "test"),
-            ])
-            .send()
+        sfstack_test_support::demo_refresh_token(self.emulator.base_url())
             .await
-            .expect("authorize");
-        assert_eq!(response.status(), 302);
-        let location = response
-            .headers()
-            .get("location")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| reqwest::Url::parse(value).ok())
-            .expect("location header");
-        let code = location
-            .query_pairs()
-            .find(|(key, _)| key == "code")
-            .map(|(_, value)| value.into_owned())
-            .expect("code");
-        let session = salesforce::exchange_authorization_code(
-            &ClientConfig::default(),
-            base,
-            demo::CLIENT_ID,
-            &Secret::new(demo::CLIENT_SECRET),
-            &code,
-            demo::CALLBACK_URL,
-            None,
-        )
-        .await
-        .expect("code exchange");
-        session
-            .refresh_token
             .expect("refresh token")
-            .expose()
-            .to_owned()
     }
 }
 
