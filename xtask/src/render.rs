@@ -50,6 +50,50 @@ pub struct StackInput {
     pub table: Table,
 }
 
+/// What the functions' environments are made of: ARNs and plain settings, never a secret.
+#[derive(Debug, Clone)]
+pub struct EnvironmentInputs {
+    pub credentials_secret_arn: String,
+    pub session_secret_arn: String,
+    pub oauth_table_name: String,
+    pub oauth_redirect_uri: String,
+    pub api_version: String,
+    pub username: String,
+    /// Overrides the credentials document's `LoginUrl` (the local target's emulator).
+    pub login_url: Option<String>,
+}
+
+/// The environment variables of one function: only what that function reads.
+pub fn function_environment(
+    crate_name: &str,
+    inputs: &EnvironmentInputs,
+) -> BTreeMap<String, String> {
+    let mut variables = BTreeMap::new();
+    let mut set = |name: &str, value: &str| {
+        variables.insert(name.to_string(), value.to_string());
+    };
+    set("LOGGING_LEVEL", "INFO");
+    set("SF_API_VERSION", &inputs.api_version);
+    if let Some(login_url) = &inputs.login_url {
+        set("SF_LOGIN_URL", login_url);
+    }
+    match crate_name {
+        "sf-invoke-api" | "sf-token-refresh" => {
+            set("SF_CREDENTIALS_SECRET_ARN", &inputs.credentials_secret_arn);
+            set("SF_SESSION_SECRET_ARN", &inputs.session_secret_arn);
+            set("SF_USERNAME", &inputs.username);
+        }
+        "sf-oauth-callback" => {
+            set("SF_CREDENTIALS_SECRET_ARN", &inputs.credentials_secret_arn);
+            set("OAUTH_TOKENS_TABLE", &inputs.oauth_table_name);
+            set("OAUTH_REDIRECT_URI", &inputs.oauth_redirect_uri);
+        }
+        // The rotation function is told which secret to rotate by Secrets Manager's event.
+        _ => {}
+    }
+    variables
+}
+
 /// Everything a function's policy needs: exact ARNs.
 #[derive(Debug, Clone, Serialize)]
 pub struct PolicyInput {
@@ -393,16 +437,7 @@ mod tests {
                 description: format!("{crate_name} for \"feature/x\""),
                 role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{}", names.role(crate_name)),
                 code_key: format!("{crate_name}/0123abcd.zip"),
-                environment: BTreeMap::from([
-                    (
-                        "SF_CREDENTIALS_SECRET_ARN".to_string(),
-                        format!(
-                            "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{}-AbCdEf",
-                            names.credentials_secret()
-                        ),
-                    ),
-                    ("LOGGING_LEVEL".to_string(), "INFO".to_string()),
-                ]),
+                environment: function_environment(crate_name, &sample_environment()),
             })
             .collect();
         StackInput {
@@ -426,6 +461,63 @@ mod tests {
             table: Table {
                 name: names.oauth_table(),
             },
+        }
+    }
+
+    fn sample_environment() -> EnvironmentInputs {
+        let names = Names::new("feature-x-abc123");
+        EnvironmentInputs {
+            credentials_secret_arn: format!(
+                "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{}-AbCdEf",
+                names.credentials_secret()
+            ),
+            session_secret_arn: format!(
+                "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{}-GhIjKl",
+                names.session_secret()
+            ),
+            oauth_table_name: names.oauth_table(),
+            oauth_redirect_uri: "https://abcdefghijklmnop.lambda-url.us-east-1.on.aws/callback"
+                .into(),
+            api_version: "62.0".into(),
+            username: "integration@example.com".into(),
+            login_url: None,
+        }
+    }
+
+    #[test]
+    fn each_function_gets_only_what_it_reads_and_only_arns_or_settings() {
+        let inputs = sample_environment();
+        let invoke = function_environment("sf-invoke-api", &inputs);
+        assert!(
+            invoke.contains_key("SF_SESSION_SECRET_ARN")
+                && !invoke.contains_key("OAUTH_TOKENS_TABLE")
+        );
+        let rotation = function_environment("sf-secret-rotation", &inputs);
+        assert!(!rotation.contains_key("SF_CREDENTIALS_SECRET_ARN"));
+        let callback = function_environment("sf-oauth-callback", &inputs);
+        assert_eq!(
+            callback.get("OAUTH_TOKENS_TABLE"),
+            Some(&inputs.oauth_table_name)
+        );
+        // A closed list of variables: a new one must be added here on purpose, after checking
+        // it is not a secret value.
+        let allowed = [
+            "LOGGING_LEVEL",
+            "SF_API_VERSION",
+            "SF_LOGIN_URL",
+            "SF_CREDENTIALS_SECRET_ARN",
+            "SF_SESSION_SECRET_ARN",
+            "SF_USERNAME",
+            "OAUTH_TOKENS_TABLE",
+            "OAUTH_REDIRECT_URI",
+        ];
+        for function in FUNCTIONS {
+            for (name, value) in function_environment(function, &inputs) {
+                assert!(allowed.contains(&name.as_str()), "{function}: {name}");
+                if name.ends_with("_ARN") {
+                    assert!(value.starts_with("arn:aws:"), "{function}: {name}={value}");
+                }
+            }
         }
     }
 
