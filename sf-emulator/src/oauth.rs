@@ -90,7 +90,6 @@ pub async fn token(
 /// What a successful grant hands out.
 struct Issue<'a> {
     user_id: String,
-    consumer_key: String,
     consumer_secret: String,
     scope: &'a str,
     refresh_token: Option<String>,
@@ -119,7 +118,6 @@ fn token_response(org: &mut Org, issue: Issue<'_>) -> Value {
     if let Some(refresh_token) = issue.refresh_token {
         body["refresh_token"] = json!(refresh_token);
     }
-    let _ = issue.consumer_key;
     body
 }
 
@@ -163,10 +161,7 @@ fn password_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Val
     if !app.allows(Flow::Password) {
         return Err(OAuthError::AUTHENTICATION_FAILURE);
     }
-    let (consumer_key, consumer_secret) = (
-        app.config.consumer_key.clone(),
-        app.config.consumer_secret.clone(),
-    );
+    let consumer_secret = app.config.consumer_secret.clone();
     let username = params
         .get("username")
         .ok_or(OAuthError::AUTHENTICATION_FAILURE)?;
@@ -188,7 +183,6 @@ fn password_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Val
         org,
         Issue {
             user_id,
-            consumer_key,
             consumer_secret,
             scope: "web api",
             refresh_token: None,
@@ -240,7 +234,6 @@ fn refresh_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Valu
         org,
         Issue {
             user_id: grant.user_id,
-            consumer_key,
             consumer_secret,
             scope: "refresh_token api web",
             refresh_token,
@@ -312,10 +305,7 @@ fn jwt_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Value, O
     {
         return Err(OAuthError::NOT_APPROVED);
     }
-    let (consumer_key, consumer_secret) = (
-        app.config.consumer_key.clone(),
-        app.config.consumer_secret.clone(),
-    );
+    let consumer_secret = app.config.consumer_secret.clone();
     let account = org
         .account_by_username(subject)
         .ok_or(OAuthError::NOT_APPROVED)?;
@@ -327,7 +317,6 @@ fn jwt_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Value, O
         org,
         Issue {
             user_id,
-            consumer_key,
             consumer_secret,
             scope: "api",
             refresh_token: None,
@@ -379,10 +368,7 @@ fn client_credentials_grant(
         .client_credentials_user
         .clone()
         .ok_or(OAuthError::NO_RUN_AS_USER)?;
-    let (consumer_key, consumer_secret) = (
-        app.config.consumer_key.clone(),
-        app.config.consumer_secret.clone(),
-    );
+    let consumer_secret = app.config.consumer_secret.clone();
     let account = org
         .account_by_username(&run_as)
         .ok_or(OAuthError::NO_RUN_AS_USER)?;
@@ -394,7 +380,6 @@ fn client_credentials_grant(
         org,
         Issue {
             user_id,
-            consumer_key,
             consumer_secret,
             scope: "api",
             refresh_token: None,
@@ -461,7 +446,6 @@ fn authorization_code_grant(
         org,
         Issue {
             user_id: code.user_id,
-            consumer_key,
             consumer_secret,
             scope: "refresh_token api web",
             refresh_token: Some(refresh_token),

@@ -99,7 +99,7 @@ pub fn up(root: &Path) -> anyhow::Result<LocalCloud> {
     let emulator_port = free_port()?;
     let exe = std::env::current_exe().context("finding the xtask binary")?;
     let emulator = spawn(
-        Command::new(exe).args(["serve-emulator", "--port", &emulator_port.to_string()]),
+        Command::new(exe).args(["emulator", "--port", &emulator_port.to_string()]),
         &dir.join("emulator.log"),
         emulator_port,
     )?;

@@ -1,7 +1,7 @@
 //! `cargo xtask`: the sfstack orchestrator's entry point. For now it only runs the local
 //! Salesforce org; deploy, smoke-test and teardown come with the orchestrator.
 
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -62,12 +62,6 @@ enum Commands {
         /// `text` (default) or `json`.
         #[arg(long, default_value = "text", global = true)]
         output: environment::Output,
-    },
-    /// Serves the emulator in this process (what `local up` runs in the background).
-    #[command(hide = true)]
-    ServeEmulator {
-        #[arg(long)]
-        port: u16,
     },
     /// Run the local Salesforce org (the emulator with its demo org) until Ctrl-C.
     Emulator {
@@ -135,7 +129,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Commands::ServeEmulator { port } => serve_emulator(port),
         Commands::Bench { output } => {
             let report = bench::run(&render::repository_root())?;
             bench::print(&report, output == environment::Output::Json)?;
@@ -149,33 +142,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Commands::Config { env, output } => {
             environment::show(env.as_deref(), output).map(|()| ExitCode::SUCCESS)
         }
-        Commands::Emulator { port, config } => {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut command = Command::new(cargo);
-            command.args(["run", "--quiet", "--package", "sf-emulator", "--", "--port"]);
-            command.arg(port.to_string());
-            if let Some(config) = config {
-                command.arg("--config").arg(config);
-            }
-            let status = command
-                .status()
-                .context("running the emulator with cargo")?;
-            Ok(if status.success() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        Commands::Emulator { port, config } => serve_emulator(port, config.as_deref()),
     }
 }
 
-/// Runs the emulator with the demo org until SIGTERM or Ctrl-C.
-fn serve_emulator(port: u16) -> anyhow::Result<ExitCode> {
+/// Runs the emulator in this process (the demo org, or `config`) until SIGTERM or Ctrl-C; also
+/// what `local up` runs in the background.
+fn serve_emulator(port: u16, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let org = match config {
+        Some(path) => sf_emulator::OrgConfig::from_file(path)?,
+        None => sf_emulator::OrgConfig::demo(),
+    };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-        let emulator =
-            sf_emulator::Emulator::start_on(sf_emulator::OrgConfig::demo(), address).await?;
+        let emulator = sf_emulator::Emulator::start_on(org, address).await.with_context(|| {
+            format!("starting the emulator on port {port}\nhint: pick another --port, or 0 for any free port")
+        })?;
         println!("sf-emulator listening on {}", emulator.base_url());
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

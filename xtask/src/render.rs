@@ -146,7 +146,7 @@ pub fn repository_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-fn registry(folder: &Path, partials: &[(&str, PathBuf)]) -> anyhow::Result<Handlebars<'static>> {
+fn registry(partials: &[(&str, PathBuf)]) -> anyhow::Result<Handlebars<'static>> {
     let mut handlebars = Handlebars::new();
     // A missing variable is an error, never an empty string in a template.
     handlebars.set_strict_mode(true);
@@ -158,7 +158,6 @@ fn registry(folder: &Path, partials: &[(&str, PathBuf)]) -> anyhow::Result<Handl
             .register_partial(name, text)
             .with_context(|| format!("parsing partial {}", path.display()))?;
     }
-    let _ = folder;
     Ok(handlebars)
 }
 
@@ -184,7 +183,7 @@ pub fn render_stack(root: &Path, input: &StackInput) -> anyhow::Result<String> {
         ("log_group", partials_dir.join("log_group.yaml.hbs")),
         ("tags", partials_dir.join("tags.yaml.hbs")),
     ];
-    let handlebars = registry(&folder, &partials)?;
+    let handlebars = registry(&partials)?;
     let yaml = render_file(&handlebars, &folder.join("stack.yaml.hbs"), input)?;
     check_stack(&yaml).context("the rendered template failed its structural checks")?;
     Ok(yaml)
@@ -193,7 +192,7 @@ pub fn render_stack(root: &Path, input: &StackInput) -> anyhow::Result<String> {
 /// Renders one function's inline policy and checks it.
 pub fn render_policy(root: &Path, crate_name: &str, input: &PolicyInput) -> anyhow::Result<Json> {
     let folder = root.join("policies");
-    let handlebars = registry(&folder, &[("logs", folder.join("logs.json.hbs"))])?;
+    let handlebars = registry(&[("logs", folder.join("logs.json.hbs"))])?;
     let text = render_file(
         &handlebars,
         &folder.join(format!("{crate_name}.json.hbs")),
@@ -608,7 +607,7 @@ mod tests {
 
     #[test]
     fn a_missing_variable_is_an_error() {
-        let handlebars = registry(Path::new("."), &[]).expect("registry");
+        let handlebars = registry(&[]).expect("registry");
         let error = handlebars
             .render_template("Name: \"{{nope}}\"", &serde_json::json!({}))
             .expect_err("strict");
