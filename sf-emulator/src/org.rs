@@ -97,6 +97,9 @@ pub struct AuthorizationCode {
     pub code_challenge: Option<(String, String)>,
 }
 
+/// Open query cursors kept at once; older ones answer `INVALID_QUERY_LOCATOR`.
+pub const MAX_OPEN_CURSORS: usize = 100;
+
 /// A query's remaining pages.
 #[derive(Debug, Clone)]
 pub struct Cursor {
@@ -152,6 +155,8 @@ pub struct Org {
     pub refresh_tokens: HashMap<String, RefreshGrant>,
     pub codes: HashMap<String, AuthorizationCode>,
     pub cursors: HashMap<String, Cursor>,
+    /// Cursor ids, oldest first: Salesforce closes the oldest open cursors past a limit.
+    pub cursor_order: VecDeque<String>,
     pub feed: Vec<FeedElement>,
     pub next_chatter_id: u64,
     pub api_used: u64,
@@ -258,6 +263,7 @@ impl Org {
             refresh_tokens: HashMap::new(),
             codes: HashMap::new(),
             cursors: HashMap::new(),
+            cursor_order: VecDeque::new(),
             feed: Vec::new(),
             next_chatter_id: 0,
             api_used: 0,
@@ -329,6 +335,26 @@ impl Org {
     pub fn next_chatter_id(&mut self, prefix: &str) -> String {
         self.next_chatter_id += 1;
         crate::ids::generate(prefix, self.next_chatter_id)
+    }
+
+    /// Keeps a query's remaining pages, closing the oldest cursor past `MAX_OPEN_CURSORS` so a
+    /// long-running emulator does not grow without bound.
+    pub fn keep_cursor(&mut self, id: String, cursor: Cursor) {
+        if self.cursors.insert(id.clone(), cursor).is_none() {
+            self.cursor_order.push_back(id);
+        }
+        while self.cursor_order.len() > MAX_OPEN_CURSORS {
+            if let Some(oldest) = self.cursor_order.pop_front() {
+                self.cursors.remove(&oldest);
+            }
+        }
+    }
+
+    /// Forgets a cursor whose last page was served.
+    pub fn close_cursor(&mut self, id: &str) {
+        if self.cursors.remove(id).is_some() {
+            self.cursor_order.retain(|open| open != id);
+        }
     }
 
     pub fn limit_header(&self) -> String {

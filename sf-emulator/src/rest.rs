@@ -331,9 +331,9 @@ fn page(
             "/services/data/v{}/{kind}/{cursor_id}-{end}",
             call.version
         ));
-        call.org.cursors.insert(cursor_id, cursor);
+        call.org.keep_cursor(cursor_id, cursor);
     } else {
-        call.org.cursors.remove(&cursor_id);
+        call.org.close_cursor(&cursor_id);
     }
     ok(&body)
 }

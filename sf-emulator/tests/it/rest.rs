@@ -765,3 +765,39 @@ async fn latest_version_alias_serves_the_newest_version() {
         .expect("request");
     assert_eq!(response.status(), 200);
 }
+
+#[tokio::test]
+async fn the_oldest_open_cursors_are_closed_past_the_limit() {
+    let mut config = OrgConfig::demo();
+    config.query_batch_size = 2;
+    let org = Org::start_with(config).await;
+    let token = org.login().await;
+    let mut next_urls = Vec::new();
+    for _ in 0..=sf_emulator::org::MAX_OPEN_CURSORS {
+        let (_, _, page) = org.get(&token, "/query?q=SELECT+Id+FROM+Contact").await;
+        next_urls.push(
+            page["nextRecordsUrl"]
+                .as_str()
+                .expect("more pages")
+                .to_string(),
+        );
+    }
+    let oldest = org
+        .http
+        .get(org.url(&next_urls[0]))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("page");
+    let (status, _, body) = crate::split(oldest).await;
+    assert_eq!(status, 400);
+    assert_rest_error(&body, "INVALID_QUERY_LOCATOR");
+    let newest = org
+        .http
+        .get(org.url(next_urls.last().expect("one")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(newest.status(), 200);
+}
