@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -25,6 +25,10 @@ pub fn router() -> Router<Shared> {
         .route("/refresh-tokens/rotation", put(set_rotation))
         .route("/requests", get(requests).delete(clear_requests))
         .route("/connected-apps", post(add_connected_app))
+        .route(
+            "/connected-apps/{consumer_key}/callback-urls",
+            post(add_callback_url),
+        )
 }
 
 fn bad_request(message: impl std::fmt::Display) -> Response {
@@ -142,5 +146,37 @@ async fn add_connected_app(
     org.apps
         .retain(|existing| existing.config.consumer_key != app.config.consumer_key);
     org.apps.push(app);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Deserialize)]
+struct CallbackUrl {
+    url: String,
+}
+
+/// Adds a callback URL to an existing app, as an admin does in Setup (the local target registers
+/// each environment's OAuth callback this way). Adding one already there changes nothing.
+async fn add_callback_url(
+    State(shared): State<Shared>,
+    Path(consumer_key): Path<String>,
+    Json(body): Json<CallbackUrl>,
+) -> Response {
+    if url::Url::parse(&body.url).is_err() {
+        return bad_request(format!("not a URL: {:?}", body.url));
+    }
+    let mut org = shared.lock();
+    let Some(app) = org
+        .apps
+        .iter_mut()
+        .find(|app| app.config.consumer_key == consumer_key)
+    else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": format!("no connected app with consumer key {consumer_key:?}")}),
+        );
+    };
+    if !app.config.callback_urls.contains(&body.url) {
+        app.config.callback_urls.push(body.url);
+    }
     StatusCode::NO_CONTENT.into_response()
 }

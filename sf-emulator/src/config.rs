@@ -14,6 +14,14 @@ const DEMO_CERTIFICATE: &str = include_str!("../fixtures/demo-jwt-cert.pem");
 /// The demo connected app's JWT private key. It is a public test value: the demo org
 /// trusts it so the local target can use the JWT bearer flow without any set-up.
 pub const DEMO_PRIVATE_KEY: &str = include_str!("../fixtures/demo-jwt-key.pem");
+/// The demo connected app and user (public test values, as in `fixtures/demo-org.toml`).
+pub const DEMO_CONSUMER_KEY: &str = "sfstack-demo-consumer-key";
+pub const DEMO_CONSUMER_SECRET: &str = "sfstack-demo-consumer-secret";
+pub const DEMO_USERNAME: &str = "demo@sfstack.local";
+pub const DEMO_PASSWORD: &str = "demo-password";
+pub const DEMO_SECURITY_TOKEN: &str = "DEMOSECURITYTOKEN";
+/// A callback URL the demo app allows (loopback: any port matches).
+pub const DEMO_CALLBACK_URL: &str = "http://127.0.0.1/callback";
 
 /// OAuth flows a connected app can allow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]

@@ -15,6 +15,9 @@ pub mod soql;
 pub mod sosl;
 pub mod store;
 
-pub use config::{DEMO_PRIVATE_KEY, OrgConfig};
+pub use config::{
+    DEMO_CALLBACK_URL, DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET, DEMO_PASSWORD, DEMO_PRIVATE_KEY,
+    DEMO_SECURITY_TOKEN, DEMO_USERNAME, OrgConfig,
+};
 pub use org::LogEntry;
 pub use server::Emulator;

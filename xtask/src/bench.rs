@@ -277,7 +277,7 @@ pub fn run(root: &Path) -> anyhow::Result<BenchReport> {
     )?;
     let cloud = local::up(root)?;
     let event = Bytes::from(
-        std::fs::read(root.join("lambdas/sf-invoke-api/tests/events/phoneLookup.json"))
+        std::fs::read(root.join("tests/events/phoneLookup.json"))
             .context("reading the phoneLookup event")?,
     );
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -28,6 +28,18 @@ impl Arch {
     }
 }
 
+impl std::str::FromStr for Arch {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> anyhow::Result<Self> {
+        match text {
+            "x86_64" => Ok(Arch::X86_64),
+            "arm64" => Ok(Arch::Arm64),
+            other => anyhow::bail!("architecture {other:?}: expected x86_64 or arm64"),
+        }
+    }
+}
+
 /// One built function.
 #[derive(Debug, Clone, Serialize)]
 pub struct Artifact {

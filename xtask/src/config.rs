@@ -53,6 +53,56 @@ pub struct Settings {
     pub environments: Environments,
 }
 
+/// The settings an environment variable may override: `SFSTACK_<SECTION>_<KEY>` in capitals,
+/// e.g. `SFSTACK_SALESFORCE_AUTH_FLOW=refresh_token` or `SFSTACK_FUNCTIONS_MEMORY_MB=512`.
+pub const VARIABLE_KEYS: &[(&str, &str)] = &[
+    ("salesforce", "login_url"),
+    ("salesforce", "api_version"),
+    ("salesforce", "username"),
+    ("salesforce", "auth_flow"),
+    ("salesforce", "production"),
+    ("connect", "instance_arn"),
+    ("functions", "architecture"),
+    ("functions", "memory_mb"),
+    ("functions", "timeout_seconds"),
+    ("functions", "log_retention_days"),
+    ("functions", "token_refresh_rate"),
+    ("environments", "ttl"),
+];
+
+/// Overrides keys of the file with `SFSTACK_<SECTION>_<KEY>` variables (numbers and booleans
+/// are typed by the key's current type; the result is validated like the file).
+fn apply_variables(
+    document: &mut toml::Table,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<()> {
+    for (section, key) in VARIABLE_KEYS {
+        let name = format!("SFSTACK_{}_{}", section.to_uppercase(), key.to_uppercase());
+        let Some(raw) = lookup(&name) else { continue };
+        let table = document
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(table) = table else {
+            bail!("{section}: expected a table");
+        };
+        let value = match table.get(*key) {
+            Some(toml::Value::Integer(_)) => toml::Value::Integer(
+                raw.trim()
+                    .parse()
+                    .with_context(|| format!("{name}: expected a whole number, got {raw:?}"))?,
+            ),
+            Some(toml::Value::Boolean(_)) => toml::Value::Boolean(match raw.trim() {
+                "true" => true,
+                "false" => false,
+                _ => bail!("{name}: expected true or false, got {raw:?}"),
+            }),
+            _ => toml::Value::String(raw),
+        };
+        table.insert(key.to_string(), value);
+    }
+    Ok(())
+}
+
 /// Log retention values CloudWatch Logs accepts.
 const RETENTION_DAYS: &[u32] = &[
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
@@ -82,6 +132,7 @@ impl Settings {
         } else if overrides.as_ref().is_some_and(|value| !value.is_table()) {
             bail!("env: expected tables like [env.NAME.functions]");
         }
+        apply_variables(&mut document, |name| std::env::var(name).ok())?;
         let settings: Settings = toml::Value::Table(document)
             .try_into()
             .map_err(|error: toml::de::Error| anyhow::anyhow!("{}", error.message().trim()))?;
@@ -238,6 +289,44 @@ mod tests {
     use super::*;
 
     const CHECKED_IN: &str = include_str!("../../sfstack.toml");
+
+    #[test]
+    fn variables_override_keys_with_their_types_and_name_themselves_when_wrong() {
+        let mut document: toml::Table = CHECKED_IN.parse().expect("toml");
+        let variables = [
+            ("SFSTACK_SALESFORCE_AUTH_FLOW", "refresh_token"),
+            ("SFSTACK_FUNCTIONS_MEMORY_MB", "1024"),
+            ("SFSTACK_SALESFORCE_PRODUCTION", "false"),
+            (
+                "SFSTACK_CONNECT_INSTANCE_ARN",
+                "arn:aws:connect:us-east-1:1:instance/x",
+            ),
+        ];
+        apply_variables(&mut document, |name| {
+            variables
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.to_string())
+        })
+        .expect("applies");
+        let settings: Settings = toml::Value::Table(document).try_into().expect("typed");
+        assert_eq!(settings.salesforce.auth_flow, "refresh_token");
+        assert_eq!(settings.functions.memory_mb, 1024);
+        assert!(!settings.salesforce.production);
+        assert_eq!(
+            settings.connect.instance_arn.as_deref(),
+            Some("arn:aws:connect:us-east-1:1:instance/x")
+        );
+        let mut document: toml::Table = CHECKED_IN.parse().expect("toml");
+        let error = apply_variables(&mut document, |name| {
+            (name == "SFSTACK_FUNCTIONS_MEMORY_MB").then(|| "lots".to_string())
+        })
+        .expect_err("not a number");
+        assert!(
+            format!("{error:#}").contains("SFSTACK_FUNCTIONS_MEMORY_MB: expected a whole number"),
+            "{error:#}"
+        );
+    }
 
     #[test]
     fn the_checked_in_file_is_valid_for_every_environment() {

@@ -56,7 +56,7 @@ pub use artifacts::{
 #[allow(unused_imports)]
 pub use key::{KeyInfo, ensure_key, find_environment_keys, key_policy, retire_key};
 pub use roles::{delete_roles, ensure_role_identities, ensure_roles, policy_inputs};
-pub use secrets::{SecretsInfo, delete_secrets, ensure_secrets};
+pub use secrets::{Credentials, SecretsInfo, delete_secrets, ensure_secrets};
 
 /// Tag keys put on every taggable resource of an environment. Teardown and `prune` find
 /// resources by these, never by guessing names.
@@ -117,7 +117,7 @@ impl Tags {
 
 /// KMS, IAM, Secrets Manager and S3 all accept letters, digits, spaces and `_.:/=+-@` in a tag
 /// value of at most 256 characters; a branch name may hold anything else, which becomes `_`.
-fn tag_value(raw: &str) -> String {
+pub(crate) fn tag_value(raw: &str) -> String {
     raw.chars()
         .map(|character| {
             if character.is_alphanumeric() || character == ' ' || "_.:/=+-@".contains(character) {
@@ -187,19 +187,12 @@ pub async fn ensure_environment(
     root: &Path,
     account_id: &str,
     region: &str,
-    credentials_json: &str,
+    credentials: Credentials<'_>,
     artifacts: &[Artifact],
 ) -> anyhow::Result<Infra> {
     let role_arns = ensure_role_identities(&clients.iam, names, tags).await?;
     let key = ensure_key(&clients.kms, names, tags, account_id, &role_arns).await?;
-    let secrets = ensure_secrets(
-        &clients.secrets,
-        names,
-        &key.key_arn,
-        tags,
-        credentials_json,
-    )
-    .await?;
+    let secrets = ensure_secrets(&clients.secrets, names, &key.key_arn, tags, credentials).await?;
     let inputs = policy_inputs(names, region, account_id, &key, &secrets);
     let role_arns = ensure_roles(&clients.iam, names, tags, root, &inputs).await?;
     let artifacts_bucket = artifacts_bucket_name(account_id, region);

@@ -1,6 +1,7 @@
-//! `local up|down|status`: the offline cloud on 127.0.0.1 — the moto server (AWS APIs) and the
-//! Salesforce emulator with its demo org — as background processes whose ports, process ids
-//! and logs live under `target/sfstack/local/` (or `SFSTACK_LOCAL_DIR`).
+//! `local up|down|status`: the offline cloud on 127.0.0.1 — the moto server (AWS APIs), the
+//! Salesforce emulator with its demo org and the local Lambda service (runs the deployed zips,
+//! see the `lambda-runner` crate) — as background processes whose ports, process ids and logs
+//! live under `target/sfstack/local/` (or `SFSTACK_LOCAL_DIR`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -25,6 +26,21 @@ pub struct Service {
 pub struct LocalCloud {
     pub moto: Service,
     pub emulator: Service,
+    /// The Lambda Invoke API. Optional only so a state file written before it existed reads
+    /// as "not healthy" (and is restarted) rather than as corrupt.
+    #[serde(default)]
+    pub lambda: Option<Service>,
+}
+
+impl LocalCloud {
+    /// Each service with its name and the path that answers when it is up.
+    fn services(&self) -> Vec<(&'static str, Option<&Service>, &'static str)> {
+        vec![
+            ("moto", Some(&self.moto), "/moto-api/"),
+            ("emulator", Some(&self.emulator), "/services/data/"),
+            ("lambda", self.lambda.as_ref(), "/health"),
+        ]
+    }
 }
 
 /// A service's health as `status` reports it.
@@ -73,8 +89,13 @@ pub fn up(root: &Path) -> anyhow::Result<LocalCloud> {
             .all(|service| service.running && service.answering)
     {
         eprintln!(
-            "local: already running (moto {}, emulator {})",
-            cloud.moto.url, cloud.emulator.url
+            "local: already running (moto {}, emulator {}, lambda {})",
+            cloud.moto.url,
+            cloud.emulator.url,
+            cloud
+                .lambda
+                .as_ref()
+                .map_or("", |service| service.url.as_str())
         );
         return Ok(cloud);
     }
@@ -103,16 +124,34 @@ pub fn up(root: &Path) -> anyhow::Result<LocalCloud> {
         &dir.join("emulator.log"),
         emulator_port,
     )?;
-    let cloud = LocalCloud { moto, emulator };
+    eprintln!("local: starting the Lambda service (runs the deployed zips)");
+    let lambda_port = free_port()?;
+    let lambda = spawn(
+        Command::new(std::env::current_exe().context("finding the xtask binary")?)
+            .args([
+                "lambda-service",
+                "--port",
+                &lambda_port.to_string(),
+                "--aws-endpoint",
+            ])
+            .arg(&moto.url)
+            .arg("--work-dir")
+            .arg(dir.join("lambda")),
+        &dir.join("lambda.log"),
+        lambda_port,
+    )?;
+    let cloud = LocalCloud {
+        moto,
+        emulator,
+        lambda: Some(lambda),
+    };
     let text = serde_json::to_string_pretty(&cloud)?;
     std::fs::write(state_file(&dir), text)
         .with_context(|| format!("writing {}", state_file(&dir).display()))?;
 
     let started = Instant::now();
-    for (name, service, path) in [
-        ("moto", &cloud.moto, "/moto-api/"),
-        ("emulator", &cloud.emulator, "/services/data/"),
-    ] {
+    for (name, service, path) in cloud.services() {
+        let Some(service) = service else { continue };
         while !answers(service.port, path) {
             if !process_running(service.pid) {
                 bail!(
@@ -131,8 +170,13 @@ pub fn up(root: &Path) -> anyhow::Result<LocalCloud> {
         }
     }
     eprintln!(
-        "local: up (moto {}, emulator {})",
-        cloud.moto.url, cloud.emulator.url
+        "local: up (moto {}, emulator {}, lambda {lambda_url})",
+        cloud.moto.url,
+        cloud.emulator.url,
+        lambda_url = cloud
+            .lambda
+            .as_ref()
+            .map_or("", |service| service.url.as_str())
     );
     Ok(cloud)
 }
@@ -144,8 +188,10 @@ pub fn down(root: &Path) -> anyhow::Result<bool> {
         let _ = std::fs::remove_file(state_file(&dir));
         return Ok(false);
     };
-    for service in [&cloud.moto, &cloud.emulator] {
-        stop(service.pid);
+    for (_, service, _) in cloud.services() {
+        if let Some(service) = service {
+            stop(service.pid);
+        }
     }
     std::fs::remove_file(state_file(&dir))
         .with_context(|| format!("removing {}", state_file(&dir).display()))?;
@@ -154,19 +200,26 @@ pub fn down(root: &Path) -> anyhow::Result<bool> {
 
 /// The health of each recorded service.
 pub fn health(cloud: &LocalCloud) -> Vec<Health> {
-    [
-        ("moto", &cloud.moto, "/moto-api/"),
-        ("emulator", &cloud.emulator, "/services/data/"),
-    ]
-    .into_iter()
-    .map(|(name, service, path)| Health {
-        name,
-        url: service.url.clone(),
-        pid: service.pid,
-        running: process_running(service.pid),
-        answering: answers(service.port, path),
-    })
-    .collect()
+    cloud
+        .services()
+        .into_iter()
+        .map(|(name, service, path)| match service {
+            Some(service) => Health {
+                name,
+                url: service.url.clone(),
+                pid: service.pid,
+                running: process_running(service.pid),
+                answering: answers(service.port, path),
+            },
+            None => Health {
+                name,
+                url: String::new(),
+                pid: 0,
+                running: false,
+                answering: false,
+            },
+        })
+        .collect()
 }
 
 fn free_port() -> anyhow::Result<u16> {

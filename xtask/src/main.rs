@@ -1,5 +1,5 @@
-//! `cargo xtask`: the sfstack orchestrator's entry point. For now it only runs the local
-//! Salesforce org; deploy, smoke-test and teardown come with the orchestrator.
+//! `cargo xtask`: the sfstack orchestrator's entry point — command-line parsing and output;
+//! the work is in the modules.
 
 use std::process::ExitCode;
 
@@ -8,16 +8,20 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod build;
+mod cloud;
 mod config;
+mod deploy;
 mod environment;
-#[allow(dead_code)] // used by deploy
+mod envs;
 mod infra;
 mod local;
 mod naming;
-#[allow(dead_code)] // Used by deploy, which lands with the rest of the orchestrator.
 mod render;
-#[allow(dead_code)] // Used by deploy, which lands with the rest of the orchestrator.
+mod smoke;
 mod stack;
+
+use cloud::{Cloud, TargetArgs};
+use environment::Output;
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +66,99 @@ enum Commands {
         /// `text` (default) or `json`.
         #[arg(long, default_value = "text", global = true)]
         output: environment::Output,
+    },
+    /// Deploy the environment (default: named from the git branch) to the target.
+    Deploy {
+        /// Environment name; default: derived from the git branch.
+        #[arg(long, env = "SFSTACK_ENV")]
+        env: Option<String>,
+        /// Only show the change set's preview; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Allow this Amazon Connect instance to invoke sf-invoke-api (overrides sfstack.toml).
+        #[arg(long)]
+        connect_instance_arn: Option<String>,
+        /// CPU architecture of the functions (default: sfstack.toml's functions.architecture).
+        #[arg(long)]
+        arch: Option<build::Arch>,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// `text` (default) or `json` (one JSON document on stdout).
+        #[arg(long, default_value = "text")]
+        output: Output,
+    },
+    /// Render the CloudFormation template and IAM policies the environment would get (under
+    /// target/sfstack/<target>/<env>/), check them, and run cfn-lint.
+    Render {
+        #[arg(long, env = "SFSTACK_ENV")]
+        env: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Remove everything the environment created (protected environments need --force).
+    Teardown {
+        #[arg(long, env = "SFSTACK_ENV")]
+        env: Option<String>,
+        /// Required to tear down a protected environment (main, prod, production, …).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+        #[arg(long, default_value = "text")]
+        output: Output,
+    },
+    /// Run the sample events against a deployed environment: phoneLookup → createCase →
+    /// closeCase → queryCase → deleteCase, token refresh, rotation, OAuth callback.
+    SmokeTest {
+        #[arg(long, env = "SFSTACK_ENV")]
+        env: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// `text` (a table, default) or `json`.
+        #[arg(long, default_value = "text")]
+        output: Output,
+        /// Also write a JUnit XML report here (for CI).
+        #[arg(long)]
+        junit: Option<std::path::PathBuf>,
+    },
+    /// List the environments on the target: branch, status, age, expiry.
+    Envs {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[arg(long, default_value = "text")]
+        output: Output,
+    },
+    /// Tear down stale environments (never protected ones).
+    Prune {
+        /// Environments created longer ago than this (e.g. 7d, 36h).
+        #[arg(long)]
+        older_than: Option<String>,
+        /// Environments past their expiry (sfstack.toml's environments.ttl).
+        #[arg(long)]
+        expired: bool,
+        /// Environments whose branch is merged into the default branch.
+        #[arg(long)]
+        merged: bool,
+        /// Only list what would be torn down.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Print the environment name a branch deploys to (the branch name, sanitized).
+    EnvName {
+        /// Branch name; default: the current branch.
+        branch: Option<String>,
+    },
+    /// The local Lambda service (what `local up` runs in the background).
+    #[command(hide = true)]
+    LambdaService {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        aws_endpoint: String,
+        #[arg(long)]
+        work_dir: std::path::PathBuf,
     },
     /// Run the local Salesforce org (the emulator with its demo org) until Ctrl-C.
     Emulator {
@@ -143,7 +240,279 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             environment::show(env.as_deref(), output).map(|()| ExitCode::SUCCESS)
         }
         Commands::Emulator { port, config } => serve_emulator(port, config.as_deref()),
+        Commands::Deploy {
+            env,
+            dry_run,
+            connect_instance_arn,
+            arch,
+            target,
+            output,
+        } => {
+            let root = render::repository_root();
+            let environment = environment::resolve(env.as_deref())?;
+            let settings =
+                config::Settings::load(&root.join(config::FILE_NAME), &environment.name)?;
+            let arch = match arch {
+                Some(arch) => arch,
+                None => settings.functions.architecture.parse()?,
+            };
+            let local = cloud::prepare(&root, &target)?;
+            let report = runtime()?.block_on(async {
+                let cloud = Cloud::connect(&target, local).await?;
+                let request = deploy::DeployRequest {
+                    environment,
+                    settings,
+                    arch,
+                    dry_run,
+                    connect_instance_arn,
+                };
+                deploy::deploy(&cloud, &root, &request).await
+            })?;
+            print_deploy(&report, output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Render { env, target } => {
+            let root = render::repository_root();
+            let environment = environment::resolve(env.as_deref())?;
+            let settings =
+                config::Settings::load(&root.join(config::FILE_NAME), &environment.name)?;
+            let arch = settings.functions.architecture.parse()?;
+            let local = cloud::prepare(&root, &target)?;
+            let written = runtime()?.block_on(async {
+                let cloud = Cloud::connect(&target, local).await?;
+                deploy::render(&cloud, &root, &environment, &settings, arch).await
+            })?;
+            for path in written {
+                println!("{}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Teardown {
+            env,
+            force,
+            target,
+            output,
+        } => {
+            let root = render::repository_root();
+            let environment = environment::resolve(env.as_deref())?;
+            let settings =
+                config::Settings::load(&root.join(config::FILE_NAME), &environment.name)?;
+            if deploy::is_protected(&environment.name, &settings) && !force {
+                anyhow::bail!(
+                    "{} is a protected environment; nothing was removed\nhint: pass --force if you really mean to tear it down",
+                    environment.name
+                );
+            }
+            let local = cloud::prepare(&root, &target)?;
+            let report = runtime()?.block_on(async {
+                let cloud = Cloud::connect(&target, local).await?;
+                deploy::teardown(&cloud, &root, &environment.name).await
+            })?;
+            print_teardown(&report, output)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::SmokeTest {
+            env,
+            target,
+            output,
+            junit,
+        } => {
+            let root = render::repository_root();
+            let environment = environment::resolve(env.as_deref())?;
+            let local = cloud::prepare(&root, &target)?;
+            let report = runtime()?.block_on(async {
+                let cloud = Cloud::connect(&target, local).await?;
+                smoke::smoke_test(&cloud, &root, &environment.name).await
+            })?;
+            if let Some(path) = junit {
+                std::fs::write(&path, smoke::junit(&report))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                smoke::print_table(&report);
+            }
+            Ok(if report.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_SMOKE_FAILED)
+            })
+        }
+        Commands::Envs { target, output } => {
+            let root = render::repository_root();
+            let local = cloud::prepare(&root, &target)?;
+            let list = runtime()?.block_on(async {
+                let cloud = Cloud::connect(&target, local).await?;
+                envs::list(&cloud, &root).await
+            })?;
+            envs::print(&list, output == Output::Json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Prune {
+            older_than,
+            expired,
+            merged,
+            dry_run,
+            target,
+        } => {
+            let older_than = older_than
+                .as_deref()
+                .map(config::parse_duration)
+                .transpose()
+                .context("--older-than")?;
+            if older_than.is_none() && !expired && !merged {
+                anyhow::bail!(
+                    "prune needs a criterion\nhint: pass --older-than DURATION (e.g. 7d), --expired or --merged"
+                );
+            }
+            let criteria = envs::Criteria {
+                older_than,
+                expired,
+                merged,
+            };
+            let root = render::repository_root();
+            let local = cloud::prepare(&root, &target)?;
+            let removed = runtime()?.block_on(async {
+                let cloud = Cloud::connect(&target, local).await?;
+                envs::prune(&cloud, &root, &criteria, dry_run).await
+            })?;
+            if removed.is_empty() && !dry_run {
+                println!("nothing to prune");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::EnvName { branch } => {
+            let name = match branch {
+                Some(branch) => naming::env_from_branch(&branch),
+                None => environment::resolve(None)?.name,
+            };
+            println!("{name}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::LambdaService {
+            port,
+            aws_endpoint,
+            work_dir,
+        } => serve_lambda(port, aws_endpoint, work_dir),
     }
+}
+
+/// Exit code of a smoke test that ran and found a failure (1 is any other error).
+const EXIT_SMOKE_FAILED: u8 = 3;
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Runtime::new().context("starting the async runtime")
+}
+
+fn print_deploy(report: &deploy::DeployReport, output: Output) -> anyhow::Result<()> {
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    if report.preview.is_empty() {
+        println!("{}: no changes", report.environment);
+    } else {
+        println!(
+            "{}: {}",
+            report.environment,
+            if report.dry_run {
+                "would change (dry run, nothing changed)"
+            } else {
+                "changed"
+            }
+        );
+        for line in &report.preview {
+            println!("  {line}");
+        }
+    }
+    if !report.dry_run && report.preview.is_empty() && report.changed {
+        println!("  (permissions or rotation settings converged)");
+    }
+    if let Some(outputs) = &report.outputs {
+        println!();
+        for (function, arn) in &outputs.functions {
+            println!("  {function:<20} {arn}");
+        }
+        println!("  {:<20} {}", "callback URL", outputs.callback_url);
+        println!(
+            "  {:<20} {}",
+            "credentials secret", outputs.credentials_secret_arn
+        );
+        println!("  {:<20} {}", "session secret", outputs.session_secret_arn);
+        println!("  {:<20} {}", "KMS key", outputs.kms_key_alias);
+        println!(
+            "  {:<20} {}",
+            "OAuth tokens table", outputs.oauth_tokens_table
+        );
+    }
+    if let Some(file) = &report.outputs_file {
+        println!("  {:<20} {}", "outputs", file.display());
+    }
+    let total = report
+        .timings
+        .iter()
+        .find(|(name, _)| name == "total")
+        .map_or(0.0, |(_, seconds)| *seconds);
+    eprintln!("deploy: done in {total:.1} s");
+    Ok(())
+}
+
+fn print_teardown(report: &deploy::TeardownReport, output: Output) -> anyhow::Result<()> {
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    if report.is_empty() {
+        println!("{}: nothing to remove", report.environment);
+        return Ok(());
+    }
+    println!("{}: removed", report.environment);
+    if report.stack_deleted {
+        println!("  stack (functions, Function URL, permissions, log groups, rule, table)");
+    }
+    for group in &report.log_groups {
+        println!("  log group {group}");
+    }
+    for secret in &report.removed.secrets {
+        println!("  secret {secret}");
+    }
+    for role in &report.removed.roles {
+        println!("  role {role} (and its inline policy)");
+    }
+    for key in &report.removed.key {
+        println!("  {key}");
+    }
+    eprintln!("teardown: done in {:.1} s", report.seconds);
+    Ok(())
+}
+
+/// Serves the local Lambda Invoke API (see the `lambda-runner` crate) until SIGTERM or Ctrl-C.
+fn serve_lambda(
+    port: u16,
+    aws_endpoint: String,
+    work_dir: std::path::PathBuf,
+) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+        eprintln!("lambda service listening on http://127.0.0.1:{port}");
+        let config = lambda_runner::RunnerConfig {
+            aws_endpoint,
+            region: cloud::LOCAL_REGION.to_string(),
+            work_dir,
+        };
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("listening for SIGTERM")?;
+        tokio::select! {
+            result = lambda_runner::serve(listener, config) => result?,
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// Runs the emulator in this process (the demo org, or `config`) until SIGTERM or Ctrl-C; also

@@ -20,37 +20,81 @@ pub struct SecretsInfo {
     pub session_arn: String,
 }
 
+/// Where the credentials secret's value comes from on this deploy.
+#[derive(Clone, Copy)]
+pub enum Credentials<'a> {
+    /// Given by the user (an environment variable or a file): stored when it differs from the
+    /// current value.
+    Given(&'a str),
+    /// A default (the local demo org): stored only when the secret holds no value yet, so a
+    /// deploy never undoes a rotated value.
+    Default(&'a str),
+    /// None given: the secret must already hold a value.
+    Existing,
+}
+
+impl std::fmt::Debug for Credentials<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            Self::Given(_) => "Given(<redacted>)",
+            Self::Default(_) => "Default(<redacted>)",
+            Self::Existing => "Existing",
+        })
+    }
+}
+
 /// What a secret should hold when [`ensure_secret`] finds it.
 enum Value<'a> {
     /// Always this value (the credentials): written when the current one differs.
     Exactly(&'a str),
     /// This value only if the secret has none (the session: never overwrite a live session).
     Initially(&'a str),
+    /// Whatever it holds; it must hold something.
+    Existing,
+}
+
+impl<'a> Value<'a> {
+    /// The value to store in a secret that has none, or an error when none was given.
+    fn initial(&self, name: &str) -> anyhow::Result<&'a str> {
+        match self {
+            Self::Exactly(text) | Self::Initially(text) => Ok(text),
+            Self::Existing => bail!(
+                "secret {name} holds no Salesforce credentials and none were given\nhint: set SFSTACK_SF_CREDENTIALS_FILE to a JSON file with the credentials (or SFSTACK_SF_CREDENTIALS to the JSON itself) and deploy again"
+            ),
+        }
+    }
 }
 
 /// An empty session: readers treat it as "no session yet" (see sf-common).
 const EMPTY_SESSION: &str = "{}";
 
-/// Creates or converges both secrets. `credentials_json` must be a JSON object; it is stored
-/// as the credentials secret's value when it differs from the current one (compared after
-/// reading the current value, never logged). The session secret gets `{}` only when it is new.
+/// Creates or converges both secrets. A given credentials document must be a JSON object; see
+/// [`Credentials`] for when it is stored (compared after reading the current value, never
+/// logged). The session secret gets `{}` only when it is new.
 /// A secret of our name scheduled for deletion is restored and reused.
 pub async fn ensure_secrets(
     client: &Client,
     names: &Names,
     key_arn: &str,
     tags: &Tags,
-    credentials_json: &str,
+    credentials: Credentials<'_>,
 ) -> anyhow::Result<SecretsInfo> {
-    // serde_json's messages give a position, never the text, so they are safe to show.
-    match serde_json::from_str::<serde_json::Value>(credentials_json) {
-        Ok(serde_json::Value::Object(_)) => {}
-        Ok(_) => bail!(
-            "the Salesforce credentials are not a JSON object\nhint: see docs for the credentials file's fields"
-        ),
-        Err(error) => bail!(
-            "the Salesforce credentials are not valid JSON ({error})\nhint: check the credentials file"
-        ),
+    let value = match credentials {
+        Credentials::Given(text) => Value::Exactly(text),
+        Credentials::Default(text) => Value::Initially(text),
+        Credentials::Existing => Value::Existing,
+    };
+    if let Value::Exactly(text) | Value::Initially(text) = value {
+        // serde_json's messages give a position, never the text, so they are safe to show.
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(_)) => {}
+            Ok(_) => bail!(
+                "the Salesforce credentials are not a JSON object\nhint: see the README's \"Credentials\" section for the fields"
+            ),
+            Err(error) => bail!(
+                "the Salesforce credentials are not valid JSON ({error})\nhint: check the credentials file"
+            ),
+        }
     }
     let credentials_arn = ensure_secret(
         client,
@@ -58,7 +102,7 @@ pub async fn ensure_secrets(
         &format!("sfstack {}: Salesforce credentials", names.environment),
         key_arn,
         tags,
-        Value::Exactly(credentials_json),
+        value,
     )
     .await?;
     let session_arn = ensure_secret(
@@ -100,9 +144,7 @@ async fn ensure_secret(
                 .as_service_error()
                 .is_some_and(|error| error.is_resource_not_found_exception()) =>
         {
-            let initial = match value {
-                Value::Exactly(text) | Value::Initially(text) => text,
-            };
+            let initial = value.initial(name)?;
             let output = client
                 .create_secret()
                 .name(name)
@@ -159,10 +201,17 @@ async fn ensure_secret(
             .with_context(|| format!("tagging secret {name}"))?;
     }
 
-    let to_write = match client.get_secret_value().secret_id(&arn).send().await {
+    // Always name AWSCURRENT: moto answers an unqualified read with a rotated-out version.
+    let current = client
+        .get_secret_value()
+        .secret_id(&arn)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await;
+    let to_write = match current {
         Ok(current) => match value {
             Value::Exactly(text) if current.secret_string() != Some(text) => Some(text),
-            Value::Exactly(_) | Value::Initially(_) => None,
+            Value::Exactly(_) | Value::Initially(_) | Value::Existing => None,
         },
         // No current version (never written), or a version encrypted with a key that is gone:
         // either way the secret needs a fresh value.
@@ -171,9 +220,7 @@ async fn ensure_secret(
                 error.is_resource_not_found_exception() || error.is_decryption_failure()
             }) =>
         {
-            Some(match value {
-                Value::Exactly(text) | Value::Initially(text) => text,
-            })
+            Some(value.initial(name)?)
         }
         Err(error) => {
             return Err(error)

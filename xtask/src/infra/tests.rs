@@ -99,7 +99,7 @@ async fn ensure(
         &repository_root(),
         ACCOUNT,
         REGION,
-        credentials,
+        Credentials::Given(credentials),
         &zips.artifacts,
     )
     .await
@@ -690,7 +690,7 @@ async fn credential_values_never_appear_in_errors_or_returned_structs() -> anyho
         &names,
         &infra.key.key_arn,
         &env_tags,
-        &format!("{{\"Password\": {marker}}}"),
+        Credentials::Given(&format!("{{\"Password\": {marker}}}")),
     )
     .await
     .err()
@@ -701,7 +701,7 @@ async fn credential_values_never_appear_in_errors_or_returned_structs() -> anyho
         &names,
         &infra.key.key_arn,
         &env_tags,
-        &format!("[\"{marker}\"]"),
+        Credentials::Given(&format!("[\"{marker}\"]")),
     )
     .await
     .err()
@@ -720,7 +720,7 @@ async fn credential_values_never_appear_in_errors_or_returned_structs() -> anyho
         &names,
         &infra.key.key_arn,
         &env_tags,
-        &changed,
+        Credentials::Given(&changed),
     )
     .await
     .err()

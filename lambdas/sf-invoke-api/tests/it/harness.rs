@@ -179,10 +179,11 @@ pub fn event(pairs: &[(&str, &str)]) -> Value {
     json!({"Details": {"ContactData": {"Channel": "VOICE"}, "Parameters": parameters}, "Name": "ContactFlowEvent"})
 }
 
-/// `tests/events/<name>.json`, with `extra` parameters added.
+/// The repository's `tests/events/<name>.json` (shared with `cargo xtask smoke-test`), with
+/// `extra` parameters added.
 pub fn fixture_event(name: &str, extra: &[(&str, &str)]) -> anyhow::Result<Value> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
+        .join("../../tests")
         .join("events")
         .join(format!("{name}.json"));
     let text =

@@ -1,0 +1,172 @@
+//! Which cloud a command talks to: `local` (the moto server, the Salesforce emulator and the
+//! local Lambda service on 127.0.0.1) or `aws` (the standard credential chain). Everything
+//! after [`Cloud::connect`] is one code path: the target only changes endpoints, credentials
+//! and where invocations go.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use aws_config::{BehaviorVersion, Region};
+use serde::Serialize;
+
+use crate::infra::Clients;
+use crate::local::{self, LocalCloud};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// The offline cloud on 127.0.0.1 (started when needed).
+    Local,
+    /// A real AWS account, through the standard credential chain.
+    Aws,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Aws => "aws",
+        }
+    }
+}
+
+/// The flags every cloud command shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    /// `local` (default): the offline cloud on 127.0.0.1; `aws`: a real account.
+    #[arg(long, default_value = "local", env = "SFSTACK_TARGET")]
+    pub target: Target,
+    /// AWS profile (aws target; default: the standard chain).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// AWS region (aws target; default: from the profile or AWS_REGION).
+    #[arg(long)]
+    pub region: Option<String>,
+}
+
+/// The local cloud's region and (moto's fixed) credentials.
+pub const LOCAL_REGION: &str = "us-east-1";
+const LOCAL_ACCESS_KEY: &str = "testing";
+
+/// A connection to one target, with a client for every service the orchestrator uses.
+#[derive(Debug, Clone)]
+pub struct Cloud {
+    pub target: Target,
+    pub region: String,
+    pub account_id: String,
+    /// Who the credentials belong to (an ARN); shown so nobody deploys to the wrong account.
+    pub caller: String,
+    pub local: Option<LocalCloud>,
+    pub clients: Clients,
+    pub cloudformation: aws_sdk_cloudformation::Client,
+    /// The Lambda control plane (configuration, permissions, Function URLs).
+    pub lambda: aws_sdk_lambda::Client,
+    /// Where invocations go: Lambda itself, or the local Lambda service.
+    pub invoker: aws_sdk_lambda::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+/// Starts the local cloud when the target is local and it is not running (blocking: call it
+/// outside the async runtime). `None` for the aws target.
+pub fn prepare(root: &Path, args: &TargetArgs) -> anyhow::Result<Option<LocalCloud>> {
+    match args.target {
+        Target::Local => local::up(root).map(Some),
+        Target::Aws => Ok(None),
+    }
+}
+
+impl Cloud {
+    /// Connects to the target; `local` is what [`prepare`] returned.
+    pub async fn connect(args: &TargetArgs, local: Option<LocalCloud>) -> anyhow::Result<Self> {
+        let (config, invoke_endpoint) = match (&local, args.target) {
+            (Some(cloud), Target::Local) => {
+                let config = aws_config::defaults(BehaviorVersion::latest())
+                    .endpoint_url(&cloud.moto.url)
+                    .region(Region::new(LOCAL_REGION))
+                    .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                        LOCAL_ACCESS_KEY,
+                        LOCAL_ACCESS_KEY,
+                        None,
+                        None,
+                        "sfstack-local",
+                    ))
+                    .load()
+                    .await;
+                let runner = cloud
+                    .lambda
+                    .as_ref()
+                    .context("the local Lambda service is not running\nhint: run `cargo xtask local down`, then the command again")?;
+                (config, Some(runner.url.clone()))
+            }
+            _ => {
+                let mut loader = aws_config::defaults(BehaviorVersion::latest());
+                if let Some(profile) = &args.profile {
+                    loader = loader.profile_name(profile);
+                }
+                if let Some(region) = &args.region {
+                    loader = loader.region(Region::new(region.clone()));
+                }
+                (loader.load().await, None)
+            }
+        };
+        let region = config
+            .region()
+            .map(ToString::to_string)
+            .context("no AWS region is set\nhint: pass --region, or set AWS_REGION or a region in your AWS profile")?;
+        let identity = aws_sdk_sts::Client::new(&config)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|error| anyhow::anyhow!(aws_sdk_sts::error::DisplayErrorContext(error)))
+            .with_context(|| {
+                format!(
+                    "reading the AWS account of the {} target\nhint: {}",
+                    args.target.as_str(),
+                    match args.target {
+                        Target::Aws => "check your AWS credentials (aws sts get-caller-identity; aws sso login; --profile)",
+                        Target::Local => "run `cargo xtask local down`, then the command again",
+                    }
+                )
+            })?;
+        let account_id = identity
+            .account()
+            .context("STS returned no account id")?
+            .to_string();
+        let caller = identity.arn().unwrap_or_default().to_string();
+        let invoker = match &invoke_endpoint {
+            Some(url) => aws_sdk_lambda::Client::from_conf(
+                aws_sdk_lambda::config::Builder::from(&config)
+                    .endpoint_url(url)
+                    .build(),
+            ),
+            None => aws_sdk_lambda::Client::new(&config),
+        };
+        Ok(Self {
+            target: args.target,
+            region,
+            account_id,
+            caller,
+            clients: Clients::new(&config, args.target == Target::Local),
+            cloudformation: aws_sdk_cloudformation::Client::new(&config),
+            lambda: aws_sdk_lambda::Client::new(&config),
+            invoker,
+            logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            local,
+        })
+    }
+
+    /// `target/sfstack/<target>/<env>/`: the rendered template, policies and outputs.
+    pub fn environment_dir(&self, root: &Path, environment: &str) -> PathBuf {
+        root.join("target")
+            .join("sfstack")
+            .join(self.target.as_str())
+            .join(environment)
+    }
+
+    /// The emulator's URL on the local target.
+    pub fn emulator_url(&self) -> Option<&str> {
+        self.local.as_ref().map(|cloud| cloud.emulator.url.as_str())
+    }
+}

@@ -1,0 +1,578 @@
+//! `smoke-test`: drives a deployed environment with the events in `tests/events/`, through the
+//! Lambda Invoke API (the local Lambda service, or Lambda itself), and checks each answer:
+//! phoneLookup → createCase → closeCase → queryCase (Closed) → deleteCase, then the token
+//! refresh, a full rotation of the credentials secret, and the OAuth callback.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use aws_sdk_lambda::primitives::Blob;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::cloud::{Cloud, Target};
+use crate::naming::Names;
+
+/// One step's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    pub name: String,
+    /// `passed`, `failed` or `skipped`.
+    pub result: &'static str,
+    pub millis: f64,
+    /// What was checked, the failure, or why it was skipped. Never a secret or a token.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SmokeReport {
+    pub environment: String,
+    pub target: Target,
+    pub passed: bool,
+    pub steps: Vec<StepResult>,
+}
+
+/// How long a rotation on AWS may take before the step fails.
+const ROTATION_WAIT: Duration = Duration::from_secs(180);
+
+struct Smoke<'a> {
+    cloud: &'a Cloud,
+    root: &'a Path,
+    names: Names,
+}
+
+/// The steps' results, in order.
+#[derive(Default)]
+struct Recorder {
+    steps: Vec<StepResult>,
+}
+
+impl Smoke<'_> {
+    fn event(&self, name: &str) -> anyhow::Result<Value> {
+        let path = self
+            .root
+            .join("tests")
+            .join("events")
+            .join(format!("{name}.json"));
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// A Connect event from `tests/events/` with parameters added.
+    fn connect_event(&self, name: &str, extra: &[(&str, &str)]) -> anyhow::Result<Value> {
+        let mut event = self.event(name)?;
+        let parameters = event["Details"]["Parameters"]
+            .as_object_mut()
+            .with_context(|| format!("tests/events/{name}.json has no Details.Parameters"))?;
+        for (key, value) in extra {
+            parameters.insert((*key).to_string(), json!(value));
+        }
+        Ok(event)
+    }
+
+    /// Invokes a function and returns its JSON answer; a function error is an error naming the
+    /// function and the error's type and message.
+    async fn invoke(&self, crate_name: &str, payload: &Value) -> anyhow::Result<Value> {
+        let function = self.names.function(crate_name);
+        let output = self
+            .cloud
+            .invoker
+            .invoke()
+            .function_name(&function)
+            .payload(Blob::new(serde_json::to_vec(payload)?))
+            .send()
+            .await
+            .map_err(|error| anyhow::anyhow!(aws_sdk_lambda::error::DisplayErrorContext(error)))
+            .with_context(|| format!("invoking {function}"))?;
+        let body = output
+            .payload()
+            .map(|blob| blob.as_ref())
+            .unwrap_or_default();
+        let answer: Value = serde_json::from_slice(body).unwrap_or_else(
+            |_| json!({"raw": String::from_utf8_lossy(body).chars().take(300).collect::<String>()}),
+        );
+        if let Some(kind) = output.function_error() {
+            bail!(
+                "{function} failed ({kind}): {}: {}",
+                answer["errorType"].as_str().unwrap_or("unknown"),
+                answer["errorMessage"]
+                    .as_str()
+                    .unwrap_or(&answer.to_string())
+            );
+        }
+        Ok(answer)
+    }
+}
+
+impl Recorder {
+    async fn run<T>(
+        &mut self,
+        name: &str,
+        step: impl std::future::Future<Output = anyhow::Result<(T, String)>>,
+    ) -> Option<T> {
+        let started = Instant::now();
+        let outcome = step.await;
+        let millis = started.elapsed().as_secs_f64() * 1000.0;
+        let (value, result, detail) = match outcome {
+            Ok((value, detail)) => (Some(value), "passed", detail),
+            Err(error) => (None, "failed", format!("{error:#}")),
+        };
+        eprintln!(
+            "smoke: {name:<14} {result:<7} {millis:>8.1} ms  {}",
+            detail.lines().next().unwrap_or_default()
+        );
+        self.steps.push(StepResult {
+            name: name.to_string(),
+            result,
+            millis,
+            detail,
+        });
+        value
+    }
+
+    fn skip(&mut self, name: &str, why: &str) {
+        eprintln!("smoke: {name:<14} skipped              {why}");
+        self.steps.push(StepResult {
+            name: name.to_string(),
+            result: "skipped",
+            millis: 0.0,
+            detail: why.to_string(),
+        });
+    }
+}
+
+/// A string field of a sf-invoke-api answer (its values are strings, as in the original).
+fn field<'a>(answer: &'a Value, name: &str) -> anyhow::Result<&'a str> {
+    answer[name]
+        .as_str()
+        .with_context(|| format!("the answer has no {name}: {answer}"))
+}
+
+/// `cargo xtask smoke-test`.
+pub async fn smoke_test(
+    cloud: &Cloud,
+    root: &Path,
+    environment: &str,
+) -> anyhow::Result<SmokeReport> {
+    let smoke = Smoke {
+        cloud,
+        root,
+        names: Names::new(environment),
+    };
+    let mut record = Recorder::default();
+    let contact = record
+        .run("phoneLookup", async {
+            let answer = &smoke
+                .invoke("sf-invoke-api", &smoke.connect_event("phoneLookup", &[])?)
+                .await?;
+            if field(answer, "sf_count")? != "1" {
+                bail!("expected one contact, got {answer}");
+            }
+            let id = field(answer, "Id")?.to_string();
+            Ok((id.clone(), format!("contact {id}")))
+        })
+        .await;
+    let case = match contact {
+        Some(contact) => {
+            record
+                .run("createCase", async {
+                    let event = &smoke.connect_event("createCase", &[("ContactId", &contact)])?;
+                    let answer = smoke.invoke("sf-invoke-api", event).await?;
+                    let id = field(&answer, "Id")?.to_string();
+                    Ok((id.clone(), format!("case {id}")))
+                })
+                .await
+        }
+        None => {
+            record.skip("createCase", "needs phoneLookup");
+            None
+        }
+    };
+    if let Some(case) = &case {
+        record
+            .run("closeCase", async {
+                let event = smoke.connect_event("closeCase", &[("sf_id", case)])?;
+                let answer = smoke.invoke("sf-invoke-api", &event).await?;
+                match field(&answer, "Status")? {
+                    "204" => Ok(((), "Status 204".to_string())),
+                    other => bail!("expected Status 204, got {other}"),
+                }
+            })
+            .await;
+        record
+            .run("queryCase", async {
+                let event = smoke.connect_event("queryCase", &[("CASE_ID", case)])?;
+                let answer = smoke.invoke("sf-invoke-api", &event).await?;
+                match field(&answer, "Status")? {
+                    "Closed" => Ok(((), "the case is Closed".to_string())),
+                    other => bail!("expected the case to be Closed, it is {other}"),
+                }
+            })
+            .await;
+        record
+            .run("deleteCase", async {
+                let event = smoke.connect_event("deleteCase", &[("sf_id", case)])?;
+                let answer = smoke.invoke("sf-invoke-api", &event).await?;
+                match field(&answer, "Response")? {
+                    "204" => Ok(((), "deleted; nothing left behind".to_string())),
+                    other => bail!("expected Status 204, got {other}"),
+                }
+            })
+            .await;
+    } else {
+        for name in ["closeCase", "queryCase", "deleteCase"] {
+            record.skip(name, "needs createCase");
+        }
+    }
+    record.run("tokenRefresh", token_refresh(&smoke)).await;
+    if rotation_enabled(cloud, &smoke.names.credentials_secret()).await? {
+        record.run("rotation", rotation(&smoke)).await;
+    } else {
+        record.skip(
+            "rotation",
+            "rotation is off: only refresh_token credentials are rotated (salesforce.auth_flow)",
+        );
+    }
+    if cloud.target == Target::Local {
+        record.run("oauthCallback", oauth_callback(&smoke)).await;
+    } else {
+        record.skip(
+            "oauthCallback",
+            "needs a browser sign-in on AWS; open the callback URL's authorize link by hand",
+        );
+    }
+    let passed = record.steps.iter().all(|step| step.result != "failed");
+    Ok(SmokeReport {
+        environment: environment.to_string(),
+        target: cloud.target,
+        passed,
+        steps: record.steps,
+    })
+}
+
+async fn rotation_enabled(cloud: &Cloud, secret: &str) -> anyhow::Result<bool> {
+    let described = cloud
+        .clients
+        .secrets
+        .describe_secret()
+        .secret_id(secret)
+        .send()
+        .await
+        .map_err(|error| anyhow::anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(error)))
+        .with_context(|| {
+            format!(
+                "describing {secret}\nhint: is the environment deployed? run `cargo xtask deploy`"
+            )
+        })?;
+    Ok(described.rotation_enabled() == Some(true))
+}
+
+/// The AWSCURRENT version id of a secret (never its value).
+async fn current_version(cloud: &Cloud, secret: &str) -> anyhow::Result<String> {
+    let described = cloud
+        .clients
+        .secrets
+        .describe_secret()
+        .secret_id(secret)
+        .send()
+        .await
+        .map_err(|error| anyhow::anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(error)))
+        .with_context(|| format!("describing {secret}"))?;
+    described
+        .version_ids_to_stages()
+        .into_iter()
+        .flatten()
+        .find(|(_, stages)| stages.iter().any(|stage| stage == "AWSCURRENT"))
+        .map(|(version, _)| version.clone())
+        .with_context(|| format!("{secret} has no AWSCURRENT version"))
+}
+
+async fn secret_json(cloud: &Cloud, secret: &str) -> anyhow::Result<Value> {
+    let output = cloud
+        .clients
+        .secrets
+        .get_secret_value()
+        .secret_id(secret)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .map_err(|error| anyhow::anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(error)))
+        .with_context(|| format!("reading {secret}"))?;
+    serde_json::from_str(output.secret_string().unwrap_or_default())
+        .with_context(|| format!("{secret} does not hold JSON"))
+}
+
+async fn token_refresh(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
+    let secret = smoke.names.session_secret();
+    let before = current_version(smoke.cloud, &secret).await?;
+    let answer = smoke
+        .invoke("sf-token-refresh", &smoke.event("tokenRefreshSchedule")?)
+        .await?;
+    let after = current_version(smoke.cloud, &secret).await?;
+    if before == after {
+        bail!("the session secret was not updated (answer: {answer})");
+    }
+    let session = secret_json(smoke.cloud, &secret).await?;
+    for key in ["access_token", "instance_url"] {
+        if session[key].as_str().is_none_or(str::is_empty) {
+            bail!("the stored session has no {key}");
+        }
+    }
+    Ok(((), "a new session is stored".to_string()))
+}
+
+/// A full rotation of the credentials secret. On AWS, Secrets Manager runs the four steps;
+/// on the local target, moto cannot run a Lambda, so this plays Secrets Manager's part: it
+/// stages the version (RotateSecret) and sends the four steps to the function.
+async fn rotation(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
+    let cloud = smoke.cloud;
+    let secret = smoke.names.credentials_secret();
+    let before = current_version(cloud, &secret).await?;
+    let token = uuid_v4();
+    let function_arn = cloud
+        .lambda
+        .get_function_configuration()
+        .function_name(smoke.names.function("sf-secret-rotation"))
+        .send()
+        .await
+        .map_err(|error| anyhow::anyhow!(aws_sdk_lambda::error::DisplayErrorContext(error)))
+        .context("reading the rotation function")?
+        .function_arn()
+        .unwrap_or_default()
+        .to_string();
+    let started = cloud
+        .clients
+        .secrets
+        .rotate_secret()
+        .secret_id(&secret)
+        .client_request_token(&token)
+        .rotation_lambda_arn(&function_arn)
+        .send()
+        .await;
+    match cloud.target {
+        Target::Aws => {
+            started
+                .map_err(|error| {
+                    anyhow::anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(error))
+                })
+                .context("starting the rotation")?;
+            let deadline = Instant::now() + ROTATION_WAIT;
+            while current_version(cloud, &secret).await? != token {
+                if Instant::now() > deadline {
+                    bail!(
+                        "the rotation did not finish within {} s\nhint: see the log group of the rotation function",
+                        ROTATION_WAIT.as_secs()
+                    );
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+        Target::Local => {
+            // moto stages the new version, then fails to run the function (expected).
+            drop(started);
+            for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
+                smoke
+                    .invoke(
+                        "sf-secret-rotation",
+                        &json!({"Step": step, "SecretId": secret, "ClientRequestToken": token}),
+                    )
+                    .await
+                    .with_context(|| format!("rotation step {step}"))?;
+            }
+            let after = current_version(cloud, &secret).await?;
+            if after != token {
+                bail!("after finishSecret, AWSCURRENT is {after}, not the new version {token}");
+            }
+        }
+    }
+    if before == token {
+        bail!("the credentials secret did not get a new version");
+    }
+    Ok(((), "the new version is AWSCURRENT and works".to_string()))
+}
+
+/// The OAuth web-server flow: the emulator's authorize endpoint issues a code for the
+/// callback's URL, the callback exchanges it and stores the tokens; the row is then removed.
+async fn oauth_callback(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
+    let cloud = smoke.cloud;
+    let emulator = cloud.emulator_url().context("no emulator")?;
+    let function = smoke.names.function("sf-oauth-callback");
+    let url = cloud
+        .lambda
+        .get_function_url_config()
+        .function_name(&function)
+        .send()
+        .await
+        .map_err(|error| anyhow::anyhow!(aws_sdk_lambda::error::DisplayErrorContext(error)))
+        .with_context(|| format!("reading the Function URL of {function}"))?
+        .function_url()
+        .to_string();
+    let credentials = secret_json(cloud, &smoke.names.credentials_secret()).await?;
+    let state_key = credentials["StateSigningKey"]
+        .as_str()
+        .context("the credentials secret has no StateSigningKey")?;
+    let wa_id = "whatsapp:+15555550100";
+    let now = chrono::Utc::now().timestamp();
+    let state = sf_oauth_callback::sign_state(state_key.as_bytes(), wa_id, now)
+        .map_err(|error| anyhow::anyhow!("signing the state: {error:?}"))?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let response = http
+        .get(format!("{emulator}/services/oauth2/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", sf_emulator::DEMO_CONSUMER_KEY),
+            ("redirect_uri", url.as_str()),
+            ("state", state.as_str()),
+        ])
+        .send()
+        .await
+        .context("asking the emulator's authorize endpoint for a code")?;
+    let location = response
+        .headers()
+        .get("location")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| url::Url::parse(value).ok())
+        .with_context(|| {
+            format!(
+                "the authorize endpoint answered {} without a redirect",
+                response.status()
+            )
+        })?;
+    let query = location.query().unwrap_or_default().to_string();
+    let mut event = smoke.event("oauthCallback")?;
+    let host = url
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    event["rawQueryString"] = json!(query);
+    event["queryStringParameters"] = Value::Object(
+        url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .map(|(key, value)| (key, json!(value)))
+            .collect(),
+    );
+    event["headers"]["host"] = json!(host);
+    event["requestContext"]["domainName"] = json!(host);
+    let answer = smoke.invoke("sf-oauth-callback", &event).await?;
+    let status = answer["statusCode"].as_i64().unwrap_or_default();
+    if status != 200 {
+        bail!(
+            "the callback answered {status}: {}",
+            answer["body"]
+                .as_str()
+                .unwrap_or_default()
+                .chars()
+                .take(200)
+                .collect::<String>()
+        );
+    }
+    let table = smoke.names.oauth_table();
+    let key = aws_sdk_dynamodb::types::AttributeValue::S(wa_id.to_string());
+    let item = cloud
+        .dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("wa_id", key.clone())
+        .send()
+        .await
+        .map_err(|error| anyhow::anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(error)))
+        .with_context(|| format!("reading {table}"))?;
+    if item
+        .item()
+        .is_none_or(|item| !item.contains_key("access_token"))
+    {
+        bail!("the callback answered 200 but stored no tokens in {table}");
+    }
+    cloud
+        .dynamodb
+        .delete_item()
+        .table_name(&table)
+        .key("wa_id", key)
+        .send()
+        .await
+        .map_err(|error| anyhow::anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(error)))
+        .with_context(|| format!("removing the test row from {table}"))?;
+    Ok(((), format!("tokens stored in {table} (test row removed)")))
+}
+
+/// A random version id in UUID form, as Secrets Manager's ClientRequestToken.
+fn uuid_v4() -> String {
+    let bytes: [u8; 16] = rand::random();
+    let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+/// The steps as a table (text output).
+pub fn print_table(report: &SmokeReport) {
+    println!("{:<14} {:<8} {:>10}  detail", "step", "result", "ms");
+    for step in &report.steps {
+        println!(
+            "{:<14} {:<8} {:>10.1}  {}",
+            step.name,
+            step.result,
+            step.millis,
+            step.detail.lines().next().unwrap_or_default()
+        );
+    }
+    println!(
+        "{}: {}",
+        report.environment,
+        if report.passed { "passed" } else { "FAILED" }
+    );
+}
+
+/// JUnit XML for CI.
+pub fn junit(report: &SmokeReport) -> String {
+    let escape = |text: &str| {
+        text.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let failures = report
+        .steps
+        .iter()
+        .filter(|step| step.result == "failed")
+        .count();
+    let skipped = report
+        .steps
+        .iter()
+        .filter(|step| step.result == "skipped")
+        .count();
+    let total: f64 = report.steps.iter().map(|step| step.millis).sum::<f64>() / 1000.0;
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"sfstack smoke-test {}\" tests=\"{}\" failures=\"{failures}\" skipped=\"{skipped}\" time=\"{total:.3}\">\n",
+        escape(&report.environment),
+        report.steps.len()
+    );
+    for step in &report.steps {
+        xml.push_str(&format!(
+            "  <testcase classname=\"smoke-test\" name=\"{}\" time=\"{:.3}\">",
+            escape(&step.name),
+            step.millis / 1000.0
+        ));
+        match step.result {
+            "failed" => xml.push_str(&format!(
+                "<failure message=\"{}\"/>",
+                escape(step.detail.lines().next().unwrap_or_default())
+            )),
+            "skipped" => xml.push_str(&format!("<skipped message=\"{}\"/>", escape(&step.detail))),
+            _ => {}
+        }
+        xml.push_str("</testcase>\n");
+    }
+    xml.push_str("</testsuite>\n");
+    xml
+}
