@@ -361,6 +361,15 @@ impl Steps {
     }
 }
 
+/// Test hook for the interrupted-deploy drills: `SFSTACK_FAULT=after:<step>` ends the process
+/// right after that step, as a kill would (exit code 137). Unset in normal use.
+fn fault_point(step: &str) {
+    if std::env::var("SFSTACK_FAULT").is_ok_and(|fault| fault == format!("after:{step}")) {
+        eprintln!("fault injected after step {step} (SFSTACK_FAULT)");
+        std::process::exit(137);
+    }
+}
+
 /// Names every failure after its step, so "what failed" is never a guess.
 fn step<T>(name: &str, result: anyhow::Result<T>) -> anyhow::Result<T> {
     result.with_context(|| format!("deploy step \"{name}\" failed"))
@@ -839,6 +848,7 @@ pub async fn deploy(
         .await,
     )?;
     drop(credentials);
+    fault_point("infrastructure");
 
     steps.begin("stack", &format!("change set for {}", names.stack()));
     let callback = names.function("sf-oauth-callback");
@@ -865,6 +875,7 @@ pub async fn deploy(
         .await,
     )?;
 
+    fault_point("stack");
     steps.begin(
         "permissions",
         "Function URL, resource permissions, rotation",

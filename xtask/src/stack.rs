@@ -551,4 +551,120 @@ mod tests {
             "deleting a missing stack is success"
         );
     }
+
+    /// A proxy in front of moto that reports every stack as `ROLLBACK_COMPLETE` until a stack is
+    /// deleted: moto never reaches that state itself (it has no rollbacks), and a create that
+    /// failed on AWS leaves exactly this behind.
+    async fn rolled_back_proxy(
+        moto: String,
+    ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+        use axum::body::Bytes;
+        use axum::http::{HeaderMap, Method, StatusCode, Uri};
+        use axum::response::IntoResponse;
+
+        let rolled_back = Arc::new(AtomicBool::new(true));
+        let deletes = Arc::new(AtomicUsize::new(0));
+        let http = reqwest::Client::new();
+        let (flag, counter) = (rolled_back.clone(), deletes.clone());
+        let handler = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+            let (flag, counter, http, moto) =
+                (flag.clone(), counter.clone(), http.clone(), moto.clone());
+            async move {
+                let request = String::from_utf8_lossy(&body).into_owned();
+                if request.contains("Action=DeleteStack") {
+                    flag.store(false, Ordering::SeqCst);
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+                let path = uri.path_and_query().map_or("/", |path| path.as_str());
+                let mut forward = http
+                    .request(method, format!("{moto}{path}"))
+                    .body(body.clone());
+                for (name, value) in &headers {
+                    if name != "host" && name != "content-length" {
+                        forward = forward.header(name, value);
+                    }
+                }
+                let Ok(response) = forward.send().await else {
+                    return StatusCode::BAD_GATEWAY.into_response();
+                };
+                let status = response.status();
+                let content_type = response
+                    .headers()
+                    .get("content-type")
+                    .cloned()
+                    .unwrap_or(axum::http::HeaderValue::from_static("text/xml"));
+                let mut text = response.text().await.unwrap_or_default();
+                if flag.load(Ordering::SeqCst) && request.contains("Action=DescribeStacks") {
+                    let mut rewritten = String::with_capacity(text.len());
+                    let mut rest = text.as_str();
+                    while let Some(start) = rest.find("<StackStatus>") {
+                        let open = start + "<StackStatus>".len();
+                        let Some(end) = rest[open..].find("</StackStatus>") else {
+                            break;
+                        };
+                        rewritten.push_str(&rest[..open]);
+                        rewritten.push_str("ROLLBACK_COMPLETE");
+                        rest = &rest[open + end..];
+                    }
+                    rewritten.push_str(rest);
+                    text = rewritten;
+                }
+                (status, [("content-type", content_type)], text).into_response()
+            }
+        };
+        let router = axum::Router::new().fallback(handler);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        (url, deletes)
+    }
+
+    #[tokio::test]
+    async fn a_stack_left_in_rollback_complete_is_deleted_and_created_again() {
+        let moto = tokio::task::spawn_blocking(sfstack_test_support::MotoServer::start)
+            .await
+            .expect("join")
+            .expect("moto starts");
+        let config = moto.sdk_config().await;
+        let direct = Client::new(&config);
+        let tags = BTreeMap::from([("sfstack:env".to_string(), "rollback".to_string())]);
+        let name = "sfstack-stack-test";
+        deploy(&direct, name, &template(false), &tags, false)
+            .await
+            .expect("create");
+
+        let (proxy, deletes) = rolled_back_proxy(moto.endpoint().to_string()).await;
+        let through_proxy = Client::from_conf(
+            aws_sdk_cloudformation::config::Builder::from(&config)
+                .endpoint_url(proxy)
+                .build(),
+        );
+        let redeployed = deploy(&through_proxy, name, &template(true), &tags, false)
+            .await
+            .expect("a ROLLBACK_COMPLETE stack is replaced");
+        assert!(redeployed.changed);
+        assert_eq!(deletes.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let stack = direct
+            .describe_stacks()
+            .stack_name(name)
+            .send()
+            .await
+            .expect("describe");
+        let stack = stack.stacks().first().expect("the stack exists again");
+        assert_eq!(
+            stack.stack_status().map(|status| status.as_str()),
+            Some("CREATE_COMPLETE")
+        );
+        assert!(
+            redeployed.resources.contains_key("MoreLogs"),
+            "{redeployed:?}"
+        );
+    }
 }

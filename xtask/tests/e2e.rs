@@ -1,0 +1,579 @@
+//! End-to-end: the `xtask` binary itself, on the local target (the moto server, the emulator
+//! and the local Lambda service running the deployed zips), as a user runs it. Each test has
+//! its own local cloud (`SFSTACK_LOCAL_DIR`) and its own environment names.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
+/// One local cloud, stopped when dropped, and everything its commands printed.
+struct Local {
+    dir: PathBuf,
+    transcript: Vec<String>,
+}
+
+/// What one command did.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> anyhow::Result<Value> {
+        serde_json::from_str(&self.stdout)
+            .with_context(|| format!("stdout is not JSON:\n{}\n{}", self.stdout, self.stderr))
+    }
+
+    fn ok(self) -> anyhow::Result<Self> {
+        if self.code != 0 {
+            bail!(
+                "exit code {}\nstdout:\n{}\nstderr:\n{}",
+                self.code,
+                self.stdout,
+                self.stderr
+            );
+        }
+        Ok(self)
+    }
+}
+
+impl Local {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("sfstack-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self {
+            dir,
+            transcript: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, args: &[&str], variables: &[(&str, &str)]) -> anyhow::Result<Run> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        command
+            .args(args)
+            .current_dir(root())
+            .env("SFSTACK_LOCAL_DIR", &self.dir)
+            .env("NO_COLOR", "1");
+        for name in [
+            "SFSTACK_SF_CREDENTIALS",
+            "SFSTACK_SF_CREDENTIALS_FILE",
+            "SFSTACK_ENV",
+            "SFSTACK_TARGET",
+            "SFSTACK_FAULT",
+            "SFSTACK_SALESFORCE_AUTH_FLOW",
+        ] {
+            command.env_remove(name);
+        }
+        for (name, value) in variables {
+            command.env(name, value);
+        }
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = command
+            .output()
+            .with_context(|| format!("running xtask {args:?}"))?;
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        };
+        self.transcript.push(run.stdout.clone());
+        self.transcript.push(run.stderr.clone());
+        Ok(run)
+    }
+
+    fn state(&self) -> anyhow::Result<Value> {
+        let text = std::fs::read_to_string(self.dir.join("state.json"))?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    async fn sdk(&self) -> anyhow::Result<aws_config::SdkConfig> {
+        let moto = self.state()?["moto"]["url"]
+            .as_str()
+            .context("no moto url")?
+            .to_string();
+        Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(moto)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                "testing", "testing", None, None, "e2e",
+            ))
+            .load()
+            .await)
+    }
+
+    fn emulator(&self) -> anyhow::Result<String> {
+        Ok(self.state()?["emulator"]["url"]
+            .as_str()
+            .context("no emulator url")?
+            .to_string())
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["local", "down"])
+            .current_dir(root())
+            .env("SFSTACK_LOCAL_DIR", &self.dir)
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn secret_json(config: &aws_config::SdkConfig, name: &str) -> anyhow::Result<Value> {
+    let output = aws_sdk_secretsmanager::Client::new(config)
+        .get_secret_value()
+        .secret_id(name)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await?;
+    Ok(serde_json::from_str(
+        output.secret_string().unwrap_or("{}"),
+    )?)
+}
+
+/// Every function's environment variables, as JSON text.
+async fn function_environments(
+    config: &aws_config::SdkConfig,
+    env: &str,
+) -> anyhow::Result<Vec<String>> {
+    let lambda = aws_sdk_lambda::Client::new(config);
+    let mut all = Vec::new();
+    for function in [
+        "sf-invoke-api",
+        "sf-token-refresh",
+        "sf-secret-rotation",
+        "sf-oauth-callback",
+    ] {
+        let output = lambda
+            .get_function_configuration()
+            .function_name(format!("sfstack-{env}-{function}"))
+            .send()
+            .await?;
+        let variables: BTreeMap<String, String> = output
+            .environment()
+            .and_then(|environment| environment.variables())
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        all.push(serde_json::to_string(&variables)?);
+    }
+    Ok(all)
+}
+
+/// Everything an environment could have left in the local cloud, by name or tag.
+async fn leftovers(config: &aws_config::SdkConfig, env: &str) -> anyhow::Result<Vec<String>> {
+    let prefix = format!("sfstack-{env}");
+    let mut left = Vec::new();
+    let stacks = aws_sdk_cloudformation::Client::new(config)
+        .describe_stacks()
+        .send()
+        .await?;
+    for stack in stacks.stacks() {
+        if stack.stack_name() == Some(prefix.as_str())
+            && stack.stack_status().map(|status| status.as_str()) != Some("DELETE_COMPLETE")
+        {
+            left.push(format!("stack {prefix}"));
+        }
+    }
+    let functions = aws_sdk_lambda::Client::new(config)
+        .list_functions()
+        .send()
+        .await?;
+    for function in functions.functions() {
+        if function
+            .function_name()
+            .is_some_and(|name| name.starts_with(&prefix))
+        {
+            left.push(format!("function {:?}", function.function_name()));
+        }
+    }
+    let roles = aws_sdk_iam::Client::new(config).list_roles().send().await?;
+    for role in roles.roles() {
+        if role.role_name().starts_with(&prefix) {
+            left.push(format!("role {}", role.role_name()));
+        }
+    }
+    let secrets = aws_sdk_secretsmanager::Client::new(config)
+        .list_secrets()
+        .send()
+        .await?;
+    for secret in secrets.secret_list() {
+        let tagged = secret
+            .tags()
+            .iter()
+            .any(|tag| tag.key() == Some("sfstack:env") && tag.value() == Some(env));
+        if tagged || secret.name().is_some_and(|name| name.starts_with(&prefix)) {
+            left.push(format!("secret {:?}", secret.name()));
+        }
+    }
+    let kms = aws_sdk_kms::Client::new(config);
+    for alias in kms.list_aliases().send().await?.aliases() {
+        if alias.alias_name() == Some(format!("alias/{prefix}").as_str()) {
+            left.push(format!("alias {prefix}"));
+        }
+    }
+    for key in kms.list_keys().send().await?.keys() {
+        let Some(id) = key.key_id() else { continue };
+        let state = kms.describe_key().key_id(id).send().await?;
+        let enabled = state
+            .key_metadata()
+            .and_then(|metadata| metadata.key_state())
+            .is_some_and(|state| state.as_str() != "PendingDeletion");
+        let tags = kms.list_resource_tags().key_id(id).send().await?;
+        let tagged = tags
+            .tags()
+            .iter()
+            .any(|tag| tag.tag_key() == "sfstack:env" && tag.tag_value() == env);
+        if tagged && enabled {
+            left.push(format!("key {id} (not scheduled for deletion)"));
+        }
+    }
+    let tables = aws_sdk_dynamodb::Client::new(config)
+        .list_tables()
+        .send()
+        .await?;
+    for table in tables.table_names() {
+        if table.starts_with(&prefix) {
+            left.push(format!("table {table}"));
+        }
+    }
+    let groups = aws_sdk_cloudwatchlogs::Client::new(config)
+        .describe_log_groups()
+        .log_group_name_prefix(format!("/aws/lambda/{prefix}"))
+        .send()
+        .await?;
+    for group in groups.log_groups() {
+        left.push(format!("log group {:?}", group.log_group_name()));
+    }
+    Ok(left)
+}
+
+fn step_results(report: &Value) -> BTreeMap<String, String> {
+    report["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|step| {
+            (
+                step["name"].as_str().unwrap_or_default().to_string(),
+                step["result"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The whole flow on the local target: two environments side by side (JWT and refresh-token
+/// credentials), a no-op redeploy, smoke tests (also with every Salesforce session expired),
+/// one environment torn down without touching the other, nothing left after both are gone,
+/// and no credential value in anything the tool wrote.
+#[tokio::test(flavor = "multi_thread")]
+async fn whole_flow_on_the_local_target() -> anyhow::Result<()> {
+    let mut local = Local::new("flow");
+    let (a, b) = ("e2e-flow-a", "e2e-flow-b");
+
+    let first = local
+        .run(&["deploy", "--env", a, "--output", "json"], &[])?
+        .ok()?
+        .json()?;
+    assert_eq!(first["changed"], true, "{first}");
+    assert_eq!(first["outputs"]["environment"], a);
+    let outputs_file = PathBuf::from(first["outputs_file"].as_str().context("outputs file")?);
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&outputs_file)?)?;
+    assert_eq!(
+        written, first["outputs"],
+        "outputs.json holds the printed outputs"
+    );
+    assert!(
+        written["callback_url"]
+            .as_str()
+            .is_some_and(|url| url.starts_with("https://")),
+        "{written}"
+    );
+    local
+        .run(
+            &["deploy", "--env", b],
+            &[("SFSTACK_SALESFORCE_AUTH_FLOW", "refresh_token")],
+        )?
+        .ok()?;
+
+    // Nothing changed: the stack, permissions and rotation are all left alone.
+    let again = local.run(&["deploy", "--env", a], &[])?.ok()?;
+    assert!(
+        again.stdout.contains(&format!("{a}: no changes")),
+        "{}",
+        again.stdout
+    );
+    let again = local
+        .run(&["deploy", "--env", a, "--output", "json"], &[])?
+        .ok()?
+        .json()?;
+    assert_eq!(again["changed"], false, "{again}");
+
+    let junit = local.dir.join("smoke.xml");
+    let smoke = local
+        .run(
+            &[
+                "smoke-test",
+                "--env",
+                a,
+                "--output",
+                "json",
+                "--junit",
+                junit.to_str().context("path")?,
+            ],
+            &[],
+        )?
+        .ok()?
+        .json()?;
+    assert_eq!(smoke["passed"], true, "{smoke}");
+    let results = step_results(&smoke);
+    for step in [
+        "phoneLookup",
+        "createCase",
+        "closeCase",
+        "queryCase",
+        "deleteCase",
+        "tokenRefresh",
+        "oauthCallback",
+    ] {
+        assert_eq!(
+            results.get(step).map(String::as_str),
+            Some("passed"),
+            "{step}: {smoke}"
+        );
+    }
+    // JWT credentials are not rotated by a Lambda: the step says so instead of pretending.
+    assert_eq!(results.get("rotation").map(String::as_str), Some("skipped"));
+    let xml = std::fs::read_to_string(&junit)?;
+    assert_eq!(xml.matches("<testcase ").count(), results.len(), "{xml}");
+    assert!(xml.contains("failures=\"0\""), "{xml}");
+
+    let smoke_b = local
+        .run(&["smoke-test", "--env", b, "--output", "json"], &[])?
+        .ok()?
+        .json()?;
+    assert_eq!(
+        step_results(&smoke_b).get("rotation").map(String::as_str),
+        Some("passed"),
+        "{smoke_b}"
+    );
+
+    // Drill: every Salesforce session expires; the functions log in again and carry on.
+    let http = reqwest::Client::new();
+    let expired = http
+        .post(format!("{}/__emulator/sessions/expire", local.emulator()?))
+        .send()
+        .await?;
+    assert!(expired.status().is_success());
+    let after_expiry = local
+        .run(&["smoke-test", "--env", a, "--output", "json"], &[])?
+        .ok()?
+        .json()?;
+    assert_eq!(after_expiry["passed"], true, "{after_expiry}");
+
+    // Collect the values that must never appear anywhere the tool wrote.
+    let config = local.sdk().await?;
+    let mut secrets: Vec<String> = Vec::new();
+    for env in [a, b] {
+        let credentials =
+            secret_json(&config, &format!("sfstack-{env}/salesforce-credentials")).await?;
+        for key in ["StateSigningKey", "RefreshToken", "ConsumerSecret"] {
+            if let Some(value) = credentials[key].as_str() {
+                secrets.push(value.to_string());
+            }
+        }
+        let session = secret_json(&config, &format!("sfstack-{env}/salesforce-session")).await?;
+        secrets.push(
+            session["access_token"]
+                .as_str()
+                .context("the session secret has a token")?
+                .to_string(),
+        );
+    }
+    // A line from the middle of the demo JWT key.
+    let key_line = sf_emulator::DEMO_PRIVATE_KEY
+        .lines()
+        .nth(5)
+        .context("key line")?
+        .to_string();
+    secrets.push(key_line);
+    assert!(secrets.len() >= 8, "{}", secrets.len());
+    let mut written = Vec::new();
+    for env in [a, b] {
+        written.extend(function_environments(&config, env).await?);
+        let dir = root().join("target/sfstack/local").join(env);
+        for entry in std::fs::read_dir(&dir)? {
+            written.push(std::fs::read_to_string(entry?.path())?);
+        }
+    }
+    for entry in std::fs::read_dir(local.dir.join("lambda/logs"))? {
+        written.push(std::fs::read_to_string(entry?.path())?);
+    }
+    written.push(std::fs::read_to_string(local.dir.join("lambda.log"))?);
+
+    // Tear one down: the other is untouched and still passes.
+    let removed = local
+        .run(&["teardown", "--env", b, "--output", "json"], &[])?
+        .ok()?
+        .json()?;
+    assert_eq!(removed["stack_deleted"], true, "{removed}");
+    assert_eq!(
+        removed["removed"]["roles"].as_array().map(Vec::len),
+        Some(4)
+    );
+    assert_eq!(leftovers(&config, b).await?, Vec::<String>::new());
+    let still = local
+        .run(&["smoke-test", "--env", a, "--output", "json"], &[])?
+        .ok()?
+        .json()?;
+    assert_eq!(still["passed"], true, "{still}");
+    let listed = local
+        .run(&["envs", "--output", "json"], &[])?
+        .ok()?
+        .json()?;
+    let names: Vec<&str> = listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|env| env["name"].as_str())
+        .collect();
+    assert_eq!(names, [a], "{listed}");
+
+    local.run(&["teardown", "--env", a], &[])?.ok()?;
+    assert_eq!(leftovers(&config, a).await?, Vec::<String>::new());
+    let twice = local.run(&["teardown", "--env", a], &[])?.ok()?;
+    assert!(
+        twice.stdout.contains("nothing to remove"),
+        "{}",
+        twice.stdout
+    );
+
+    written.extend(local.transcript.iter().cloned());
+    for value in &secrets {
+        for text in &written {
+            assert!(
+                !text.contains(value.as_str()),
+                "a credential value leaked into the tool's output"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Drills: a wrong credential is refused by name and changes nothing; a deploy killed after the
+/// IAM step, re-run, converges; a half-created environment tears down; a protected environment
+/// needs --force.
+#[tokio::test(flavor = "multi_thread")]
+async fn drills_on_the_local_target() -> anyhow::Result<()> {
+    let mut local = Local::new("drills");
+    let env = "e2e-drill";
+
+    // Killed right after the IAM, key, secrets and artifacts step: no stack yet.
+    let killed = local.run(
+        &["deploy", "--env", env],
+        &[("SFSTACK_FAULT", "after:infrastructure")],
+    )?;
+    assert_eq!(killed.code, 137, "{}", killed.stderr);
+    let listed = local
+        .run(&["envs", "--output", "json"], &[])?
+        .ok()?
+        .json()?;
+    assert_eq!(listed[0]["name"], env, "{listed}");
+    assert_eq!(listed[0]["status"], "PARTIAL (no stack)", "{listed}");
+
+    // A half-created environment tears down completely.
+    let config = local.sdk().await?;
+    local.run(&["teardown", "--env", env], &[])?.ok()?;
+    assert_eq!(leftovers(&config, env).await?, Vec::<String>::new());
+
+    // Killed again, then re-run: the deploy finishes what was started and works.
+    let killed = local.run(
+        &["deploy", "--env", env],
+        &[("SFSTACK_FAULT", "after:stack")],
+    )?;
+    assert_eq!(killed.code, 137, "{}", killed.stderr);
+    local.run(&["deploy", "--env", env], &[])?.ok()?;
+    let smoke = local
+        .run(&["smoke-test", "--env", env, "--output", "json"], &[])?
+        .ok()?
+        .json()?;
+    assert_eq!(smoke["passed"], true, "{smoke}");
+
+    // A wrong credential: refused by Salesforce, named, and the stored one is kept.
+    let before = secret_json(&config, &format!("sfstack-{env}/salesforce-credentials")).await?;
+    let wrong_key = std::fs::read_to_string(root().join("sf-emulator/fixtures/other-key.pem"))?;
+    let wrong = serde_json::json!({
+        "AuthFlow": "jwt",
+        "LoginUrl": local.emulator()?,
+        "ConsumerKey": sf_emulator::DEMO_CONSUMER_KEY,
+        "Username": sf_emulator::DEMO_USERNAME,
+        "PrivateKey": wrong_key,
+    })
+    .to_string();
+    let refused = local.run(
+        &["deploy", "--env", env],
+        &[("SFSTACK_SF_CREDENTIALS", wrong.as_str())],
+    )?;
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("refused the credentials from SFSTACK_SF_CREDENTIALS"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("hint:"), "{}", refused.stderr);
+    let wrong_line = wrong_key.lines().nth(3).context("key line")?;
+    assert!(!refused.stderr.contains(wrong_line) && !refused.stdout.contains(wrong_line));
+    let after = secret_json(&config, &format!("sfstack-{env}/salesforce-credentials")).await?;
+    assert_eq!(
+        before, after,
+        "a refused credential replaced the stored one"
+    );
+    // Not JSON at all: named as such, value not echoed.
+    let broken = local.run(
+        &["deploy", "--env", env],
+        &[("SFSTACK_SF_CREDENTIALS", "{\"PrivateKey\": secret-marker")],
+    )?;
+    assert_eq!(broken.code, 1);
+    assert!(
+        !broken.stderr.contains("secret-marker"),
+        "{}",
+        broken.stderr
+    );
+
+    // A protected environment is not torn down without --force.
+    let refused = local.run(&["teardown", "--env", "main"], &[])?;
+    assert_eq!(refused.code, 1);
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+
+    local.run(&["teardown", "--env", env], &[])?.ok()?;
+    assert_eq!(leftovers(&config, env).await?, Vec::<String>::new());
+    Ok(())
+}
+
+#[test]
+fn unknown_environment_names_are_refused_before_anything_runs() -> anyhow::Result<()> {
+    let mut local = Local::new("names");
+    let run = local.run(&["deploy", "--env", "Bad_Name"], &[])?;
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("environment name"), "{}", run.stderr);
+    assert!(!Path::new(&local.dir).join("state.json").exists());
+    Ok(())
+}
