@@ -175,6 +175,12 @@ pub struct BenchReport {
     pub peak_rss_mb: f64,
     pub logins_per_1000: usize,
     pub zip_bytes: Vec<(String, u64)>,
+    /// `deploy` of a new environment on the running local cloud (zips already built), seconds.
+    pub deploy_new_s: f64,
+    /// `deploy` again with nothing changed, seconds.
+    pub deploy_no_op_s: f64,
+    /// `teardown` of that environment, seconds.
+    pub teardown_s: f64,
 }
 
 fn percentile(sorted: &[f64], fraction: f64) -> f64 {
@@ -287,7 +293,34 @@ pub fn run(root: &Path) -> anyhow::Result<BenchReport> {
         .iter()
         .map(|artifact| (artifact.function.to_string(), artifact.bytes))
         .collect();
+    let environment = format!("bench-{}", std::process::id());
+    report.deploy_new_s = timed_command(root, &["deploy", "--env", &environment])?;
+    report.deploy_no_op_s = timed_command(root, &["deploy", "--env", &environment])?;
+    report.teardown_s = timed_command(root, &["teardown", "--env", &environment])?;
     Ok(report)
+}
+
+/// Runs this tool as a user would (`cargo xtask …` minus cargo's own start-up) and returns the
+/// wall-clock seconds.
+fn timed_command(root: &Path, args: &[&str]) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let output = Command::new(std::env::current_exe().context("finding the xtask binary")?)
+        .args(args)
+        .current_dir(root)
+        .env_remove("SFSTACK_SF_CREDENTIALS")
+        .env_remove("SFSTACK_SF_CREDENTIALS_FILE")
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("running xtask {}", args.join(" ")))?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !output.status.success() {
+        bail!(
+            "bench: xtask {} failed:\n{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(seconds)
 }
 
 async fn measure(
@@ -428,6 +461,9 @@ async fn measure(
         peak_rss_mb: peak_rss as f64 / 1024.0,
         logins_per_1000: logins * 1000 / WARM_INVOCATIONS,
         zip_bytes: Vec::new(),
+        deploy_new_s: 0.0,
+        deploy_no_op_s: 0.0,
+        teardown_s: 0.0,
     })
 }
 
@@ -461,5 +497,11 @@ pub fn print(report: &BenchReport, json: bool) -> anyhow::Result<()> {
     for (function, bytes) in &report.zip_bytes {
         println!("| {function} zip | {:.2} MB |", *bytes as f64 / 1_000_000.0);
     }
+    println!(
+        "| full local deploy of a new environment (zips built) | {:.2} s |",
+        report.deploy_new_s
+    );
+    println!("| no-op redeploy | {:.2} s |", report.deploy_no_op_s);
+    println!("| teardown | {:.2} s |", report.teardown_s);
     Ok(())
 }
