@@ -343,7 +343,7 @@ impl Steps {
 
     fn begin(&mut self, name: &str, detail: &str) {
         self.end();
-        eprintln!("==> {name}: {detail}");
+        note!("==> {name}: {detail}");
         self.current = Some((name.to_string(), Instant::now()));
     }
 
@@ -365,7 +365,7 @@ impl Steps {
 /// right after that step, as a kill would (exit code 137). Unset in normal use.
 fn fault_point(step: &str) {
     if std::env::var("SFSTACK_FAULT").is_ok_and(|fault| fault == format!("after:{step}")) {
-        eprintln!("fault injected after step {step} (SFSTACK_FAULT)");
+        note!("fault injected after step {step} (SFSTACK_FAULT)");
         std::process::exit(137);
     }
 }
@@ -882,7 +882,7 @@ pub async fn deploy(
     );
     let callback_url = step("permissions", ensure_function_url(cloud, &callback).await)?;
     if known_url.as_deref() != Some(callback_url.as_str()) {
-        eprintln!("stack: telling the callback its URL ({callback_url})");
+        note!("stack: telling the callback its URL ({callback_url})");
         let yaml = step(
             "stack",
             render_template(
@@ -1147,18 +1147,18 @@ pub async fn render(
 fn lint(_root: &Path, template: &Path) {
     let bin = pytools::venv_dir().join("bin").join("cfn-lint");
     if !bin.exists() {
-        eprintln!(
+        note!(
             "render: cfn-lint is not installed yet (it comes with the first `cargo xtask local up`); skipped"
         );
         return;
     }
     match std::process::Command::new(&bin).arg(template).output() {
-        Ok(output) if output.status.success() => eprintln!("render: cfn-lint: no findings"),
-        Ok(output) => eprintln!(
+        Ok(output) if output.status.success() => note!("render: cfn-lint: no findings"),
+        Ok(output) => note!(
             "render: cfn-lint findings:\n{}",
             String::from_utf8_lossy(&output.stdout)
         ),
-        Err(error) => eprintln!("render: could not run cfn-lint: {error}"),
+        Err(error) => note!("render: could not run cfn-lint: {error}"),
     }
 }
 
@@ -1198,7 +1198,7 @@ pub async fn teardown(
 ) -> anyhow::Result<TeardownReport> {
     let started = Instant::now();
     let names = Names::new(environment);
-    eprintln!("==> stack: deleting {}", names.stack());
+    crate::progress::start(format!("teardown: deleting stack {}", names.stack()));
     let stack_deleted = stack::delete(&cloud.cloudformation, &names.stack())
         .await
         .with_context(|| {
@@ -1207,7 +1207,7 @@ pub async fn teardown(
                 names.stack()
             )
         })?;
-    eprintln!("==> log groups");
+    crate::progress::start("teardown: log groups");
     let mut log_groups = Vec::new();
     for function in FUNCTIONS {
         let group = names.log_group(function);
@@ -1231,8 +1231,13 @@ pub async fn teardown(
             }
         }
     }
-    eprintln!("==> secrets, roles, key");
-    let removed = infra::teardown_environment(&cloud.clients, &names).await?;
+    crate::progress::start("teardown: secrets, roles, key");
+    let removed = infra::teardown_environment(&cloud.clients, &names).await;
+    crate::progress::finish(format!(
+        "✓ teardown of {environment} ({:.1} s)",
+        started.elapsed().as_secs_f64()
+    ));
+    let removed = removed?;
     let dir = cloud.environment_dir(root, environment);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(TeardownReport {

@@ -271,7 +271,7 @@ pub async fn prune(
             println!("would tear down {}", env.name);
             continue;
         }
-        eprintln!("prune: tearing down {}", env.name);
+        note!("prune: tearing down {}", env.name);
         match deploy::teardown(cloud, root, &env.name).await {
             Ok(_) => {
                 println!("torn down {}", env.name);

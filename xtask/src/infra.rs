@@ -299,7 +299,7 @@ where
         match operation().await {
             Ok(value) => return Ok(value),
             Err(error) if is_role_propagation_error(&error) && started.elapsed() < budget => {
-                eprintln!("waiting for IAM roles to propagate before {what}");
+                note!("waiting for IAM roles to propagate before {what}");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(first_delay * 8);
             }

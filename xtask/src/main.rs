@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+#[macro_use]
+mod progress;
+
 mod bench;
 mod build;
 mod cloud;
@@ -185,6 +188,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(error) => {
+            progress::clear();
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }

@@ -119,7 +119,7 @@ impl Recorder {
             Ok((value, detail)) => (Some(value), "passed", detail),
             Err(error) => (None, "failed", format!("{error:#}")),
         };
-        eprintln!(
+        note!(
             "smoke: {name:<14} {result:<7} {millis:>8.1} ms  {}",
             detail.lines().next().unwrap_or_default()
         );
@@ -133,7 +133,7 @@ impl Recorder {
     }
 
     fn skip(&mut self, name: &str, why: &str) {
-        eprintln!("smoke: {name:<14} skipped              {why}");
+        note!("smoke: {name:<14} skipped              {why}");
         self.steps.push(StepResult {
             name: name.to_string(),
             result: "skipped",

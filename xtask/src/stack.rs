@@ -86,10 +86,39 @@ async fn status(client: &Client, stack_name: &str) -> anyhow::Result<Option<Stri
 
 /// Waits until the stack leaves every `*_IN_PROGRESS` state; streams new events on stderr.
 async fn settle(client: &Client, stack_name: &str) -> anyhow::Result<Option<String>> {
+    settle_after(client, stack_name, std::collections::HashSet::new()).await
+}
+
+/// The ids of the events a stack has so far: history, not the progress of what comes next.
+async fn event_ids(client: &Client, stack_name: &str) -> std::collections::HashSet<String> {
+    client
+        .describe_stack_events()
+        .stack_name(stack_name)
+        .send()
+        .await
+        .map(|output| {
+            output
+                .stack_events()
+                .iter()
+                .filter_map(|event| event.event_id().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// [`settle`], not printing the events in `seen`.
+async fn settle_after(
+    client: &Client,
+    stack_name: &str,
+    mut seen: std::collections::HashSet<String>,
+) -> anyhow::Result<Option<String>> {
     let started = Instant::now();
-    let mut seen = std::collections::HashSet::new();
+    // Events of earlier operations on the same stack are history, not progress.
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |now| now.as_secs() as i64 - 5);
     loop {
-        stream_events(client, stack_name, &mut seen).await;
+        stream_events(client, stack_name, &mut seen, since).await;
         let current = status(client, stack_name).await?;
         match current.as_deref() {
             Some(status) if status.ends_with("_IN_PROGRESS") => {}
@@ -110,6 +139,7 @@ async fn stream_events(
     client: &Client,
     stack_name: &str,
     seen: &mut std::collections::HashSet<String>,
+    since: i64,
 ) {
     let Ok(output) = client
         .describe_stack_events()
@@ -122,6 +152,7 @@ async fn stream_events(
     let mut fresh: Vec<_> = output
         .stack_events()
         .iter()
+        .filter(|event| event.timestamp().is_none_or(|time| time.secs() >= since))
         .filter(|event| seen.insert(event.event_id().unwrap_or_default().to_string()))
         .collect();
     fresh.reverse();
@@ -130,12 +161,17 @@ async fn stream_events(
             .resource_status()
             .map(|status| status.as_str())
             .unwrap_or_default();
+        if status.ends_with("_COMPLETE")
+            && event.resource_type() != Some("AWS::CloudFormation::Stack")
+        {
+            crate::progress::advance();
+        }
         let marker = if status.ends_with("_FAILED") {
             "FAILED "
         } else {
             ""
         };
-        eprintln!(
+        note!(
             "  stack: {marker}{} {} {}{}",
             event.logical_resource_id().unwrap_or_default(),
             event.resource_type().unwrap_or_default(),
@@ -204,14 +240,14 @@ pub async fn deploy(
     loop {
         match action_for(current.as_deref()) {
             StackAction::Wait => {
-                eprintln!(
+                note!(
                     "stack: {stack_name} is {}; waiting for it to settle",
                     current.as_deref().unwrap_or_default()
                 );
                 current = settle(client, stack_name).await?;
             }
             StackAction::DeleteThenCreate if current.is_some() && !dry_run => {
-                eprintln!(
+                note!(
                     "stack: {stack_name} is {}; deleting it before creating it again",
                     current.as_deref().unwrap_or_default()
                 );
@@ -219,7 +255,7 @@ pub async fn deploy(
                 current = None;
             }
             StackAction::ContinueRollbackThenUpdate if !dry_run => {
-                eprintln!("stack: {stack_name} is UPDATE_ROLLBACK_FAILED; continuing the rollback");
+                note!("stack: {stack_name} is UPDATE_ROLLBACK_FAILED; continuing the rollback");
                 client
                     .continue_update_rollback()
                     .stack_name(stack_name)
@@ -340,6 +376,10 @@ pub async fn deploy(
         });
     }
 
+    for line in &preview {
+        note!("  change: {line}");
+    }
+    let history = event_ids(client, stack_name).await;
     client
         .execute_change_set()
         .stack_name(stack_name)
@@ -347,7 +387,8 @@ pub async fn deploy(
         .send()
         .await
         .with_context(|| format!("executing change set {change_set_name}"))?;
-    let final_status = settle(client, stack_name).await?;
+    crate::progress::set_total(preview.len());
+    let final_status = settle_after(client, stack_name, history).await?;
     let healthy = matches!(
         final_status.as_deref(),
         Some("CREATE_COMPLETE" | "UPDATE_COMPLETE")
