@@ -484,6 +484,23 @@ async fn drills_on_the_local_target() -> anyhow::Result<()> {
     let mut local = Local::new("drills");
     let env = "e2e-drill";
 
+    // A dry run previews the whole stack and creates nothing.
+    let preview = local
+        .run(&["deploy", "--env", env, "--dry-run", "--output", "json"], &[])?
+        .ok()?
+        .json()?;
+    assert_eq!(preview["dry_run"], true);
+    let lines: Vec<&str> = preview["preview"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(lines.contains(&"Add SfInvokeApi (AWS::Lambda::Function)"), "{preview}");
+    assert!(lines.contains(&"Add OAuthTokensTable (AWS::DynamoDB::Table)"), "{preview}");
+    let config = local.sdk().await?;
+    assert_eq!(leftovers(&config, env).await?, Vec::<String>::new());
+
     // Killed right after the IAM, key, secrets and artifacts step: no stack yet.
     let killed = local.run(
         &["deploy", "--env", env],
@@ -498,7 +515,6 @@ async fn drills_on_the_local_target() -> anyhow::Result<()> {
     assert_eq!(listed[0]["status"], "PARTIAL (no stack)", "{listed}");
 
     // A half-created environment tears down completely.
-    let config = local.sdk().await?;
     local.run(&["teardown", "--env", env], &[])?.ok()?;
     assert_eq!(leftovers(&config, env).await?, Vec::<String>::new());
 
