@@ -663,3 +663,52 @@ async fn revoke_endpoint_ends_a_session() {
         .expect("revoke");
     assert_oauth_error(response, "invalid_token", "invalid token").await;
 }
+
+#[tokio::test]
+async fn an_added_callback_url_is_accepted_by_authorize_and_unknown_apps_are_404() {
+    let org = Org::start().await;
+    let callback = "https://abc123.lambda-url.us-east-1.on.aws/";
+    let refused = org
+        .http
+        .get(org.url("/services/oauth2/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", callback),
+        ])
+        .send()
+        .await
+        .expect("authorize");
+    assert_ne!(refused.status(), 302, "an unregistered URL gets no code");
+
+    let path = format!("/connected-apps/{CLIENT_ID}/callback-urls");
+    for _ in 0..2 {
+        let added = org
+            .admin(
+                reqwest::Method::POST,
+                &path,
+                Some(serde_json::json!({"url": callback})),
+            )
+            .await;
+        assert_eq!(added.status(), 204, "adding twice is harmless");
+    }
+    let code = authorize(&org, callback, &[]).await;
+    assert!(!code.is_empty());
+
+    let unknown = org
+        .admin(
+            reqwest::Method::POST,
+            "/connected-apps/no-such-app/callback-urls",
+            Some(serde_json::json!({"url": callback})),
+        )
+        .await;
+    assert_eq!(unknown.status(), 404);
+    let not_a_url = org
+        .admin(
+            reqwest::Method::POST,
+            &path,
+            Some(serde_json::json!({"url": "not a url"})),
+        )
+        .await;
+    assert_eq!(not_a_url.status(), 400);
+}
