@@ -293,6 +293,7 @@ mod tests {
     #[test]
     fn variables_override_keys_with_their_types_and_name_themselves_when_wrong() {
         let mut document: toml::Table = CHECKED_IN.parse().expect("toml");
+        document.remove("env");
         let variables = [
             ("SFSTACK_SALESFORCE_AUTH_FLOW", "refresh_token"),
             ("SFSTACK_FUNCTIONS_MEMORY_MB", "1024"),

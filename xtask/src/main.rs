@@ -17,6 +17,7 @@ mod deploy;
 mod environment;
 mod envs;
 mod infra;
+mod keygen;
 mod local;
 mod naming;
 mod render;
@@ -163,6 +164,25 @@ enum Commands {
         #[arg(long)]
         work_dir: std::path::PathBuf,
     },
+    /// Generate the JWT bearer flow's key pair: a self-signed certificate to upload to the
+    /// Salesforce connected app, and an RSA private key written only into the credentials file.
+    JwtKeygen {
+        /// Where the certificate goes (default: target/sfstack/jwt in the repository).
+        #[arg(long)]
+        out_dir: Option<std::path::PathBuf>,
+        /// Credentials JSON file that gets PrivateKey (default: <out-dir>/credentials.json).
+        #[arg(long)]
+        credentials: Option<std::path::PathBuf>,
+        /// The certificate's subject common name.
+        #[arg(long, default_value = "sfstack")]
+        common_name: String,
+        /// How many days the certificate is valid.
+        #[arg(long, default_value_t = 730)]
+        days: u32,
+        /// Replace a PrivateKey the credentials file already has.
+        #[arg(long)]
+        force: bool,
+    },
     /// Run the local Salesforce org (the emulator with its demo org) until Ctrl-C.
     Emulator {
         /// Port to listen on (0 picks a free one).
@@ -244,6 +264,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             environment::show(env.as_deref(), output).map(|()| ExitCode::SUCCESS)
         }
         Commands::Emulator { port, config } => serve_emulator(port, config.as_deref()),
+        Commands::JwtKeygen {
+            out_dir,
+            credentials,
+            common_name,
+            days,
+            force,
+        } => {
+            let options = keygen::Options {
+                out_dir,
+                credentials,
+                common_name,
+                days,
+                force,
+            };
+            print!("{}", keygen::run(&render::repository_root(), &options)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Commands::Deploy {
             env,
             dry_run,

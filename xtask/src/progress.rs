@@ -35,8 +35,8 @@ fn live() -> MutexGuard<'static, Option<Live>> {
 fn render(live: &Live) -> String {
     let elapsed = live.started.elapsed();
     let frame = FRAMES[(elapsed.as_millis() / 100) as usize % FRAMES.len()];
-    let bar = if live.total > 0 {
-        let filled = (live.done.min(live.total) * BAR_WIDTH) / live.total;
+    let bar = if let Some(filled) = (live.done.min(live.total) * BAR_WIDTH).checked_div(live.total)
+    {
         format!(
             " [{}{}] {}/{}",
             "#".repeat(filled),
@@ -131,6 +131,13 @@ pub fn advance() {
     }
 }
 
+/// `note!("…", args)`: a progress message, printed above the live line (see [`line`]).
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::progress::line(format!($($arg)*))
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,11 +167,4 @@ mod tests {
         live.total = 0;
         assert!(!render(&live).contains('['), "no bar without a total");
     }
-}
-
-/// `note!("…", args)`: a progress message, printed above the live line (see [`line`]).
-macro_rules! note {
-    ($($arg:tt)*) => {
-        $crate::progress::line(format!($($arg)*))
-    };
 }

@@ -486,7 +486,10 @@ async fn drills_on_the_local_target() -> anyhow::Result<()> {
 
     // A dry run previews the whole stack and creates nothing.
     let preview = local
-        .run(&["deploy", "--env", env, "--dry-run", "--output", "json"], &[])?
+        .run(
+            &["deploy", "--env", env, "--dry-run", "--output", "json"],
+            &[],
+        )?
         .ok()?
         .json()?;
     assert_eq!(preview["dry_run"], true);
@@ -496,8 +499,14 @@ async fn drills_on_the_local_target() -> anyhow::Result<()> {
         .flatten()
         .filter_map(Value::as_str)
         .collect();
-    assert!(lines.contains(&"Add SfInvokeApi (AWS::Lambda::Function)"), "{preview}");
-    assert!(lines.contains(&"Add OAuthTokensTable (AWS::DynamoDB::Table)"), "{preview}");
+    assert!(
+        lines.contains(&"Add SfInvokeApi (AWS::Lambda::Function)"),
+        "{preview}"
+    );
+    assert!(
+        lines.contains(&"Add OAuthTokensTable (AWS::DynamoDB::Table)"),
+        "{preview}"
+    );
     let config = local.sdk().await?;
     assert_eq!(leftovers(&config, env).await?, Vec::<String>::new());
 
