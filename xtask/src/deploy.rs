@@ -77,7 +77,7 @@ impl CredentialsInput {
         match self {
             Self::Given { source, .. } => source,
             Self::Default { .. } => "the emulator's demo org",
-            Self::Existing => "the existing secret",
+            Self::Existing => "the value already stored; not checked again",
         }
     }
 }
@@ -89,6 +89,7 @@ impl CredentialsInput {
 pub async fn credentials_input(
     cloud: &Cloud,
     settings: &Settings,
+    secret_name: &str,
 ) -> anyhow::Result<CredentialsInput> {
     if let Some(path) = std::env::var_os(CREDENTIALS_FILE_VARIABLE) {
         let path = PathBuf::from(path);
@@ -112,11 +113,32 @@ pub async fn credentials_input(
         });
     }
     match cloud.emulator_url() {
+        // The demo org's credentials are only ever a first value: keep what the secret holds.
+        Some(_) if secret_has_value(cloud, secret_name).await => Ok(CredentialsInput::Existing),
         Some(emulator) => Ok(CredentialsInput::Default {
             document: demo_credentials(emulator, &settings.salesforce.auth_flow).await?,
         }),
         None => Ok(CredentialsInput::Existing),
     }
+}
+
+/// Whether a secret exists (not scheduled for deletion) with a current value.
+async fn secret_has_value(cloud: &Cloud, name: &str) -> bool {
+    let described = cloud
+        .clients
+        .secrets
+        .describe_secret()
+        .secret_id(name)
+        .send()
+        .await;
+    described.is_ok_and(|secret| {
+        secret.deleted_date().is_none()
+            && secret.version_ids_to_stages().is_some_and(|versions| {
+                versions
+                    .values()
+                    .any(|stages| stages.iter().any(|stage| stage == "AWSCURRENT"))
+            })
+    })
 }
 
 /// The demo org's credentials in `flow`, with a fresh random key for signing the OAuth
@@ -205,17 +227,19 @@ pub fn rotates(settings: &Settings) -> bool {
 }
 
 /// Logs in with a credentials document before it is stored, so a wrong credential fails the
-/// deploy with a message naming it and never replaces working credentials.
+/// deploy with a message naming it and never replaces working credentials. An org that rotates
+/// refresh tokens retires the document's token at this login: the input then carries the new
+/// one, so what is stored works.
 async fn check_credentials(
-    input: &CredentialsInput,
+    input: CredentialsInput,
     settings: &Settings,
     login_url: Option<&str>,
-) -> anyhow::Result<()> {
-    let document = match input {
+) -> anyhow::Result<CredentialsInput> {
+    let document = match &input {
         CredentialsInput::Given { document, .. } | CredentialsInput::Default { document } => {
             document
         }
-        CredentialsInput::Existing => return Ok(()),
+        CredentialsInput::Existing => return Ok(input),
     };
     let source = input.source();
     let mut credentials = salesforce::Credentials::from_json_with_username(
@@ -241,12 +265,25 @@ async fn check_credentials(
         },
     )
     .map_err(|error| anyhow::anyhow!("{error}"))?;
-    client.login().await.map_err(|error| {
+    let session = client.login().await.map_err(|error| {
         anyhow::anyhow!(
             "Salesforce ({login}) refused the credentials from {source} ({flow} flow): {error}\nhint: fix them in {source} and deploy again; nothing was changed"
         )
     })?;
-    Ok(())
+    let Some(issued) = session.refresh_token.filter(|_| flow == "refresh_token") else {
+        return Ok(input);
+    };
+    let mut json: serde_json::Value =
+        serde_json::from_str(document).context("the credentials are not JSON")?;
+    if json["RefreshToken"].as_str() == Some(issued.expose()) {
+        return Ok(input);
+    }
+    json["RefreshToken"] = issued.expose().into();
+    let document = json.to_string();
+    Ok(match input {
+        CredentialsInput::Given { source, .. } => CredentialsInput::Given { source, document },
+        _ => CredentialsInput::Default { document },
+    })
 }
 
 /// Everything `deploy` needs besides the cloud.
@@ -298,12 +335,21 @@ pub struct Outputs {
 /// The tags of this deploy.
 pub fn tags_for(environment: &Environment, settings: &Settings) -> anyhow::Result<Tags> {
     let now = chrono::Utc::now();
+    // Day granularity (rounded up to the next midnight): redeploys on the same day leave the
+    // tags, and so the stack, unchanged, while an active branch's expiry still moves forward.
     let expires_at = if settings.environments.ttl.trim() == "never" {
         "never".to_string()
     } else {
         let ttl = crate::config::parse_duration(&settings.environments.ttl)?;
-        (now + chrono::Duration::from_std(ttl).context("environments.ttl is too long")?)
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        let expiry =
+            now + chrono::Duration::from_std(ttl).context("environments.ttl is too long")?;
+        let next_midnight = expiry
+            .date_naive()
+            .succ_opt()
+            .and_then(|day| day.and_hms_opt(0, 0, 0))
+            .map(|time| time.and_utc())
+            .unwrap_or(expiry);
+        next_midnight.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     };
     Ok(Tags {
         env: environment.name.clone(),
@@ -361,6 +407,35 @@ impl Steps {
     }
 }
 
+/// The stack's tags: stable across redeploys so a deploy with nothing changed changes nothing.
+/// The stack keeps the creation time it was tagged with; the commit is not a stack tag (it
+/// would make every commit a stack update; `outputs.json` and the IAM, KMS and Secrets
+/// Manager tags record it).
+async fn stack_tags(cloud: &Cloud, stack_name: &str, tags: &Tags) -> BTreeMap<String, String> {
+    let mut pairs = tags.pairs();
+    pairs.remove(infra::TAG_COMMIT);
+    let existing = cloud
+        .cloudformation
+        .describe_stacks()
+        .stack_name(stack_name)
+        .send()
+        .await
+        .ok()
+        .and_then(|output| {
+            output.stacks().first().and_then(|stack| {
+                stack
+                    .tags()
+                    .iter()
+                    .find(|tag| tag.key() == Some(infra::TAG_CREATED_AT))
+                    .and_then(|tag| tag.value().map(str::to_string))
+            })
+        });
+    if let Some(created_at) = existing {
+        pairs.insert(infra::TAG_CREATED_AT.to_string(), created_at);
+    }
+    pairs
+}
+
 /// Test hook for the interrupted-deploy drills: `SFSTACK_FAULT=after:<step>` ends the process
 /// right after that step, as a kill would (exit code 137). Unset in normal use.
 fn fault_point(step: &str) {
@@ -392,6 +467,7 @@ fn stack_input(
     settings: &Settings,
     infra: &Infra,
     callback_url: &str,
+    tags: &BTreeMap<String, String>,
 ) -> StackInput {
     let environment = EnvironmentInputs {
         credentials_secret_arn: infra.secrets.credentials_arn.clone(),
@@ -429,7 +505,7 @@ fn stack_input(
         log_retention_days: settings.functions.log_retention_days,
         artifacts_bucket: infra.artifacts_bucket.clone(),
         kms_key_arn: infra.key.key_arn.clone(),
-        tags: BTreeMap::new(),
+        tags: tags.clone(),
         functions,
         schedule: Schedule {
             rule_name: names.refresh_rule(),
@@ -584,6 +660,34 @@ async fn ensure_permission(
             )
         })?;
     Ok(true)
+}
+
+/// Removes a statement this tool added, if it is there (a setting that was turned off).
+async fn remove_permission(cloud: &Cloud, function: &str, sid: &str) -> anyhow::Result<()> {
+    match cloud
+        .lambda
+        .remove_permission()
+        .function_name(function)
+        .statement_id(sid)
+        .send()
+        .await
+    {
+        Ok(_) => {
+            note!("permissions: removed {sid} from {function}");
+            Ok(())
+        }
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|error| error.is_resource_not_found_exception()) =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(anyhow::anyhow!(aws_sdk_lambda::error::DisplayErrorContext(
+            error
+        )))
+        .with_context(|| format!("removing permission {sid} from {function}")),
+    }
 }
 
 fn statement_matches(statement: &serde_json::Value, permission: &Permission) -> bool {
@@ -803,7 +907,6 @@ pub async fn deploy(
         ),
     );
     let tags = tags_for(environment, settings)?;
-    let credentials = step("environment", credentials_input(cloud, settings).await)?;
 
     steps.begin(
         "build",
@@ -820,13 +923,17 @@ pub async fn deploy(
         return dry_run(cloud, root, request, &names, &artifacts, steps).await;
     }
 
+    let credentials = step(
+        "credentials",
+        credentials_input(cloud, settings, &names.credentials_secret()).await,
+    )?;
     steps.begin(
         "credentials",
         &format!("checking the Salesforce login ({})", credentials.source()),
     );
-    step(
+    let credentials = step(
         "credentials",
-        check_credentials(&credentials, settings, cloud.emulator_url()).await,
+        check_credentials(credentials, settings, cloud.emulator_url()).await,
     )?;
 
     steps.begin(
@@ -853,14 +960,14 @@ pub async fn deploy(
     steps.begin("stack", &format!("change set for {}", names.stack()));
     let callback = names.function("sf-oauth-callback");
     let known_url = step("stack", existing_function_url(cloud, &callback).await)?;
-    let stack_tags = tags.pairs();
+    let stack_tags = stack_tags(cloud, &names.stack(), &tags).await;
     let url = known_url.as_deref().unwrap_or(PENDING_CALLBACK_URL);
     let yaml = step(
         "stack",
         render_template(
             &dir,
             root,
-            &stack_input(cloud, &names, settings, &infra, url),
+            &stack_input(cloud, &names, settings, &infra, url, &stack_tags),
         ),
     )?;
     let mut outcome = step(
@@ -888,7 +995,7 @@ pub async fn deploy(
             render_template(
                 &dir,
                 root,
-                &stack_input(cloud, &names, settings, &infra, &callback_url),
+                &stack_input(cloud, &names, settings, &infra, &callback_url, &stack_tags),
             ),
         )?;
         let second = step(
@@ -917,6 +1024,12 @@ pub async fn deploy(
         )? {
             added += 1;
         }
+    }
+    if connect.is_none() {
+        step(
+            "permissions",
+            remove_permission(cloud, &names.function("sf-invoke-api"), SID_CONNECT).await,
+        )?;
     }
     let rotation_arn = function_arn(cloud, &names, "sf-secret-rotation");
     let rotation_changed = if rotates(settings) {
@@ -983,6 +1096,7 @@ async fn plan_input(
     names: &Names,
     settings: &Settings,
     artifacts: &[Artifact],
+    tags: &BTreeMap<String, String>,
 ) -> anyhow::Result<StackInput> {
     let key_arn = match cloud
         .clients
@@ -996,12 +1110,24 @@ async fn plan_input(
             .key_metadata()
             .map(|metadata| metadata.arn().unwrap_or_default().to_string())
             .unwrap_or_default(),
-        Err(_) => format!(
-            "arn:{}:kms:{}:{}:key/created-on-deploy",
-            partition(&cloud.region),
-            cloud.region,
-            cloud.account_id
-        ),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|error| error.is_not_found_exception()) =>
+        {
+            format!(
+                "arn:{}:kms:{}:{}:key/created-on-deploy",
+                partition(&cloud.region),
+                cloud.region,
+                cloud.account_id
+            )
+        }
+        Err(error) => {
+            return Err(anyhow::anyhow!(aws_sdk_kms::error::DisplayErrorContext(
+                error
+            )))
+            .with_context(|| format!("looking up {}", names.key_alias()));
+        }
     };
     let secret_arn = |name: String| {
         let secrets = cloud.clients.secrets.clone();
@@ -1009,11 +1135,21 @@ async fn plan_input(
         let account = cloud.account_id.clone();
         async move {
             match secrets.describe_secret().secret_id(&name).send().await {
-                Ok(output) => output.arn().unwrap_or_default().to_string(),
-                Err(_) => format!(
-                    "arn:{}:secretsmanager:{region}:{account}:secret:{name}-created-on-deploy",
-                    partition(&region)
-                ),
+                Ok(output) => Ok(output.arn().unwrap_or_default().to_string()),
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|error| error.is_resource_not_found_exception()) =>
+                {
+                    Ok(format!(
+                        "arn:{}:secretsmanager:{region}:{account}:secret:{name}-created-on-deploy",
+                        partition(&region)
+                    ))
+                }
+                Err(error) => Err(anyhow::anyhow!(
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(error)
+                ))
+                .with_context(|| format!("looking up secret {name}")),
             }
         }
     };
@@ -1024,8 +1160,8 @@ async fn plan_input(
             alias: names.key_alias(),
         },
         secrets: infra::SecretsInfo {
-            credentials_arn: secret_arn(names.credentials_secret()).await,
-            session_arn: secret_arn(names.session_secret()).await,
+            credentials_arn: secret_arn(names.credentials_secret()).await?,
+            session_arn: secret_arn(names.session_secret()).await?,
         },
         role_arns: FUNCTIONS
             .iter()
@@ -1055,7 +1191,7 @@ async fn plan_input(
     let url = existing_function_url(cloud, &names.function("sf-oauth-callback"))
         .await?
         .unwrap_or_else(|| PENDING_CALLBACK_URL.to_string());
-    Ok(stack_input(cloud, names, settings, &infra, &url))
+    Ok(stack_input(cloud, names, settings, &infra, &url, tags))
 }
 
 async fn dry_run(
@@ -1071,9 +1207,10 @@ async fn dry_run(
         &format!("change set for {} (dry run)", names.stack()),
     );
     let dir = cloud.environment_dir(root, &names.environment);
-    let input = plan_input(cloud, names, &request.settings, artifacts).await?;
+    let tags = tags_for(&request.environment, &request.settings)?;
+    let tags = stack_tags(cloud, &names.stack(), &tags).await;
+    let input = plan_input(cloud, names, &request.settings, artifacts, &tags).await?;
     let yaml = render_template(&dir, root, &input)?;
-    let tags = tags_for(&request.environment, &request.settings)?.pairs();
     let outcome = step(
         "preview",
         stack::deploy(&cloud.cloudformation, &names.stack(), &yaml, &tags, true).await,
@@ -1100,7 +1237,8 @@ pub async fn render(
 ) -> anyhow::Result<Vec<PathBuf>> {
     let names = Names::new(&environment.name);
     let artifacts = build::build(root, arch)?.artifacts;
-    let input = plan_input(cloud, &names, settings, &artifacts).await?;
+    let tags = stack_tags(cloud, &names.stack(), &tags_for(environment, settings)?).await;
+    let input = plan_input(cloud, &names, settings, &artifacts, &tags).await?;
     let dir = cloud.environment_dir(root, &environment.name);
     let yaml = render_template(&dir, root, &input)?;
     let mut written = vec![dir.join("template.yaml")];

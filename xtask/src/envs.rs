@@ -218,9 +218,26 @@ fn merged_branches() -> anyhow::Result<Vec<String>> {
         ])
         .output()
         .context("running git branch --merged")?;
+    // A branch with no commits of its own points at the base: "merged" by git's definition,
+    // but it is new work, not finished work.
+    let fresh = std::process::Command::new("git")
+        .args([
+            "branch",
+            "--all",
+            "--points-at",
+            base,
+            "--format=%(refname:short)",
+        ])
+        .output()
+        .context("running git branch --points-at")?;
+    let fresh = String::from_utf8_lossy(&fresh.stdout).into_owned();
+    let fresh: Vec<&str> = fresh.lines().map(str::trim).collect();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
-        let name = line.trim();
-        let name = name.strip_prefix("origin/").unwrap_or(name);
+        let full = line.trim();
+        if fresh.contains(&full) {
+            continue;
+        }
+        let name = full.strip_prefix("origin/").unwrap_or(full);
         if !name.is_empty() && name != "HEAD" && !name.starts_with("origin") {
             merged.push(name.to_string());
         }

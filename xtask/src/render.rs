@@ -223,6 +223,28 @@ const PSEUDO_PARAMETERS: &[&str] = &[
 /// Parses the template back and checks what CloudFormation would only find out half-way
 /// through a deploy: dangling `Ref`/`GetAtt`/`DependsOn`, functions without a role, a log
 /// group or a timeout.
+/// CloudFormation refuses `null` anywhere in a template (moto accepts it): an empty block in a
+/// template renders as `Key:` with nothing under it.
+fn find_nulls(value: &Yaml, path: &str, problems: &mut Vec<String>) {
+    match value {
+        Yaml::Null => problems.push(format!(
+            "{path} is empty (null), which CloudFormation refuses"
+        )),
+        Yaml::Mapping(map) => {
+            for (key, child) in map {
+                let key = key.as_str().unwrap_or("?");
+                find_nulls(child, &format!("{path}/{key}"), problems);
+            }
+        }
+        Yaml::Sequence(items) => {
+            for (index, child) in items.iter().enumerate() {
+                find_nulls(child, &format!("{path}/{index}"), problems);
+            }
+        }
+        _ => {}
+    }
+}
+
 pub fn check_stack(yaml: &str) -> anyhow::Result<()> {
     let document: Yaml = serde_yaml::from_str(yaml).context("not valid YAML")?;
     let resources = document
@@ -244,6 +266,7 @@ pub fn check_stack(yaml: &str) -> anyhow::Result<()> {
         .unwrap_or_default();
     let mut problems = Vec::new();
     check_references(&document, &names, &parameters, &mut problems);
+    find_nulls(&document, "", &mut problems);
 
     for (name, resource) in resources {
         let name = name.as_str().unwrap_or("?");
@@ -612,6 +635,18 @@ mod tests {
             .render_template("Name: \"{{nope}}\"", &serde_json::json!({}))
             .expect_err("strict");
         assert!(error.to_string().contains("nope"), "{error}");
+    }
+
+    #[test]
+    fn a_template_without_tags_is_refused_for_its_null_blocks() {
+        let mut input = sample_input();
+        input.tags.clear();
+        let error = render_stack(&repository_root(), &input).expect_err("empty Tags blocks");
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("/Resources/OAuthTokensTable/Properties/Tags is empty (null)"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -121,6 +121,8 @@ async fn settle_after(
         stream_events(client, stack_name, &mut seen, since).await;
         let current = status(client, stack_name).await?;
         match current.as_deref() {
+            // A stack waiting for its first change set is settled: nothing will move it.
+            Some("REVIEW_IN_PROGRESS") => return Ok(current),
             Some(status) if status.ends_with("_IN_PROGRESS") => {}
             _ => return Ok(current),
         }
@@ -184,8 +186,13 @@ async fn stream_events(
     }
 }
 
-/// The first failed resource's reason: the message a user needs.
-async fn first_failure(client: &Client, stack_name: &str) -> Option<String> {
+/// The first failed resource's reason among events not in `history` (those of earlier
+/// operations): the message a user needs.
+async fn first_failure(
+    client: &Client,
+    stack_name: &str,
+    history: &std::collections::HashSet<String>,
+) -> Option<String> {
     let output = client
         .describe_stack_events()
         .stack_name(stack_name)
@@ -196,6 +203,7 @@ async fn first_failure(client: &Client, stack_name: &str) -> Option<String> {
         .stack_events()
         .iter()
         .rev()
+        .filter(|event| !history.contains(event.event_id().unwrap_or_default()))
         .find(|event| {
             event
                 .resource_status()
@@ -246,7 +254,17 @@ pub async fn deploy(
                 );
                 current = settle(client, stack_name).await?;
             }
-            StackAction::DeleteThenCreate if current.is_some() && !dry_run => {
+            StackAction::DeleteThenCreate if current.is_some() && dry_run => {
+                let status = current.unwrap_or_default();
+                return Ok(StackOutcome {
+                    changed: true,
+                    preview: vec![format!(
+                        "Recreate {stack_name} (it is {status}: a deploy deletes it and creates it again)"
+                    )],
+                    resources: BTreeMap::new(),
+                });
+            }
+            StackAction::DeleteThenCreate if current.is_some() => {
                 note!(
                     "stack: {stack_name} is {}; deleting it before creating it again",
                     current.as_deref().unwrap_or_default()
@@ -338,7 +356,13 @@ pub async fn deploy(
                         resources: resources(client, stack_name).await?,
                     });
                 }
-                bail!("change set for {stack_name} failed: {reason}");
+                if change_set_type == ChangeSetType::Create {
+                    // Do not leave a REVIEW_IN_PROGRESS stack behind for the next run.
+                    let _ = client.delete_stack().stack_name(stack_name).send().await;
+                }
+                bail!(
+                    "change set for {stack_name} failed: {reason}\nhint: fix the cause (often the template or a permission), then deploy again"
+                );
             }
             _ if started.elapsed() > WAIT_LIMIT => {
                 bail!("change set {change_set_name} is not ready after {WAIT_LIMIT:?}")
@@ -388,13 +412,13 @@ pub async fn deploy(
         .await
         .with_context(|| format!("executing change set {change_set_name}"))?;
     crate::progress::set_total(preview.len());
-    let final_status = settle_after(client, stack_name, history).await?;
+    let final_status = settle_after(client, stack_name, history.clone()).await?;
     let healthy = matches!(
         final_status.as_deref(),
         Some("CREATE_COMPLETE" | "UPDATE_COMPLETE")
     );
     if !healthy {
-        let cause = first_failure(client, stack_name)
+        let cause = first_failure(client, stack_name, &history)
             .await
             .unwrap_or_else(|| "no failed resource reported".into());
         bail!(

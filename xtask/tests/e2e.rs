@@ -264,6 +264,25 @@ async fn leftovers(config: &aws_config::SdkConfig, env: &str) -> anyhow::Result<
     Ok(left)
 }
 
+async fn stack_tags(
+    config: &aws_config::SdkConfig,
+    env: &str,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let stacks = aws_sdk_cloudformation::Client::new(config)
+        .describe_stacks()
+        .stack_name(format!("sfstack-{env}"))
+        .send()
+        .await?;
+    Ok(stacks
+        .stacks()
+        .first()
+        .context("no stack")?
+        .tags()
+        .iter()
+        .filter_map(|tag| Some((tag.key()?.to_string(), tag.value()?.to_string())))
+        .collect())
+}
+
 fn step_results(report: &Value) -> BTreeMap<String, String> {
     report["steps"]
         .as_array()
@@ -311,6 +330,17 @@ async fn whole_flow_on_the_local_target() -> anyhow::Result<()> {
             &[("SFSTACK_SALESFORCE_AUTH_FLOW", "refresh_token")],
         )?
         .ok()?;
+    let config = local.sdk().await?;
+    let tags_before = stack_tags(&config, a).await?;
+    assert_eq!(tags_before.get("sfstack:env").map(String::as_str), Some(a));
+    assert!(
+        tags_before.contains_key("sfstack:created-at"),
+        "{tags_before:?}"
+    );
+    assert!(
+        !tags_before.contains_key("sfstack:commit"),
+        "a commit tag would make every commit a stack update"
+    );
 
     // Nothing changed: the stack, permissions and rotation are all left alone.
     let again = local.run(&["deploy", "--env", a], &[])?.ok()?;
@@ -324,6 +354,11 @@ async fn whole_flow_on_the_local_target() -> anyhow::Result<()> {
         .ok()?
         .json()?;
     assert_eq!(again["changed"], false, "{again}");
+    assert_eq!(
+        stack_tags(&config, a).await?,
+        tags_before,
+        "a redeploy keeps the stack's tags (and so its creation time)"
+    );
 
     let junit = local.dir.join("smoke.xml");
     let smoke = local
@@ -388,7 +423,6 @@ async fn whole_flow_on_the_local_target() -> anyhow::Result<()> {
     assert_eq!(after_expiry["passed"], true, "{after_expiry}");
 
     // Collect the values that must never appear anywhere the tool wrote.
-    let config = local.sdk().await?;
     let mut secrets: Vec<String> = Vec::new();
     for env in [a, b] {
         let credentials =
