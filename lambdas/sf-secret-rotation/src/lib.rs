@@ -42,6 +42,10 @@
 //!   push the new value to (unlike a database password).
 //! - `testSecret`: calls the API with the `AWSPENDING` access token (`GET …/limits` on
 //!   `InstanceUrl`, or `TestUrl`) and fails if it is rejected.
+//!   Secrets Manager's check of a new rotation configuration (`RotateImmediately=false`)
+//!   calls `testSecret` on an `AWSPENDING` version it staged itself, empty or a copy of
+//!   `AWSCURRENT`: that passes as `ConfigurationChecked` (the function could read the secret)
+//!   without asking the provider for anything.
 //! - `finishSecret`: moves `AWSCURRENT` to the token's version (`RemoveFromVersionId` = the
 //!   current version) and then takes `AWSPENDING` off it, so the secret ends in a state where
 //!   the next `RotateSecret` can start.
@@ -63,6 +67,7 @@ use serde_json::{Map, Value};
 
 const AWSCURRENT: &str = "AWSCURRENT";
 const AWSPENDING: &str = "AWSPENDING";
+const NO_STRING_VALUE: &str = "it has no string value";
 const SALESFORCE_TOKEN_PATH: &str = "/services/oauth2/token";
 
 /// The four steps of a rotation.
@@ -111,6 +116,10 @@ pub enum Outcome {
     NothingToSet,
     /// `testSecret`: the new access token works.
     Tested,
+    /// `testSecret` during Secrets Manager's check of a new rotation configuration
+    /// (`RotateSecret` with `RotateImmediately=false`): the `AWSPENDING` version it staged holds
+    /// no new token (empty, or a copy of `AWSCURRENT`); the function could read the secret.
+    ConfigurationChecked,
     /// `finishSecret` moved `AWSCURRENT` to the token's version.
     Promoted,
 }
@@ -444,9 +453,26 @@ impl Rotator {
     }
 
     async fn test_secret(&self, secret_id: &str, token: &str) -> Result<Outcome, Error> {
-        let pending = self
-            .read_document(secret_id, AWSPENDING, Some(token))
-            .await?;
+        let pending = match self.read_document(secret_id, AWSPENDING, Some(token)).await {
+            Ok(pending) => pending,
+            // An empty AWSPENDING version: only Secrets Manager's configuration check stages
+            // one and calls testSecret on it (a rotation always runs createSecret first).
+            Err(Error::InvalidSecret { detail, .. }) if detail == NO_STRING_VALUE => {
+                return Ok(Outcome::ConfigurationChecked);
+            }
+            Err(Error::SecretsManager { message, .. })
+                if message.contains("ResourceNotFoundException") =>
+            {
+                return Ok(Outcome::ConfigurationChecked);
+            }
+            Err(error) => return Err(error),
+        };
+        // A copy of AWSCURRENT carries no new token to test: the configuration check again.
+        if let Ok(current) = self.read_document(secret_id, AWSCURRENT, None).await
+            && current == pending
+        {
+            return Ok(Outcome::ConfigurationChecked);
+        }
         let text = |key: &str| {
             pending
                 .get(key)
@@ -554,7 +580,7 @@ impl Rotator {
             .map_err(|error| aws_error("GetSecretValue", secret_id, &error))?;
         let text = output
             .secret_string
-            .ok_or_else(|| invalid_secret(secret_id, stage, "it has no string value".into()))?;
+            .ok_or_else(|| invalid_secret(secret_id, stage, NO_STRING_VALUE.into()))?;
         match serde_json::from_str(&text) {
             Ok(Value::Object(map)) => Ok(map),
             _ => Err(invalid_secret(

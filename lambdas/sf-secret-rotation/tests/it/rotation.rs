@@ -302,3 +302,63 @@ async fn steps_are_refused_unless_the_token_is_a_pending_version_of_a_rotating_s
         "nothing changed"
     );
 }
+
+/// `RotateSecret` with `RotateImmediately=false` makes Secrets Manager stage an AWSPENDING
+/// version with no new token and call testSecret on it: that check passes without asking the
+/// provider for anything, and leaves AWSCURRENT alone. A real pending version that lacks its
+/// token is still refused.
+#[tokio::test]
+async fn secrets_managers_configuration_check_passes_without_a_new_token() {
+    let harness = Harness::start().await;
+    let original = harness.credentials_document().await;
+    let arn = harness
+        .create_secret("sfstack/configuration-check", &original, true)
+        .await;
+    let (version_before, _) = harness.current(&arn).await;
+    harness
+        .admin(reqwest::Method::DELETE, "requests", None)
+        .await;
+
+    // An empty AWSPENDING version (what moto's RotateSecret stages).
+    harness.start_rotation(&arn, TOKEN).await;
+    assert_eq!(
+        harness.step(&arn, TOKEN, "testSecret").await,
+        Ok(Outcome::ConfigurationChecked)
+    );
+
+    // A copy of AWSCURRENT staged AWSPENDING.
+    harness
+        .secrets
+        .put_secret_value()
+        .secret_id(&arn)
+        .client_request_token(SECOND_TOKEN)
+        .secret_string(original.to_string())
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .expect("stage a copy");
+    assert_eq!(
+        harness.step(&arn, SECOND_TOKEN, "testSecret").await,
+        Ok(Outcome::ConfigurationChecked)
+    );
+    assert!(harness.token_grants().is_empty(), "no token was requested");
+    assert_eq!(harness.current(&arn).await.0, version_before);
+
+    // A pending value that differs from AWSCURRENT but has no token to test is refused.
+    let mut altered = original.clone();
+    altered["RefreshToken"] = json!("something-else");
+    harness
+        .secrets
+        .put_secret_value()
+        .secret_id(&arn)
+        .client_request_token(SECOND_TOKEN.replace("002", "003"))
+        .secret_string(altered.to_string())
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .expect("stage an altered value");
+    let refused = harness
+        .step(&arn, &SECOND_TOKEN.replace("002", "003"), "testSecret")
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+}
