@@ -39,7 +39,7 @@ pub fn ensure_python_tools() -> anyhow::Result<PathBuf> {
     let tools_dir = venv.parent().context("venv has a parent")?.to_path_buf();
     std::fs::create_dir_all(&tools_dir)
         .with_context(|| format!("creating {}", tools_dir.display()))?;
-    let _lock = DirLock::acquire(&tools_dir.join("install.lock"), Duration::from_secs(600))?;
+    let _lock = FileLock::acquire(&tools_dir.join("install.flock"), Duration::from_secs(600))?;
     if std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == pinned) {
         return Ok(bin);
     }
@@ -75,34 +75,41 @@ fn run(command: &mut Command, what: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A lock held by creating a directory (atomic on every filesystem), removed on drop.
-struct DirLock(PathBuf);
+/// An exclusive lock on a file, held until drop; the OS releases it when the process ends, so
+/// an install interrupted by Ctrl-C never leaves a stale lock behind.
+struct FileLock(std::fs::File);
 
-impl DirLock {
+impl FileLock {
     fn acquire(path: &Path, timeout: Duration) -> anyhow::Result<Self> {
         let started = Instant::now();
+        let file = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
         loop {
-            match std::fs::create_dir(path) {
-                Ok(()) => return Ok(Self(path.to_path_buf())),
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            match file.try_lock() {
+                Ok(()) => return Ok(Self(file)),
+                Err(std::fs::TryLockError::WouldBlock) => {
                     if started.elapsed() > timeout {
                         bail!(
-                            "waited {timeout:?} for {}; if no install is running, remove it",
+                            "waited {timeout:?} for {} (another install of the Python tools)",
                             path.display()
                         );
                     }
                     std::thread::sleep(Duration::from_millis(250));
                 }
-                Err(error) => {
-                    return Err(error).with_context(|| format!("creating {}", path.display()));
+                Err(std::fs::TryLockError::Error(error)) => {
+                    return Err(error).with_context(|| format!("locking {}", path.display()));
                 }
             }
         }
     }
 }
 
-impl Drop for DirLock {
+impl Drop for FileLock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.0);
+        let _ = self.0.unlock();
     }
 }

@@ -61,6 +61,23 @@ pub struct BuildReport {
 /// Builds every function's zip for `arch` unless the fingerprint of their inputs is unchanged.
 pub fn build(root: &Path, arch: Arch) -> anyhow::Result<BuildReport> {
     let lambda_dir = root.join("target").join("lambda").join(arch.as_str());
+    // One build at a time per architecture (parallel deploys, tests): the second waits and then
+    // finds the fingerprint fresh instead of re-zipping (new zips would mean new hashes). The
+    // OS releases the lock when the process ends, even on Ctrl-C.
+    std::fs::create_dir_all(&lambda_dir)
+        .with_context(|| format!("creating {}", lambda_dir.display()))?;
+    let lock_path = lambda_dir.join("sfstack-build.lock");
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    if lock.try_lock().is_err() {
+        eprintln!("build: another build is running; waiting for it");
+        lock.lock()
+            .with_context(|| format!("locking {}", lock_path.display()))?;
+    }
     let stamp = lambda_dir.join("sfstack-inputs.sha256");
     let fingerprint = fingerprint(root, arch)?;
     let zips_present = FUNCTIONS
@@ -107,6 +124,9 @@ pub fn build(root: &Path, arch: Arch) -> anyhow::Result<BuildReport> {
                 "cargo lambda build failed ({status})\nhint: the compiler output above names the problem"
             );
         }
+        for function in FUNCTIONS {
+            normalize_zip(&zip_path(&lambda_dir, function))?;
+        }
         std::fs::write(&stamp, &fingerprint)
             .with_context(|| format!("writing {}", stamp.display()))?;
     }
@@ -129,6 +149,36 @@ pub fn build(root: &Path, arch: Arch) -> anyhow::Result<BuildReport> {
         built: !unchanged,
         artifacts,
     })
+}
+
+/// Rewrites a zip with fixed timestamps and modes, in name order: cargo-lambda stamps each
+/// zip with the time it was made, so an unchanged binary would get a new hash, and so a new
+/// artifact and a function update on every rebuild. Python's zipfile is used because the
+/// pinned tools need Python anyway.
+fn normalize_zip(zip: &Path) -> anyhow::Result<()> {
+    const SCRIPT: &str = r#"
+import sys, zipfile
+path = sys.argv[1]
+with zipfile.ZipFile(path) as source:
+    entries = [(info, source.read(info.filename)) for info in source.infolist()]
+with zipfile.ZipFile(path + ".tmp", "w", zipfile.ZIP_DEFLATED) as target:
+    for info, data in sorted(entries, key=lambda entry: entry[0].filename):
+        fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+        fixed.external_attr = (0o100755 if info.filename == "bootstrap" else 0o100644) << 16
+        fixed.create_system = 3
+        target.writestr(fixed, data, compress_type=zipfile.ZIP_DEFLATED, compresslevel=9)
+"#;
+    let status = Command::new("python3")
+        .args(["-c", SCRIPT])
+        .arg(zip)
+        .status()
+        .context("running python3 to normalize the zip\nhint: install Python 3 (the pinned tools need it too)")?;
+    if !status.success() {
+        bail!("could not normalize {}", zip.display());
+    }
+    let temporary = PathBuf::from(format!("{}.tmp", zip.display()));
+    std::fs::rename(&temporary, zip)
+        .with_context(|| format!("replacing {} with its normalized copy", zip.display()))
 }
 
 fn zip_path(lambda_dir: &Path, function: &str) -> PathBuf {

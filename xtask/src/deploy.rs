@@ -306,6 +306,9 @@ pub struct DeployReport {
     pub changed: bool,
     /// The change set's `Action LogicalId (Type)` lines.
     pub preview: Vec<String>,
+    /// What changed outside the stack: roles, key, secrets, policies, artifacts, permissions,
+    /// rotation (never a value).
+    pub changes: Vec<String>,
     /// Step → seconds.
     pub timings: Vec<(String, f64)>,
     pub outputs: Option<Outputs>,
@@ -663,7 +666,7 @@ async fn ensure_permission(
 }
 
 /// Removes a statement this tool added, if it is there (a setting that was turned off).
-async fn remove_permission(cloud: &Cloud, function: &str, sid: &str) -> anyhow::Result<()> {
+async fn remove_permission(cloud: &Cloud, function: &str, sid: &str) -> anyhow::Result<bool> {
     match cloud
         .lambda
         .remove_permission()
@@ -672,16 +675,13 @@ async fn remove_permission(cloud: &Cloud, function: &str, sid: &str) -> anyhow::
         .send()
         .await
     {
-        Ok(_) => {
-            note!("permissions: removed {sid} from {function}");
-            Ok(())
-        }
+        Ok(_) => Ok(true),
         Err(error)
             if error
                 .as_service_error()
                 .is_some_and(|error| error.is_resource_not_found_exception()) =>
         {
-            Ok(())
+            Ok(false)
         }
         Err(error) => Err(anyhow::anyhow!(aws_sdk_lambda::error::DisplayErrorContext(
             error
@@ -940,20 +940,21 @@ pub async fn deploy(
         "infrastructure",
         "IAM roles, KMS key, secrets, policies, artifacts",
     );
-    let infra = step(
-        "infrastructure",
-        infra::ensure_environment(
-            &cloud.clients,
-            &names,
-            &tags,
-            root,
-            &cloud.account_id,
-            &cloud.region,
-            credentials.as_credentials(),
-            &artifacts,
-        )
-        .await,
-    )?;
+    let (ensured, infra_changes) = infra::recording_changes(infra::ensure_environment(
+        &cloud.clients,
+        &names,
+        &tags,
+        root,
+        &cloud.account_id,
+        &cloud.region,
+        credentials.as_credentials(),
+        &artifacts,
+    ))
+    .await;
+    let infra = step("infrastructure", ensured)?;
+    for change in &infra_changes {
+        note!("  {change}");
+    }
     drop(credentials);
     fault_point("infrastructure");
 
@@ -1016,20 +1017,29 @@ pub async fn deploy(
         .connect_instance_arn
         .as_deref()
         .or(settings.connect.instance_arn.as_deref());
-    let mut added = 0;
+    let mut changes = infra_changes;
     for (crate_name, permission) in permissions(cloud, &names, &infra, connect) {
         if step(
             "permissions",
             ensure_permission(cloud, &names.function(crate_name), &permission).await,
         )? {
-            added += 1;
+            changes.push(format!(
+                "permission {} on {}",
+                permission.sid,
+                names.function(crate_name)
+            ));
         }
     }
-    if connect.is_none() {
-        step(
+    if connect.is_none()
+        && step(
             "permissions",
             remove_permission(cloud, &names.function("sf-invoke-api"), SID_CONNECT).await,
-        )?;
+        )?
+    {
+        changes.push(format!(
+            "permission {SID_CONNECT} removed from {}",
+            names.function("sf-invoke-api")
+        ));
     }
     let rotation_arn = function_arn(cloud, &names, "sf-secret-rotation");
     let rotation_changed = if rotates(settings) {
@@ -1047,7 +1057,18 @@ pub async fn deploy(
         "permissions",
         register_local_callback(cloud, &callback_url).await,
     )?;
-    let changed = outcome.changed || added > 0 || rotation_changed;
+    if rotation_changed {
+        changes.push(format!(
+            "rotation of {} {}",
+            names.credentials_secret(),
+            if rotates(settings) {
+                "enabled"
+            } else {
+                "disabled"
+            }
+        ));
+    }
+    let changed = outcome.changed || !changes.is_empty();
 
     steps.begin("outputs", "writing outputs.json");
     let outputs = Outputs {
@@ -1083,6 +1104,7 @@ pub async fn deploy(
         dry_run: false,
         changed,
         preview: outcome.preview,
+        changes,
         timings: steps.finish(),
         outputs: Some(outputs),
         outputs_file: Some(outputs_file),
@@ -1221,6 +1243,7 @@ async fn dry_run(
         dry_run: true,
         changed: outcome.changed,
         preview: outcome.preview,
+        changes: Vec::new(),
         timings: steps.finish(),
         outputs: None,
         outputs_file: None,

@@ -130,6 +130,26 @@ pub(crate) fn tag_value(raw: &str) -> String {
         .collect()
 }
 
+tokio::task_local! {
+    static CHANGES: std::cell::RefCell<Vec<String>>;
+}
+
+/// Records that an ensure step changed something (tag bookkeeping excluded). Outside
+/// [`recording_changes`] it does nothing.
+pub(crate) fn changed(what: String) {
+    let _ = CHANGES.try_with(|changes| changes.borrow_mut().push(what));
+}
+
+/// Runs `future`, returning its output and what it changed (see [`changed`]).
+pub async fn recording_changes<F: Future>(future: F) -> (F::Output, Vec<String>) {
+    CHANGES
+        .scope(std::cell::RefCell::new(Vec::new()), async {
+            let output = future.await;
+            (output, CHANGES.with(|changes| changes.take()))
+        })
+        .await
+}
+
 /// The AWS partition of a region (`aws`, `aws-cn` or `aws-us-gov`), for ARNs built by hand.
 pub fn partition(region: &str) -> &'static str {
     if region.starts_with("cn-") {

@@ -451,7 +451,7 @@ fn print_deploy(report: &deploy::DeployReport, output: Output) -> anyhow::Result
         println!("{}", serde_json::to_string_pretty(report)?);
         return Ok(());
     }
-    if report.preview.is_empty() {
+    if !report.changed {
         println!("{}: no changes", report.environment);
     } else {
         println!(
@@ -467,8 +467,8 @@ fn print_deploy(report: &deploy::DeployReport, output: Output) -> anyhow::Result
             println!("  {line}");
         }
     }
-    if !report.dry_run && report.preview.is_empty() && report.changed {
-        println!("  (permissions or rotation settings converged)");
+    for change in &report.changes {
+        println!("  {change}");
     }
     if let Some(outputs) = &report.outputs {
         println!();

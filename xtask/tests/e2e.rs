@@ -617,6 +617,40 @@ async fn drills_on_the_local_target() -> anyhow::Result<()> {
         broken.stderr
     );
 
+    // Right credentials given explicitly: stored, and the report says so (not "no changes").
+    let replaced = serde_json::json!({
+        "AuthFlow": "jwt",
+        "LoginUrl": local.emulator()?,
+        "ConsumerKey": sf_emulator::DEMO_CONSUMER_KEY,
+        "ConsumerSecret": sf_emulator::DEMO_CONSUMER_SECRET,
+        "Username": sf_emulator::DEMO_USERNAME,
+        "PrivateKey": sf_emulator::DEMO_PRIVATE_KEY,
+        "StateSigningKey": "a-new-state-signing-key-of-enough-length-0123456789",
+    })
+    .to_string();
+    let stored = local
+        .run(
+            &["deploy", "--env", env, "--output", "json"],
+            &[("SFSTACK_SF_CREDENTIALS", replaced.as_str())],
+        )?
+        .ok()?
+        .json()?;
+    assert_eq!(stored["changed"], true, "{stored}");
+    let changes = stored["changes"].to_string();
+    assert!(
+        changes.contains(&format!(
+            "stored a new value in secret sfstack-{env}/salesforce-credentials"
+        )),
+        "{changes}"
+    );
+    assert!(!changes.contains("a-new-state-signing-key"), "{changes}");
+    let quiet = local
+        .run(&["deploy", "--env", env, "--output", "json"], &[])?
+        .ok()?
+        .json()?;
+    assert_eq!(quiet["changed"], false, "{quiet}");
+    assert_eq!(quiet["changes"], serde_json::json!([]), "{quiet}");
+
     // A protected environment is not torn down without --force.
     let refused = local.run(&["teardown", "--env", "main"], &[])?;
     assert_eq!(refused.code, 1);

@@ -210,5 +210,6 @@ async fn upload(
                 artifact.zip.display()
             )
         })?;
+    super::changed(format!("uploaded s3://{bucket}/{key}"));
     Ok(())
 }

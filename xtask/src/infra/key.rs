@@ -192,6 +192,7 @@ pub async fn ensure_key(
                     .with_context(|| format!("creating KMS key {alias}"))
             })
             .await?;
+            super::changed(format!("created KMS key {alias}"));
             let metadata = output
                 .key_metadata
                 .with_context(|| format!("creating KMS key {alias}: no key metadata returned"))?;
@@ -212,6 +213,7 @@ pub async fn ensure_key(
             .send()
             .await
             .with_context(|| format!("cancelling the scheduled deletion of KMS key {key_arn}"))?;
+        super::changed(format!("cancelled the deletion of KMS key {key_arn}"));
         // A cancelled key is disabled.
         state = Some(KeyState::Disabled);
     }
@@ -257,6 +259,7 @@ pub async fn ensure_key(
             .send()
             .await
             .with_context(|| format!("enabling rotation of KMS key {key_arn}"))?;
+        super::changed(format!("enabled rotation of KMS key {key_arn}"));
     }
 
     if !alias_exists {
@@ -267,6 +270,7 @@ pub async fn ensure_key(
             .send()
             .await
             .with_context(|| format!("creating KMS alias {alias} for key {key_arn}"))?;
+        super::changed(format!("created KMS alias {alias}"));
     }
     Ok(KeyInfo {
         key_id,
@@ -306,6 +310,7 @@ async fn converge_policy(
             .with_context(|| format!("updating the policy of KMS key {key_arn}"))
     })
     .await?;
+    super::changed(format!("updated the policy of KMS key {key_arn}"));
     Ok(())
 }
 

@@ -119,6 +119,7 @@ async fn ensure_role(
             .send()
             .await
             .with_context(|| format!("creating IAM role {role}"))?;
+        super::changed(format!("created IAM role {role}"));
         let arn = output
             .role
             .map(|role| role.arn)
@@ -137,6 +138,7 @@ async fn ensure_role(
             .send()
             .await
             .with_context(|| format!("updating the trust policy of IAM role {role}"))?;
+        super::changed(format!("updated the trust policy of IAM role {role}"));
     }
     // GetRole's tags are not always complete; ListRoleTags is the reference.
     let existing: BTreeMap<String, String> = client
@@ -211,6 +213,7 @@ pub async fn ensure_roles(
                 .send()
                 .await
                 .with_context(|| format!("writing policy {POLICY_NAME} of IAM role {role}"))?;
+            super::changed(format!("wrote policy {POLICY_NAME} of IAM role {role}"));
         }
     }
     Ok(arns)

@@ -155,6 +155,7 @@ async fn ensure_secret(
                 .send()
                 .await
                 .with_context(|| format!("creating secret {name}"))?;
+            super::changed(format!("created secret {name}"));
             return output
                 .arn
                 .with_context(|| format!("creating secret {name}: no ARN returned"));
@@ -176,6 +177,7 @@ async fn ensure_secret(
             .with_context(|| {
                 format!("restoring secret {name}, which was scheduled for deletion")
             })?;
+        super::changed(format!("restored secret {name}"));
     }
     if described.kms_key_id() != Some(key_arn) {
         client
@@ -185,6 +187,7 @@ async fn ensure_secret(
             .send()
             .await
             .with_context(|| format!("setting the KMS key of secret {name}"))?;
+        super::changed(format!("set the KMS key of secret {name}"));
     }
     let existing: BTreeMap<String, String> = described
         .tags()
@@ -235,6 +238,7 @@ async fn ensure_secret(
             .send()
             .await
             .with_context(|| format!("storing a new value in secret {name}"))?;
+        super::changed(format!("stored a new value in secret {name}"));
     }
     Ok(arn)
 }
