@@ -40,12 +40,14 @@ struct Cli {
 #[derive(Subcommand)]
 enum Commands {
     /// Measure sf-invoke-api: cold start, warm overhead, peak RSS, zip sizes, logins.
+    #[command(display_order = 10)]
     Bench {
         /// `text` (a Markdown table, default) or `json`.
         #[arg(long, default_value = "text")]
         output: environment::Output,
     },
     /// Build every function as a Lambda zip (cargo lambda build --release --output-format zip).
+    #[command(display_order = 7)]
     Build {
         /// CPU architecture of the functions.
         #[arg(long, default_value = "x86_64")]
@@ -55,6 +57,7 @@ enum Commands {
         output: environment::Output,
     },
     /// Show the environment this checkout deploys to and its effective settings.
+    #[command(display_order = 8)]
     Config {
         /// Environment name; default: derived from the git branch.
         #[arg(long, env = "SFSTACK_ENV")]
@@ -63,7 +66,9 @@ enum Commands {
         #[arg(long, default_value = "text")]
         output: environment::Output,
     },
-    /// The local cloud on 127.0.0.1: the moto server and the Salesforce emulator.
+    /// The local cloud on 127.0.0.1: the moto server, the Salesforce emulator and the local
+    /// Lambda service.
+    #[command(display_order = 9)]
     Local {
         #[command(subcommand)]
         action: LocalAction,
@@ -72,6 +77,7 @@ enum Commands {
         output: environment::Output,
     },
     /// Deploy the environment (default: named from the git branch) to the target.
+    #[command(display_order = 1)]
     Deploy {
         /// Environment name; default: derived from the git branch.
         #[arg(long, env = "SFSTACK_ENV")]
@@ -93,14 +99,18 @@ enum Commands {
     },
     /// Render the CloudFormation template and IAM policies the environment would get (under
     /// target/sfstack/<target>/<env>/), check them, and run cfn-lint.
+    #[command(display_order = 6)]
     Render {
+        /// Environment name; default: derived from the git branch.
         #[arg(long, env = "SFSTACK_ENV")]
         env: Option<String>,
         #[command(flatten)]
         target: TargetArgs,
     },
     /// Remove everything the environment created (protected environments need --force).
+    #[command(display_order = 3)]
     Teardown {
+        /// Environment name; default: derived from the git branch.
         #[arg(long, env = "SFSTACK_ENV")]
         env: Option<String>,
         /// Required to tear down a protected environment (main, prod, production, …).
@@ -113,7 +123,9 @@ enum Commands {
     },
     /// Run the sample events against a deployed environment: phoneLookup → createCase →
     /// closeCase → queryCase → deleteCase, token refresh, rotation, OAuth callback.
+    #[command(display_order = 2)]
     SmokeTest {
+        /// Environment name; default: derived from the git branch.
         #[arg(long, env = "SFSTACK_ENV")]
         env: Option<String>,
         #[command(flatten)]
@@ -126,6 +138,7 @@ enum Commands {
         junit: Option<std::path::PathBuf>,
     },
     /// List the environments on the target: branch, status, age, expiry.
+    #[command(display_order = 4)]
     Envs {
         #[command(flatten)]
         target: TargetArgs,
@@ -133,6 +146,7 @@ enum Commands {
         output: Output,
     },
     /// Tear down stale environments (never protected ones).
+    #[command(display_order = 5)]
     Prune {
         /// Environments created longer ago than this (e.g. 7d, 36h).
         #[arg(long)]
@@ -150,6 +164,7 @@ enum Commands {
         target: TargetArgs,
     },
     /// Print the environment name a branch deploys to (the branch name, sanitized).
+    #[command(display_order = 12)]
     EnvName {
         /// Branch name; default: the current branch.
         branch: Option<String>,
@@ -166,6 +181,7 @@ enum Commands {
     },
     /// Generate the JWT bearer flow's key pair: a self-signed certificate to upload to the
     /// Salesforce connected app, and an RSA private key written only into the credentials file.
+    #[command(display_order = 11)]
     JwtKeygen {
         /// Where the certificate goes (default: target/sfstack/jwt in the repository).
         #[arg(long)]
@@ -184,6 +200,7 @@ enum Commands {
         force: bool,
     },
     /// Run the local Salesforce org (the emulator with its demo org) until Ctrl-C.
+    #[command(display_order = 13)]
     Emulator {
         /// Port to listen on (0 picks a free one).
         #[arg(long, default_value_t = 8788)]
