@@ -1,23 +1,16 @@
 //! `bench`: measures `sf-invoke-api` as Lambda runs it — the release bootstrap from the zip,
-//! driven through the Lambda Runtime API (served here) against the local cloud (moto and the
-//! emulator) — and prints a table: cold start, warm overhead, peak RSS, zip sizes, logins.
+//! driven through the Lambda Runtime API (`lambda_runner::runtime_api`) against the local
+//! cloud (moto and the emulator) — and prints a table: cold start, warm overhead, peak RSS,
+//! zip sizes, logins.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use lambda_runner::runtime_api::{Answer, Bytes, Invocation, RuntimeApi};
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
 
 use crate::build::{self, Arch};
 use crate::local;
@@ -29,137 +22,47 @@ const FUNCTION: &str = "sf-invoke-api";
 /// What an invocation answered: the response body, or the error body.
 type Outcome = Result<Bytes, Bytes>;
 
-/// A queued invocation: request id and event.
-type Invocation = (String, Bytes);
-
-/// A minimal Lambda Runtime API: one queue of events, answers routed back by request id.
-#[derive(Clone)]
-struct RuntimeApi {
-    queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Invocation>>>,
-    waiting: Arc<Mutex<HashMap<String, oneshot::Sender<Outcome>>>>,
-}
-
-async fn next_invocation(State(api): State<RuntimeApi>) -> Response {
-    let Some((request_id, body)) = api.queue.lock().await.recv().await else {
-        return StatusCode::GONE.into_response();
-    };
-    let mut headers = HeaderMap::new();
-    let deadline = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|now| now.as_millis() + 8_000)
-        .unwrap_or_default();
-    let pairs = [
-        ("lambda-runtime-aws-request-id", request_id),
-        ("lambda-runtime-deadline-ms", deadline.to_string()),
-        (
-            "lambda-runtime-invoked-function-arn",
-            format!("arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION}"),
-        ),
-        (
-            "lambda-runtime-trace-id",
-            "Root=1-00000000-000000000000000000000000".to_string(),
-        ),
-    ];
-    for (name, value) in pairs {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
-    }
-    (StatusCode::OK, headers, body).into_response()
-}
-
-fn settle(api: &RuntimeApi, request_id: &str, outcome: Outcome) -> StatusCode {
-    let sender = api
-        .waiting
-        .lock()
-        .ok()
-        .and_then(|mut waiting| waiting.remove(request_id));
-    if let Some(sender) = sender {
-        let _ = sender.send(outcome);
-    }
-    StatusCode::ACCEPTED
-}
-
-async fn invocation_response(
-    State(api): State<RuntimeApi>,
-    UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> StatusCode {
-    settle(&api, &id, Ok(body))
-}
-
-async fn invocation_error(
-    State(api): State<RuntimeApi>,
-    UrlPath(id): UrlPath<String>,
-    body: Bytes,
-) -> StatusCode {
-    settle(&api, &id, Err(body))
-}
-
-async fn init_error(body: Bytes) -> StatusCode {
-    eprintln!(
-        "bench: the function failed to initialize: {}",
-        String::from_utf8_lossy(&body)
-    );
-    StatusCode::ACCEPTED
-}
-
+/// The shared Runtime API ([`lambda_runner::runtime_api`]) with bench's request ids.
 struct Runtime {
     api: RuntimeApi,
-    sender: mpsc::Sender<Invocation>,
-    endpoint: String,
     next_id: u64,
 }
 
 impl Runtime {
     async fn start() -> anyhow::Result<Self> {
-        let (sender, receiver) = mpsc::channel(16);
-        let api = RuntimeApi {
-            queue: Arc::new(tokio::sync::Mutex::new(receiver)),
-            waiting: Arc::default(),
-        };
-        let router = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(invocation_response),
-            )
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/error",
-                post(invocation_error),
-            )
-            .route("/2018-06-01/runtime/init/error", post(init_error))
-            .with_state(api.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("binding the runtime API")?;
-        let endpoint = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        Ok(Self {
-            api,
-            sender,
-            endpoint,
-            next_id: 0,
-        })
+        let api = RuntimeApi::start(
+            format!("arn:aws:lambda:us-east-1:123456789012:function:{FUNCTION}"),
+            Duration::from_secs(8),
+        )
+        .await?;
+        Ok(Self { api, next_id: 0 })
+    }
+
+    /// The value for `AWS_LAMBDA_RUNTIME_API`.
+    fn endpoint(&self) -> &str {
+        self.api.endpoint()
     }
 
     /// Queues an event and waits for its outcome.
     async fn invoke(&mut self, event: &Bytes, timeout: Duration) -> anyhow::Result<Outcome> {
         self.next_id += 1;
-        let request_id = format!("bench-{}", self.next_id);
-        let (sender, receiver) = oneshot::channel();
-        if let Ok(mut waiting) = self.api.waiting.lock() {
-            waiting.insert(request_id.clone(), sender);
-        }
-        self.sender
-            .send((request_id, event.clone()))
-            .await
-            .context("queueing the event")?;
-        match tokio::time::timeout(timeout, receiver).await {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(_)) => bail!("the invocation was dropped"),
+        let invocation = Invocation {
+            request_id: format!("bench-{}", self.next_id),
+            payload: event.clone(),
+            trace_id: "Root=1-00000000-000000000000000000000000".to_string(),
+            client_context: None,
+        };
+        match tokio::time::timeout(timeout, self.api.invoke(invocation)).await {
+            Ok(Ok(Answer::Response(body))) => Ok(Ok(body)),
+            Ok(Ok(Answer::Error(body))) => Ok(Err(body)),
+            Ok(Ok(Answer::InitError(body))) => {
+                eprintln!(
+                    "bench: the function failed to initialize: {}",
+                    String::from_utf8_lossy(&body)
+                );
+                bail!("the function failed to initialize")
+            }
+            Ok(Err(error)) => Err(error),
             Err(_) => bail!("no answer within {timeout:?}"),
         }
     }
@@ -390,7 +293,7 @@ async fn measure(
         // the following process's event.
         let mut runtime = Runtime::start().await?;
         let started = Instant::now();
-        let mut child = spawn_function(bootstrap, &runtime.endpoint, &environment)?;
+        let mut child = spawn_function(bootstrap, runtime.endpoint(), &environment)?;
         let outcome = runtime.invoke(&event, Duration::from_secs(20)).await;
         let elapsed = started.elapsed();
         stop(&mut child);
@@ -403,7 +306,7 @@ async fn measure(
 
     eprintln!("bench: {WARM_INVOCATIONS} warm invocations");
     let mut runtime = Runtime::start().await?;
-    let mut child = spawn_function(bootstrap, &runtime.endpoint, &environment)?;
+    let mut child = spawn_function(bootstrap, runtime.endpoint(), &environment)?;
     runtime
         .invoke(&event, Duration::from_secs(20))
         .await?

@@ -1,7 +1,13 @@
 //! Which cloud a command talks to: `local` (the moto server, the Salesforce emulator and the
 //! local Lambda service on 127.0.0.1) or `aws` (the standard credential chain). Everything
-//! after [`Cloud::connect`] is one code path: the target only changes endpoints, credentials
-//! and where invocations go.
+//! after [`Cloud::connect`] is one code path. This module is the only place that asks which
+//! target it is on; the rest asks the [`Cloud`] for a capability instead:
+//!
+//! - endpoints and credentials ([`Cloud::connect`]);
+//! - where invocations go ([`Cloud::invoker`]: Lambda itself, or the local Lambda service);
+//! - the Salesforce org an admin would set up by hand ([`Cloud::local_org`]: the emulator's
+//!   demo org on local, none on AWS, where the user's own org and credentials are used);
+//! - who runs a secret's rotation steps ([`Cloud::rotation_driver`]).
 
 use std::path::{Path, PathBuf};
 
@@ -9,8 +15,23 @@ use anyhow::Context;
 use aws_config::{BehaviorVersion, Region};
 use serde::Serialize;
 
+use crate::aws_error::AwsContext;
 use crate::infra::Clients;
 use crate::local::{self, LocalCloud};
+
+mod local_org;
+
+pub use local_org::LocalOrg;
+
+/// Who runs the four steps of a secret's rotation once `RotateSecret` has staged a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotationDriver {
+    /// Secrets Manager invokes the rotation function itself (AWS).
+    SecretsManager,
+    /// Nobody does: the caller must send the steps to the function (the local cloud's moto
+    /// stages the version but cannot run a Lambda).
+    Caller,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -118,8 +139,7 @@ impl Cloud {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|error| anyhow::anyhow!(aws_sdk_sts::error::DisplayErrorContext(error)))
-            .with_context(|| {
+            .aws_context(|| {
                 format!(
                     "reading the AWS account of the {} target\nhint: {}",
                     args.target.as_str(),
@@ -165,8 +185,18 @@ impl Cloud {
             .join(environment)
     }
 
-    /// The emulator's URL on the local target.
-    pub fn emulator_url(&self) -> Option<&str> {
-        self.local.as_ref().map(|cloud| cloud.emulator.url.as_str())
+    /// The local target's Salesforce org; `None` on AWS.
+    pub fn local_org(&self) -> Option<LocalOrg> {
+        self.local
+            .as_ref()
+            .map(|cloud| LocalOrg::new(cloud.emulator.url.as_str()))
+    }
+
+    /// Who runs a rotation's steps on this target.
+    pub fn rotation_driver(&self) -> RotationDriver {
+        match self.target {
+            Target::Aws => RotationDriver::SecretsManager,
+            Target::Local => RotationDriver::Caller,
+        }
     }
 }

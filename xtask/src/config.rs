@@ -103,6 +103,20 @@ fn apply_variables(
     Ok(())
 }
 
+/// Whether an environment is protected (its teardown needs `--force`, `prune` never selects
+/// it): `main`, `prod` and `production` always ([`crate::naming::PROTECTED`]), plus those in
+/// `environments.protected` when the settings could be read. The one place this is decided.
+pub fn is_protected(environment: &str, settings: Option<&Settings>) -> bool {
+    crate::naming::PROTECTED.contains(&environment)
+        || settings.is_some_and(|settings| {
+            settings
+                .environments
+                .protected
+                .iter()
+                .any(|name| name == environment)
+        })
+}
+
 /// Log retention values CloudWatch Logs accepts.
 const RETENTION_DAYS: &[u32] = &[
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
@@ -412,6 +426,19 @@ mod tests {
         let error = Settings::parse(&text, "dev").expect_err("unknown key");
         let message = format!("{error:#}");
         assert!(message.contains("password"), "{message}");
+    }
+
+    #[test]
+    fn reserved_and_listed_environments_are_protected() {
+        let mut settings = Settings::parse(CHECKED_IN, "staging").expect("valid");
+        settings.environments.protected = vec!["staging".to_string()];
+        for reserved in ["main", "prod", "production"] {
+            assert!(is_protected(reserved, None), "{reserved}");
+            assert!(is_protected(reserved, Some(&settings)), "{reserved}");
+        }
+        assert!(is_protected("staging", Some(&settings)));
+        assert!(!is_protected("staging", None));
+        assert!(!is_protected("main-eb814b", Some(&settings)));
     }
 
     #[test]

@@ -68,8 +68,7 @@ fn current_branch() -> anyhow::Result<String> {
 pub fn show(explicit: Option<&str>, output: Output) -> anyhow::Result<()> {
     let environment = resolve(explicit)?;
     let settings = Settings::load(std::path::Path::new(FILE_NAME), &environment.name)?;
-    let protected = settings.environments.protected.contains(&environment.name)
-        || naming::is_protected(&environment.name);
+    let protected = crate::config::is_protected(&environment.name, Some(&settings));
     let names = naming::Names::new(&environment.name);
     let mut resources = serde_json::Map::new();
     resources.insert("stack".into(), json!(names.stack()));

@@ -8,11 +8,12 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::aws_error::AwsContext;
 use crate::cloud::Cloud;
 use crate::config::{FILE_NAME, Settings};
-use crate::deploy;
 use crate::infra::{TAG_BRANCH, TAG_CREATED_AT, TAG_ENV, TAG_EXPIRES_AT};
 use crate::naming::FUNCTIONS;
+use crate::teardown;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct EnvInfo {
@@ -39,11 +40,7 @@ fn info(root: &Path, name: String, status: String, tags: &BTreeMap<String, Strin
     let created_at = tags.get(TAG_CREATED_AT).cloned();
     let expires_at = tags.get(TAG_EXPIRES_AT).cloned();
     let settings = Settings::load(&root.join(FILE_NAME), &name).ok();
-    let protected = settings
-        .as_ref()
-        .map_or(crate::naming::is_protected(&name), |settings| {
-            deploy::is_protected(&name, settings)
-        });
+    let protected = crate::config::is_protected(&name, settings.as_ref());
     EnvInfo {
         branch: tags
             .get(TAG_BRANCH)
@@ -86,11 +83,7 @@ pub async fn list(cloud: &Cloud, root: &Path) -> anyhow::Result<Vec<EnvInfo>> {
         .into_paginator()
         .send();
     while let Some(page) = stacks.next().await {
-        let page = page
-            .map_err(|error| {
-                anyhow::anyhow!(aws_sdk_cloudformation::error::DisplayErrorContext(error))
-            })
-            .context("listing CloudFormation stacks")?;
+        let page = page.aws_context(|| "listing CloudFormation stacks")?;
         for stack in page.stacks() {
             let tags: BTreeMap<String, String> = stack
                 .tags()
@@ -113,9 +106,7 @@ pub async fn list(cloud: &Cloud, root: &Path) -> anyhow::Result<Vec<EnvInfo>> {
     let mut roles = cloud.clients.iam.list_roles().into_paginator().send();
     let mut partial: BTreeMap<String, String> = BTreeMap::new();
     while let Some(page) = roles.next().await {
-        let page = page
-            .map_err(|error| anyhow::anyhow!(aws_sdk_iam::error::DisplayErrorContext(error)))
-            .context("listing IAM roles")?;
+        let page = page.aws_context(|| "listing IAM roles")?;
         for role in page.roles() {
             if let Some(env) = environment_of_role(role.role_name())
                 && !found.contains_key(&env)
@@ -289,7 +280,7 @@ pub async fn prune(
             continue;
         }
         note!("prune: tearing down {}", env.name);
-        match deploy::teardown(cloud, root, &env.name).await {
+        match teardown::teardown(cloud, root, &env.name).await {
             Ok(_) => {
                 println!("torn down {}", env.name);
                 removed.push(env.name);

@@ -370,7 +370,7 @@ pub fn run(repository_root: &Path, options: &Options) -> anyhow::Result<String> 
 
     let certificate = certificate_path.display();
     let credentials = credentials_path.display();
-    let variable = crate::deploy::CREDENTIALS_FILE_VARIABLE;
+    let variable = crate::deploy::credentials::CREDENTIALS_FILE_VARIABLE;
     let mut report = String::new();
     let _ = writeln!(report, "certificate: {certificate}");
     let _ = writeln!(

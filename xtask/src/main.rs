@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 #[macro_use]
 mod progress;
 
+mod aws_error;
 mod bench;
 mod build;
 mod cloud;
@@ -23,6 +24,7 @@ mod naming;
 mod render;
 mod smoke;
 mod stack;
+mod teardown;
 
 use cloud::{Cloud, TargetArgs};
 use environment::Output;
@@ -307,38 +309,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
         } => {
             let root = render::repository_root();
-            let environment = environment::resolve(env.as_deref())?;
-            let settings =
-                config::Settings::load(&root.join(config::FILE_NAME), &environment.name)?;
+            let (environment, settings) = environment_and_settings(&root, env.as_deref())?;
             let arch = match arch {
                 Some(arch) => arch,
                 None => settings.functions.architecture.parse()?,
             };
-            let local = cloud::prepare(&root, &target)?;
-            let report = runtime()?.block_on(async {
-                let cloud = Cloud::connect(&target, local).await?;
-                let request = deploy::DeployRequest {
-                    environment,
-                    settings,
-                    arch,
-                    dry_run,
-                    connect_instance_arn,
-                };
-                deploy::deploy(&cloud, &root, &request).await
+            let request = deploy::DeployRequest {
+                environment,
+                settings,
+                arch,
+                dry_run,
+                connect_instance_arn,
+            };
+            let report = on_cloud(&root, &target, async |cloud| {
+                deploy::deploy(cloud, &root, &request).await
             })?;
             print_deploy(&report, output)?;
             Ok(ExitCode::SUCCESS)
         }
         Commands::Render { env, target } => {
             let root = render::repository_root();
-            let environment = environment::resolve(env.as_deref())?;
-            let settings =
-                config::Settings::load(&root.join(config::FILE_NAME), &environment.name)?;
+            let (environment, settings) = environment_and_settings(&root, env.as_deref())?;
             let arch = settings.functions.architecture.parse()?;
-            let local = cloud::prepare(&root, &target)?;
-            let written = runtime()?.block_on(async {
-                let cloud = Cloud::connect(&target, local).await?;
-                deploy::render(&cloud, &root, &environment, &settings, arch).await
+            let written = on_cloud(&root, &target, async |cloud| {
+                deploy::render(cloud, &root, &environment, &settings, arch).await
             })?;
             for path in written {
                 println!("{}", path.display());
@@ -352,19 +346,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             output,
         } => {
             let root = render::repository_root();
-            let environment = environment::resolve(env.as_deref())?;
-            let settings =
-                config::Settings::load(&root.join(config::FILE_NAME), &environment.name)?;
-            if deploy::is_protected(&environment.name, &settings) && !force {
+            let (environment, settings) = environment_and_settings(&root, env.as_deref())?;
+            if config::is_protected(&environment.name, Some(&settings)) && !force {
                 anyhow::bail!(
                     "{} is a protected environment; nothing was removed\nhint: pass --force if you really mean to tear it down",
                     environment.name
                 );
             }
-            let local = cloud::prepare(&root, &target)?;
-            let report = runtime()?.block_on(async {
-                let cloud = Cloud::connect(&target, local).await?;
-                deploy::teardown(&cloud, &root, &environment.name).await
+            let report = on_cloud(&root, &target, async |cloud| {
+                teardown::teardown(cloud, &root, &environment.name).await
             })?;
             print_teardown(&report, output)?;
             Ok(ExitCode::SUCCESS)
@@ -377,10 +367,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let root = render::repository_root();
             let environment = environment::resolve(env.as_deref())?;
-            let local = cloud::prepare(&root, &target)?;
-            let report = runtime()?.block_on(async {
-                let cloud = Cloud::connect(&target, local).await?;
-                smoke::smoke_test(&cloud, &root, &environment.name).await
+            let report = on_cloud(&root, &target, async |cloud| {
+                smoke::smoke_test(cloud, &root, &environment.name).await
             })?;
             if let Some(path) = junit {
                 std::fs::write(&path, smoke::junit(&report))
@@ -399,11 +387,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Commands::Envs { target, output } => {
             let root = render::repository_root();
-            let local = cloud::prepare(&root, &target)?;
-            let list = runtime()?.block_on(async {
-                let cloud = Cloud::connect(&target, local).await?;
-                envs::list(&cloud, &root).await
-            })?;
+            let list = on_cloud(&root, &target, async |cloud| envs::list(cloud, &root).await)?;
             envs::print(&list, output == Output::Json)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -430,10 +414,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 merged,
             };
             let root = render::repository_root();
-            let local = cloud::prepare(&root, &target)?;
-            let removed = runtime()?.block_on(async {
-                let cloud = Cloud::connect(&target, local).await?;
-                envs::prune(&cloud, &root, &criteria, dry_run).await
+            let removed = on_cloud(&root, &target, async |cloud| {
+                envs::prune(cloud, &root, &criteria, dry_run).await
             })?;
             if removed.is_empty() && !dry_run {
                 println!("nothing to prune");
@@ -461,6 +443,30 @@ const EXIT_SMOKE_FAILED: u8 = 3;
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("starting the async runtime")
+}
+
+/// The environment a command acts on (`--env`, else the git branch) and its settings.
+fn environment_and_settings(
+    root: &std::path::Path,
+    env: Option<&str>,
+) -> anyhow::Result<(environment::Environment, config::Settings)> {
+    let environment = environment::resolve(env)?;
+    let settings = config::Settings::load(&root.join(config::FILE_NAME), &environment.name)?;
+    Ok((environment, settings))
+}
+
+/// Runs `work` against the target (starting the local cloud first when it is the target and
+/// is not running).
+fn on_cloud<T>(
+    root: &std::path::Path,
+    target: &TargetArgs,
+    work: impl AsyncFnOnce(&Cloud) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let local = cloud::prepare(root, target)?;
+    runtime()?.block_on(async {
+        let cloud = Cloud::connect(target, local).await?;
+        work(&cloud).await
+    })
 }
 
 fn print_deploy(report: &deploy::DeployReport, output: Output) -> anyhow::Result<()> {
@@ -516,7 +522,7 @@ fn print_deploy(report: &deploy::DeployReport, output: Output) -> anyhow::Result
     Ok(())
 }
 
-fn print_teardown(report: &deploy::TeardownReport, output: Output) -> anyhow::Result<()> {
+fn print_teardown(report: &teardown::TeardownReport, output: Output) -> anyhow::Result<()> {
     if output == Output::Json {
         println!("{}", serde_json::to_string_pretty(report)?);
         return Ok(());
@@ -560,6 +566,7 @@ fn serve_lambda(
             aws_endpoint,
             region: cloud::LOCAL_REGION.to_string(),
             work_dir,
+            gateway: None,
         };
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 /// `sfstack-<env>-sf-secret-rotation-role` (32 characters around the environment).
 pub const MAX_ENV_LEN: usize = 24;
 const HASH_LEN: usize = 6;
-/// Environments that are never ephemeral: tearing them down needs `--force`.
+/// Branches that keep their name as their environment's; never ephemeral, so always protected
+/// (`config::is_protected`).
 pub const PROTECTED: &[&str] = &["prod", "production", "main"];
 
 /// The environment for a git branch: a protected branch (`main`, `prod`, `production`) keeps its
@@ -19,7 +20,7 @@ pub const PROTECTED: &[&str] = &["prod", "production", "main"];
 /// so `feature/a/login` and `feature/b/login` never collide.
 pub fn env_from_branch(branch: &str) -> String {
     // Long-lived branches keep their own name: they are never ephemeral.
-    if is_protected(branch) {
+    if PROTECTED.contains(&branch) {
         return branch.to_string();
     }
     let hash = short_hash(branch);
@@ -67,10 +68,6 @@ pub fn validate_env_name(name: &str) -> Result<(), String> {
             "environment name {name:?} must be 1 to {MAX_ENV_LEN} characters of a-z, 0-9 and single dashes, starting with a letter"
         ))
     }
-}
-
-pub fn is_protected(env: &str) -> bool {
-    PROTECTED.contains(&env)
 }
 
 /// The four functions, by crate name (also the binary and the suffix of the function name).
@@ -220,11 +217,5 @@ mod tests {
         assert!(
             names.key_alias().starts_with("alias/") && !names.key_alias().starts_with("alias/aws")
         );
-    }
-
-    #[test]
-    fn reserved_environments_are_protected() {
-        assert!(is_protected("main") && is_protected("prod") && is_protected("production"));
-        assert!(!is_protected("main-eb814b"));
     }
 }

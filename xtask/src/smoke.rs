@@ -11,7 +11,8 @@ use aws_sdk_lambda::primitives::Blob;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::cloud::{Cloud, Target};
+use crate::aws_error::AwsContext;
+use crate::cloud::{Cloud, LocalOrg, RotationDriver, Target};
 use crate::naming::Names;
 
 /// One step's result.
@@ -84,8 +85,7 @@ impl Smoke<'_> {
             .payload(Blob::new(serde_json::to_vec(payload)?))
             .send()
             .await
-            .map_err(|error| anyhow::anyhow!(aws_sdk_lambda::error::DisplayErrorContext(error)))
-            .with_context(|| format!("invoking {function}"))?;
+            .aws_context(|| format!("invoking {function}"))?;
         let body = output
             .payload()
             .map(|blob| blob.as_ref())
@@ -241,13 +241,16 @@ pub async fn smoke_test(
                 .await;
         }
     }
-    if cloud.target == Target::Local {
-        record.run("oauthCallback", oauth_callback(&smoke)).await;
-    } else {
-        record.skip(
+    match cloud.local_org() {
+        Some(org) => {
+            record
+                .run("oauthCallback", oauth_callback(&smoke, &org))
+                .await;
+        }
+        None => record.skip(
             "oauthCallback",
             "needs a browser sign-in on AWS; open the callback URL's authorize link by hand",
-        );
+        ),
     }
     let passed = record.steps.iter().all(|step| step.result != "failed");
     Ok(SmokeReport {
@@ -266,8 +269,7 @@ async fn rotation_enabled(cloud: &Cloud, secret: &str) -> anyhow::Result<bool> {
         .secret_id(secret)
         .send()
         .await
-        .map_err(|error| anyhow::anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(error)))
-        .with_context(|| {
+        .aws_context(|| {
             format!(
                 "describing {secret}\nhint: is the environment deployed? run `cargo xtask deploy`"
             )
@@ -284,8 +286,7 @@ async fn current_version(cloud: &Cloud, secret: &str) -> anyhow::Result<String> 
         .secret_id(secret)
         .send()
         .await
-        .map_err(|error| anyhow::anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(error)))
-        .with_context(|| format!("describing {secret}"))?;
+        .aws_context(|| format!("describing {secret}"))?;
     described
         .version_ids_to_stages()
         .into_iter()
@@ -304,8 +305,7 @@ async fn secret_json(cloud: &Cloud, secret: &str) -> anyhow::Result<Value> {
         .version_stage("AWSCURRENT")
         .send()
         .await
-        .map_err(|error| anyhow::anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(error)))
-        .with_context(|| format!("reading {secret}"))?;
+        .aws_context(|| format!("reading {secret}"))?;
     serde_json::from_str(output.secret_string().unwrap_or_default())
         .with_context(|| format!("{secret} does not hold JSON"))
 }
@@ -329,9 +329,10 @@ async fn token_refresh(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
     Ok(((), "a new session is stored".to_string()))
 }
 
-/// A full rotation of the credentials secret. On AWS, Secrets Manager runs the four steps;
-/// on the local target, moto cannot run a Lambda, so this plays Secrets Manager's part: it
-/// stages the version (RotateSecret) and sends the four steps to the function.
+/// A full rotation of the credentials secret. Where Secrets Manager runs the four steps (AWS),
+/// this waits for the new version; where nobody does (the local cloud), this plays Secrets
+/// Manager's part: it stages the version (RotateSecret) and sends the four steps to the
+/// function.
 async fn rotation(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
     let cloud = smoke.cloud;
     let secret = smoke.names.credentials_secret();
@@ -343,8 +344,7 @@ async fn rotation(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
         .function_name(smoke.names.function("sf-secret-rotation"))
         .send()
         .await
-        .map_err(|error| anyhow::anyhow!(aws_sdk_lambda::error::DisplayErrorContext(error)))
-        .context("reading the rotation function")?
+        .aws_context(|| "reading the rotation function")?
         .function_arn()
         .unwrap_or_default()
         .to_string();
@@ -357,13 +357,9 @@ async fn rotation(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
         .rotation_lambda_arn(&function_arn)
         .send()
         .await;
-    match cloud.target {
-        Target::Aws => {
-            started
-                .map_err(|error| {
-                    anyhow::anyhow!(aws_sdk_secretsmanager::error::DisplayErrorContext(error))
-                })
-                .context("starting the rotation")?;
+    match cloud.rotation_driver() {
+        RotationDriver::SecretsManager => {
+            started.aws_context(|| "starting the rotation")?;
             let deadline = Instant::now() + ROTATION_WAIT;
             while current_version(cloud, &secret).await? != token {
                 if Instant::now() > deadline {
@@ -375,8 +371,8 @@ async fn rotation(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
                 tokio::time::sleep(Duration::from_secs(2)).await;
             }
         }
-        Target::Local => {
-            // moto stages the new version, then fails to run the function (expected).
+        RotationDriver::Caller => {
+            // The version is staged; the function was not run (expected).
             drop(started);
             for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
                 smoke
@@ -401,9 +397,8 @@ async fn rotation(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
 
 /// The OAuth web-server flow: the emulator's authorize endpoint issues a code for the
 /// callback's URL, the callback exchanges it and stores the tokens; the row is then removed.
-async fn oauth_callback(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
+async fn oauth_callback(smoke: &Smoke<'_>, org: &LocalOrg) -> anyhow::Result<((), String)> {
     let cloud = smoke.cloud;
-    let emulator = cloud.emulator_url().context("no emulator")?;
     let function = smoke.names.function("sf-oauth-callback");
     let url = cloud
         .lambda
@@ -411,8 +406,7 @@ async fn oauth_callback(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
         .function_name(&function)
         .send()
         .await
-        .map_err(|error| anyhow::anyhow!(aws_sdk_lambda::error::DisplayErrorContext(error)))
-        .with_context(|| format!("reading the Function URL of {function}"))?
+        .aws_context(|| format!("reading the Function URL of {function}"))?
         .function_url()
         .to_string();
     let credentials = secret_json(cloud, &smoke.names.credentials_secret()).await?;
@@ -423,31 +417,7 @@ async fn oauth_callback(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
     let now = chrono::Utc::now().timestamp();
     let state = sf_oauth_callback::sign_state(state_key.as_bytes(), wa_id, now)
         .map_err(|error| anyhow::anyhow!("signing the state: {error:?}"))?;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let response = http
-        .get(format!("{emulator}/services/oauth2/authorize"))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", sf_emulator::DEMO_CONSUMER_KEY),
-            ("redirect_uri", url.as_str()),
-            ("state", state.as_str()),
-        ])
-        .send()
-        .await
-        .context("asking the emulator's authorize endpoint for a code")?;
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| url::Url::parse(value).ok())
-        .with_context(|| {
-            format!(
-                "the authorize endpoint answered {} without a redirect",
-                response.status()
-            )
-        })?;
+    let location = org.authorize(&url, &state).await?;
     let query = location.query().unwrap_or_default().to_string();
     let mut event = smoke.event("oauthCallback")?;
     let host = url
@@ -486,8 +456,7 @@ async fn oauth_callback(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
         .key("wa_id", key.clone())
         .send()
         .await
-        .map_err(|error| anyhow::anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(error)))
-        .with_context(|| format!("reading {table}"))?;
+        .aws_context(|| format!("reading {table}"))?;
     if item
         .item()
         .is_none_or(|item| !item.contains_key("access_token"))
@@ -501,8 +470,7 @@ async fn oauth_callback(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
         .key("wa_id", key)
         .send()
         .await
-        .map_err(|error| anyhow::anyhow!(aws_sdk_dynamodb::error::DisplayErrorContext(error)))
-        .with_context(|| format!("removing the test row from {table}"))?;
+        .aws_context(|| format!("removing the test row from {table}"))?;
     Ok(((), format!("tokens stored in {table} (test row removed)")))
 }
 

@@ -1,13 +1,15 @@
 //! The CloudFormation stack: deployed through change sets (a preview, and a clean no-op), with
-//! every stack state of `aws-deploy-pitfalls.md` handled and the stack's events streamed while
+//! every stack state handled (see `docs/aws-behaviour.md`) and the stack's events streamed while
 //! waiting.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, Tag};
+
+use crate::aws_error::{self, AwsContext};
 
 /// What to do with a stack found in a given state before a deploy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,14 +73,10 @@ async fn status(client: &Client, stack_name: &str) -> anyhow::Result<Option<Stri
             .and_then(|stack| stack.stack_status())
             .map(|status| status.as_str().to_string())),
         Err(error) => {
-            let text = format!(
-                "{}",
-                aws_sdk_cloudformation::error::DisplayErrorContext(&error)
-            );
-            if text.contains("does not exist") {
+            if aws_error::message(&error).contains("does not exist") {
                 Ok(None)
             } else {
-                Err(anyhow::anyhow!(text)).with_context(|| format!("describing stack {stack_name}"))
+                Err(error).aws_context(|| format!("describing stack {stack_name}"))
             }
         }
     }
@@ -225,7 +223,7 @@ async fn delete_and_wait(client: &Client, stack_name: &str) -> anyhow::Result<()
         .stack_name(stack_name)
         .send()
         .await
-        .with_context(|| format!("deleting stack {stack_name}"))?;
+        .aws_context(|| format!("deleting stack {stack_name}"))?;
     match settle(client, stack_name).await?.as_deref() {
         None | Some("DELETE_COMPLETE") => Ok(()),
         Some(other) => bail!(
@@ -279,7 +277,7 @@ pub async fn deploy(
                     .stack_name(stack_name)
                     .send()
                     .await
-                    .with_context(|| format!("continuing the rollback of {stack_name}"))?;
+                    .aws_context(|| format!("continuing the rollback of {stack_name}"))?;
                 current = settle(client, stack_name).await?;
                 if current.as_deref() == Some("UPDATE_ROLLBACK_FAILED") {
                     bail!(
@@ -309,20 +307,15 @@ pub async fn deploy(
         .set_tags(Some(tags))
         .send()
         .await;
-    if let Err(error) = &created {
-        let text = format!(
-            "{}",
-            aws_sdk_cloudformation::error::DisplayErrorContext(error)
-        );
-        if means_no_changes(&text) {
+    if let Err(error) = created {
+        if means_no_changes(&aws_error::message(&error)) {
             return Ok(StackOutcome {
                 changed: false,
                 preview: Vec::new(),
                 resources: resources(client, stack_name).await?,
             });
         }
-        return Err(anyhow::anyhow!(text))
-            .with_context(|| format!("creating change set for {stack_name}"));
+        return Err(error).aws_context(|| format!("creating change set for {stack_name}"));
     }
 
     // Wait for the change set to be ready.
@@ -334,7 +327,7 @@ pub async fn deploy(
             .change_set_name(&change_set_name)
             .send()
             .await
-            .with_context(|| format!("describing change set {change_set_name}"))?;
+            .aws_context(|| format!("describing change set {change_set_name}"))?;
         match described.status() {
             Some(ChangeSetStatus::CreateComplete) => break described,
             Some(ChangeSetStatus::Failed) => {
@@ -410,7 +403,7 @@ pub async fn deploy(
         .change_set_name(&change_set_name)
         .send()
         .await
-        .with_context(|| format!("executing change set {change_set_name}"))?;
+        .aws_context(|| format!("executing change set {change_set_name}"))?;
     crate::progress::set_total(preview.len());
     let final_status = settle_after(client, stack_name, history.clone()).await?;
     let healthy = matches!(
@@ -441,7 +434,7 @@ async fn verify_resources(client: &Client, stack_name: &str) -> anyhow::Result<(
         .stack_name(stack_name)
         .send()
         .await
-        .with_context(|| format!("listing the resources of {stack_name}"))?;
+        .aws_context(|| format!("listing the resources of {stack_name}"))?;
     let missing: Vec<&str> = output
         .stack_resources()
         .iter()

@@ -576,7 +576,8 @@ async fn drills_on_the_local_target() -> anyhow::Result<()> {
 
     // A wrong credential: refused by Salesforce, named, and the stored one is kept.
     let before = secret_json(&config, &format!("sfstack-{env}/salesforce-credentials")).await?;
-    let wrong_key = std::fs::read_to_string(root().join("sf-emulator/fixtures/other-key.pem"))?;
+    let wrong_key =
+        std::fs::read_to_string(root().join("localcloud/sf-emulator/fixtures/other-key.pem"))?;
     let wrong = serde_json::json!({
         "AuthFlow": "jwt",
         "LoginUrl": local.emulator()?,

@@ -3,12 +3,12 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::client::{
-    ClientConfig, Failure, Retry, build_http_client, transport_failure, with_retries,
-};
 use crate::credentials::{Credentials, Grant};
 use crate::error::{Error, Result, oauth_error};
 use crate::secret::Secret;
+use crate::transport::{
+    ClientConfig, Failure, Retry, build_http_client, transport_failure, with_retries,
+};
 
 const TOKEN_PATH: &str = "/services/oauth2/token";
 const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -321,7 +321,7 @@ mod tests {
     #[test]
     fn jwt_assertion_carries_the_documented_claims() -> Result<()> {
         let key = Secret::new(include_str!(
-            "../../../sf-emulator/fixtures/demo-jwt-key.pem"
+            "../../../localcloud/sf-emulator/fixtures/demo-jwt-key.pem"
         ));
         let assertion = sign_assertion("ck", "u@x", "https://login.salesforce.com", &key)?;
         let parts: Vec<&str> = assertion.expose().split('.').collect();

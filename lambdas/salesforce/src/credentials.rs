@@ -364,7 +364,7 @@ fn check_private_key(private_key: &Secret) -> Result<()> {
 mod tests {
     use super::*;
 
-    const KEY: &str = include_str!("../../../sf-emulator/fixtures/demo-jwt-key.pem");
+    const KEY: &str = include_str!("../../../localcloud/sf-emulator/fixtures/demo-jwt-key.pem");
 
     fn jwt_document(extra: &str) -> String {
         let key = serde_json::to_string(KEY).unwrap_or_default();

@@ -72,10 +72,12 @@ mod error;
 mod ops;
 pub mod safety;
 mod secret;
+mod transport;
 
 pub use auth::{Session, exchange_authorization_code};
-pub use client::{ApiUsage, Client, ClientConfig, DEFAULT_API_VERSION};
+pub use client::{ApiUsage, Client};
 pub use credentials::{AuthFlow, Credentials, DEFAULT_LOGIN_URL};
 pub use error::{Error, Result};
 pub use ops::QueryResult;
 pub use secret::{REDACTED, Secret};
+pub use transport::{ClientConfig, DEFAULT_API_VERSION};

@@ -6,9 +6,10 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::client::{Client, DataRequest, Retry};
+use crate::client::{Client, DataRequest};
 use crate::error::{Error, Result};
 use crate::safety::{validate_id, validate_identifier};
+use crate::transport::Retry;
 
 /// One page of a query, or all pages collected by [`Client::query`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

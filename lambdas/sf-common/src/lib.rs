@@ -22,7 +22,7 @@ mod settings;
 
 pub use logging::init_logging;
 pub use secrets::{Secrets, StoredSession};
-pub use settings::{Settings, SettingsError};
+pub use settings::{Env, Settings, SettingsError};
 
 /// An error with its whole source chain: the AWS SDK's own message is terse ("service
 /// error"), the sources say what happened.

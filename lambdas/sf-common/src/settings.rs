@@ -12,6 +12,49 @@ pub struct SettingsError {
     pub problem: String,
 }
 
+/// Environment variables read the way [`Settings`] reads them: through a lookup (the
+/// environment in production, a map in tests), trimmed, an empty value counting as unset, and
+/// malformed values reported as a [`SettingsError`] naming the variable.
+///
+/// For functions whose variables differ from [`Settings`] (the rotation function has no
+/// credentials secret ARN and its own defaults), so they parse and report them the same way.
+pub struct Env<L> {
+    lookup: L,
+}
+
+impl<L: Fn(&str) -> Option<String>> Env<L> {
+    pub fn new(lookup: L) -> Self {
+        Self { lookup }
+    }
+
+    /// The trimmed value of `name`; unset and empty are both `None`.
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|value| value.trim().to_string())
+            .filter(|value| !value.is_empty())
+    }
+
+    /// `name` as a positive number of milliseconds; `default_millis` when unset.
+    pub fn millis(
+        &self,
+        name: &'static str,
+        default_millis: u64,
+    ) -> Result<Duration, SettingsError> {
+        match self.get(name) {
+            None => Ok(Duration::from_millis(default_millis)),
+            Some(value) => value
+                .parse::<u64>()
+                .ok()
+                .filter(|millis| *millis > 0)
+                .map(Duration::from_millis)
+                .ok_or(SettingsError {
+                    name,
+                    problem: format!("expected a positive number of milliseconds, got {value:?}"),
+                }),
+        }
+    }
+}
+
 /// How a function reaches Salesforce.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -40,18 +83,18 @@ impl Settings {
 
     /// Reads settings through `lookup` (the environment in production, a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|value| value.trim().to_string())
-                .filter(|value| !value.is_empty())
-        };
-        let credentials_secret_arn = get("SF_CREDENTIALS_SECRET_ARN")
-            .or_else(|| get("SF_CREDENTIALS_SECRETS_MANAGER_ARN"))
+        let env = Env::new(lookup);
+        let credentials_secret_arn = env.get("SF_CREDENTIALS_SECRET_ARN")
+            .or_else(|| env.get("SF_CREDENTIALS_SECRETS_MANAGER_ARN"))
             .ok_or_else(|| SettingsError {
                 name: "SF_CREDENTIALS_SECRET_ARN",
                 problem: "not set (the original SF_CREDENTIALS_SECRETS_MANAGER_ARN is accepted too); it names the Secrets Manager secret with the Salesforce credentials".into(),
             })?;
-        let login_url = match (get("SF_LOGIN_URL"), get("SF_HOST"), get("SF_PRODUCTION")) {
+        let login_url = match (
+            env.get("SF_LOGIN_URL"),
+            env.get("SF_HOST"),
+            env.get("SF_PRODUCTION"),
+        ) {
             (Some(url), _, _) => Some(check_url("SF_LOGIN_URL", url)?),
             (None, Some(host), _) => Some(check_url("SF_HOST", host)?),
             (None, None, Some(production)) => match production.to_ascii_lowercase().as_str() {
@@ -66,30 +109,15 @@ impl Settings {
             },
             (None, None, None) => None,
         };
-        let api_version = get("SF_API_VERSION")
-            .or_else(|| get("SF_VERSION"))
+        let api_version = env
+            .get("SF_API_VERSION")
+            .or_else(|| env.get("SF_VERSION"))
             .unwrap_or_else(|| salesforce::DEFAULT_API_VERSION.to_string());
         let api_version = api_version
             .strip_prefix('v')
             .unwrap_or(&api_version)
             .to_string();
-        let millis = |name: &'static str, default: u64| -> Result<Duration, SettingsError> {
-            match get(name) {
-                None => Ok(Duration::from_millis(default)),
-                Some(value) => value
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|millis| *millis > 0)
-                    .map(Duration::from_millis)
-                    .ok_or(SettingsError {
-                        name,
-                        problem: format!(
-                            "expected a positive number of milliseconds, got {value:?}"
-                        ),
-                    }),
-            }
-        };
-        let max_retries = match get("SF_MAX_RETRIES") {
+        let max_retries = match env.get("SF_MAX_RETRIES") {
             None => 1,
             Some(value) => value
                 .parse::<u32>()
@@ -102,12 +130,12 @@ impl Settings {
         };
         Ok(Self {
             credentials_secret_arn,
-            session_secret_arn: get("SF_SESSION_SECRET_ARN"),
-            username: get("SF_USERNAME"),
+            session_secret_arn: env.get("SF_SESSION_SECRET_ARN"),
+            username: env.get("SF_USERNAME"),
             login_url,
             api_version,
-            connect_timeout: millis("SF_CONNECT_TIMEOUT_MS", 1_000)?,
-            request_timeout: millis("SF_REQUEST_TIMEOUT_MS", 2_500)?,
+            connect_timeout: env.millis("SF_CONNECT_TIMEOUT_MS", 1_000)?,
+            request_timeout: env.millis("SF_REQUEST_TIMEOUT_MS", 2_500)?,
             max_retries,
         })
     }

@@ -14,6 +14,7 @@ use aws_sdk_s3::types::{
 };
 use sha2::{Digest, Sha256};
 
+use crate::aws_error::AwsContext;
 use crate::build::Artifact;
 
 /// Zips older than this are deleted by the bucket's lifecycle rule. Lambda keeps its own copy
@@ -76,7 +77,7 @@ async fn ensure_bucket(client: &Client, bucket: &str, region: &str) -> anyhow::R
                         .as_service_error()
                         .is_some_and(|error| error.is_bucket_already_owned_by_you()) => {}
                 Err(error) => {
-                    return Err(error).with_context(|| {
+                    return Err(error).aws_context(|| {
                         format!("creating S3 bucket {bucket}\nhint: bucket names are global; if another account holds it, delete or rename that bucket")
                     });
                 }
@@ -91,7 +92,7 @@ async fn ensure_bucket(client: &Client, bucket: &str, region: &str) -> anyhow::R
                 "S3 bucket {bucket} exists but this account cannot use it\nhint: bucket names are global; check who owns it, or your credentials' s3 permissions"
             );
         }
-        Err(error) => return Err(error).with_context(|| format!("reading S3 bucket {bucket}")),
+        Err(error) => return Err(error).aws_context(|| format!("reading S3 bucket {bucket}")),
     }
     // These three replace the whole configuration with the same document each time: cheap,
     // and they finish a bucket whose creation was interrupted.
@@ -108,7 +109,7 @@ async fn ensure_bucket(client: &Client, bucket: &str, region: &str) -> anyhow::R
         )
         .send()
         .await
-        .with_context(|| format!("blocking public access to S3 bucket {bucket}"))?;
+        .aws_context(|| format!("blocking public access to S3 bucket {bucket}"))?;
     let encryption = ServerSideEncryptionConfiguration::builder()
         .rules(
             ServerSideEncryptionRule::builder()
@@ -128,7 +129,7 @@ async fn ensure_bucket(client: &Client, bucket: &str, region: &str) -> anyhow::R
         .server_side_encryption_configuration(encryption)
         .send()
         .await
-        .with_context(|| format!("setting the default encryption of S3 bucket {bucket}"))?;
+        .aws_context(|| format!("setting the default encryption of S3 bucket {bucket}"))?;
     let lifecycle = BucketLifecycleConfiguration::builder()
         .rules(
             LifecycleRule::builder()
@@ -157,7 +158,7 @@ async fn ensure_bucket(client: &Client, bucket: &str, region: &str) -> anyhow::R
         .lifecycle_configuration(lifecycle)
         .send()
         .await
-        .with_context(|| format!("setting the lifecycle rule of S3 bucket {bucket}"))?;
+        .aws_context(|| format!("setting the lifecycle rule of S3 bucket {bucket}"))?;
     Ok(())
 }
 
@@ -171,7 +172,7 @@ async fn object_exists(client: &Client, bucket: &str, key: &str) -> anyhow::Resu
         {
             Ok(false)
         }
-        Err(error) => Err(error).with_context(|| format!("looking for s3://{bucket}/{key}")),
+        Err(error) => Err(error).aws_context(|| format!("looking for s3://{bucket}/{key}")),
     }
 }
 
@@ -204,7 +205,7 @@ async fn upload(
         .body(ByteStream::from(bytes))
         .send()
         .await
-        .with_context(|| {
+        .aws_context(|| {
             format!(
                 "uploading {} to s3://{bucket}/{key}",
                 artifact.zip.display()

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{TAG_ENV, Tags, partition, retry_while_role_propagates};
+use crate::aws_error::AwsContext;
 use crate::naming::Names;
 
 /// The environment's key.
@@ -78,7 +79,7 @@ async fn describe(client: &Client, key_id: &str) -> anyhow::Result<Option<KeyMet
         {
             Ok(None)
         }
-        Err(error) => Err(error).with_context(|| format!("describing KMS key {key_id}")),
+        Err(error) => Err(error).aws_context(|| format!("describing KMS key {key_id}")),
     }
 }
 
@@ -88,7 +89,7 @@ async fn tags_of(client: &Client, key_id: &str) -> anyhow::Result<BTreeMap<Strin
         .key_id(key_id)
         .send()
         .await
-        .with_context(|| format!("listing the tags of KMS key {key_id}"))?;
+        .aws_context(|| format!("listing the tags of KMS key {key_id}"))?;
     Ok(output
         .tags()
         .iter()
@@ -189,7 +190,7 @@ pub async fn ensure_key(
                     .set_tags(Some(tag_list.clone()))
                     .send()
                     .await
-                    .with_context(|| format!("creating KMS key {alias}"))
+                    .aws_context(|| format!("creating KMS key {alias}"))
             })
             .await?;
             super::changed(format!("created KMS key {alias}"));
@@ -212,7 +213,7 @@ pub async fn ensure_key(
             .key_id(&key_id)
             .send()
             .await
-            .with_context(|| format!("cancelling the scheduled deletion of KMS key {key_arn}"))?;
+            .aws_context(|| format!("cancelling the scheduled deletion of KMS key {key_arn}"))?;
         super::changed(format!("cancelled the deletion of KMS key {key_arn}"));
         // A cancelled key is disabled.
         state = Some(KeyState::Disabled);
@@ -225,7 +226,7 @@ pub async fn ensure_key(
                 .key_id(&key_id)
                 .send()
                 .await
-                .with_context(|| format!("enabling KMS key {key_arn}"))?;
+                .aws_context(|| format!("enabling KMS key {key_arn}"))?;
         }
         other => bail!(
             "KMS key {key_arn} ({alias}) is in state {other:?}, which deploy cannot use\nhint: inspect it with `aws kms describe-key --key-id {key_id}`"
@@ -242,7 +243,7 @@ pub async fn ensure_key(
                 .set_tags(Some(kms_tags(&desired)?))
                 .send()
                 .await
-                .with_context(|| format!("tagging KMS key {key_arn}"))?;
+                .aws_context(|| format!("tagging KMS key {key_arn}"))?;
         }
     }
 
@@ -251,14 +252,14 @@ pub async fn ensure_key(
         .key_id(&key_id)
         .send()
         .await
-        .with_context(|| format!("reading the rotation status of KMS key {key_arn}"))?;
+        .aws_context(|| format!("reading the rotation status of KMS key {key_arn}"))?;
     if !rotation.key_rotation_enabled() {
         client
             .enable_key_rotation()
             .key_id(&key_id)
             .send()
             .await
-            .with_context(|| format!("enabling rotation of KMS key {key_arn}"))?;
+            .aws_context(|| format!("enabling rotation of KMS key {key_arn}"))?;
         super::changed(format!("enabled rotation of KMS key {key_arn}"));
     }
 
@@ -269,7 +270,7 @@ pub async fn ensure_key(
             .target_key_id(&key_id)
             .send()
             .await
-            .with_context(|| format!("creating KMS alias {alias} for key {key_arn}"))?;
+            .aws_context(|| format!("creating KMS alias {alias} for key {key_arn}"))?;
         super::changed(format!("created KMS alias {alias}"));
     }
     Ok(KeyInfo {
@@ -292,7 +293,7 @@ async fn converge_policy(
         .policy_name("default")
         .send()
         .await
-        .with_context(|| format!("reading the policy of KMS key {key_arn}"))?;
+        .aws_context(|| format!("reading the policy of KMS key {key_arn}"))?;
     let current: Option<serde_json::Value> = current
         .policy()
         .and_then(|text| serde_json::from_str(text).ok());
@@ -307,7 +308,7 @@ async fn converge_policy(
             .policy(policy_text)
             .send()
             .await
-            .with_context(|| format!("updating the policy of KMS key {key_arn}"))
+            .aws_context(|| format!("updating the policy of KMS key {key_arn}"))
     })
     .await?;
     super::changed(format!("updated the policy of KMS key {key_arn}"));
@@ -334,7 +335,7 @@ pub async fn retire_key(client: &Client, names: &Names) -> anyhow::Result<Vec<St
                 .as_service_error()
                 .is_some_and(|error| error.is_not_found_exception()) => {}
         Err(error) => {
-            return Err(error).with_context(|| format!("deleting KMS alias {alias}"));
+            return Err(error).aws_context(|| format!("deleting KMS alias {alias}"));
         }
     }
     for metadata in find_environment_keys(client, &names.environment).await? {
@@ -358,7 +359,7 @@ async fn schedule_deletion(
         .pending_window_in_days(DELETION_WINDOW_DAYS)
         .send()
         .await
-        .with_context(|| format!("scheduling the deletion of KMS key {key}"))?;
+        .aws_context(|| format!("scheduling the deletion of KMS key {key}"))?;
     let when = output
         .deletion_date()
         .map(|date| format!(" on {date}"))

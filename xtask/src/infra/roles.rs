@@ -10,6 +10,7 @@ use aws_sdk_iam::types::Tag;
 use serde_json::json;
 
 use super::{KeyInfo, SecretsInfo, Tags, decode_policy_document, partition};
+use crate::aws_error::AwsContext;
 use crate::naming::{FUNCTIONS, Names};
 use crate::render::{PolicyInput, render_policy};
 
@@ -104,7 +105,7 @@ async fn ensure_role(
         {
             None
         }
-        Err(error) => return Err(error).with_context(|| format!("reading IAM role {role}")),
+        Err(error) => return Err(error).aws_context(|| format!("reading IAM role {role}")),
     };
     let Some(found) = found else {
         let output = client
@@ -118,7 +119,7 @@ async fn ensure_role(
             .set_tags(Some(iam_tags(&tags.pairs())?))
             .send()
             .await
-            .with_context(|| format!("creating IAM role {role}"))?;
+            .aws_context(|| format!("creating IAM role {role}"))?;
         super::changed(format!("created IAM role {role}"));
         let arn = output
             .role
@@ -137,7 +138,7 @@ async fn ensure_role(
             .policy_document(trust.to_string())
             .send()
             .await
-            .with_context(|| format!("updating the trust policy of IAM role {role}"))?;
+            .aws_context(|| format!("updating the trust policy of IAM role {role}"))?;
         super::changed(format!("updated the trust policy of IAM role {role}"));
     }
     // GetRole's tags are not always complete; ListRoleTags is the reference.
@@ -146,7 +147,7 @@ async fn ensure_role(
         .role_name(role)
         .send()
         .await
-        .with_context(|| format!("listing the tags of IAM role {role}"))?
+        .aws_context(|| format!("listing the tags of IAM role {role}"))?
         .tags()
         .iter()
         .map(|tag| (tag.key().to_string(), tag.value().to_string()))
@@ -158,7 +159,7 @@ async fn ensure_role(
             .set_tags(Some(iam_tags(&desired)?))
             .send()
             .await
-            .with_context(|| format!("tagging IAM role {role}"))?;
+            .aws_context(|| format!("tagging IAM role {role}"))?;
     }
     Ok(found.arn)
 }
@@ -212,7 +213,7 @@ pub async fn ensure_roles(
                 .policy_document(policy.to_string())
                 .send()
                 .await
-                .with_context(|| format!("writing policy {POLICY_NAME} of IAM role {role}"))?;
+                .aws_context(|| format!("writing policy {POLICY_NAME} of IAM role {role}"))?;
             super::changed(format!("wrote policy {POLICY_NAME} of IAM role {role}"));
         }
     }
@@ -263,7 +264,7 @@ pub async fn delete_roles(client: &Client, names: &Names) -> anyhow::Result<Vec<
             .role_name(&role)
             .send()
             .await
-            .with_context(|| format!("listing the managed policies attached to IAM role {role}"))?;
+            .aws_context(|| format!("listing the managed policies attached to IAM role {role}"))?;
         for policy in attached.attached_policies() {
             let Some(policy_arn) = policy.policy_arn() else {
                 continue;
@@ -274,7 +275,7 @@ pub async fn delete_roles(client: &Client, names: &Names) -> anyhow::Result<Vec<
                 .policy_arn(policy_arn)
                 .send()
                 .await
-                .with_context(|| format!("detaching {policy_arn} from IAM role {role}"))?;
+                .aws_context(|| format!("detaching {policy_arn} from IAM role {role}"))?;
         }
         match client.delete_role().role_name(&role).send().await {
             Ok(_) => removed.push(role),
@@ -282,7 +283,7 @@ pub async fn delete_roles(client: &Client, names: &Names) -> anyhow::Result<Vec<
                 if error
                     .as_service_error()
                     .is_some_and(|error| error.is_no_such_entity_exception()) => {}
-            Err(error) => return Err(error).with_context(|| format!("deleting IAM role {role}")),
+            Err(error) => return Err(error).aws_context(|| format!("deleting IAM role {role}")),
         }
     }
     Ok(removed)

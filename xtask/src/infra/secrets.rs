@@ -11,6 +11,7 @@ use aws_sdk_secretsmanager::types::Tag;
 use serde::Serialize;
 
 use super::Tags;
+use crate::aws_error::AwsContext;
 use crate::naming::Names;
 
 /// The secrets' ARNs. Deliberately holds no value.
@@ -154,13 +155,13 @@ async fn ensure_secret(
                 .set_tags(Some(secret_tags(&tags.pairs())))
                 .send()
                 .await
-                .with_context(|| format!("creating secret {name}"))?;
+                .aws_context(|| format!("creating secret {name}"))?;
             super::changed(format!("created secret {name}"));
             return output
                 .arn
                 .with_context(|| format!("creating secret {name}: no ARN returned"));
         }
-        Err(error) => return Err(error).with_context(|| format!("describing secret {name}")),
+        Err(error) => return Err(error).aws_context(|| format!("describing secret {name}")),
     };
     let arn = described
         .arn()
@@ -174,9 +175,7 @@ async fn ensure_secret(
             .secret_id(&arn)
             .send()
             .await
-            .with_context(|| {
-                format!("restoring secret {name}, which was scheduled for deletion")
-            })?;
+            .aws_context(|| format!("restoring secret {name}, which was scheduled for deletion"))?;
         super::changed(format!("restored secret {name}"));
     }
     if described.kms_key_id() != Some(key_arn) {
@@ -186,7 +185,7 @@ async fn ensure_secret(
             .kms_key_id(key_arn)
             .send()
             .await
-            .with_context(|| format!("setting the KMS key of secret {name}"))?;
+            .aws_context(|| format!("setting the KMS key of secret {name}"))?;
         super::changed(format!("set the KMS key of secret {name}"));
     }
     let existing: BTreeMap<String, String> = described
@@ -201,7 +200,7 @@ async fn ensure_secret(
             .set_tags(Some(secret_tags(&desired)))
             .send()
             .await
-            .with_context(|| format!("tagging secret {name}"))?;
+            .aws_context(|| format!("tagging secret {name}"))?;
     }
 
     // Always name AWSCURRENT: moto answers an unqualified read with a rotated-out version.
@@ -237,7 +236,7 @@ async fn ensure_secret(
             .secret_string(text)
             .send()
             .await
-            .with_context(|| format!("storing a new value in secret {name}"))?;
+            .aws_context(|| format!("storing a new value in secret {name}"))?;
         super::changed(format!("stored a new value in secret {name}"));
     }
     Ok(arn)
@@ -257,7 +256,7 @@ pub async fn delete_secrets(client: &Client, names: &Names) -> anyhow::Result<Ve
             {
                 continue;
             }
-            Err(error) => return Err(error).with_context(|| format!("describing secret {name}")),
+            Err(error) => return Err(error).aws_context(|| format!("describing secret {name}")),
         }
         // Also deletes at once a secret already scheduled for deletion.
         match client
@@ -273,7 +272,7 @@ pub async fn delete_secrets(client: &Client, names: &Names) -> anyhow::Result<Ve
                     .as_service_error()
                     .is_some_and(|error| error.is_resource_not_found_exception()) => {}
             Err(error) => {
-                return Err(error).with_context(|| format!("deleting secret {name}"));
+                return Err(error).aws_context(|| format!("deleting secret {name}"));
             }
         }
     }

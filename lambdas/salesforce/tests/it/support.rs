@@ -15,8 +15,10 @@ pub const USERNAME: &str = "demo@sfstack.local";
 pub const PASSWORD: &str = "demo-password";
 pub const SECURITY_TOKEN: &str = "DEMOSECURITYTOKEN";
 pub const CALLBACK_URL: &str = "http://127.0.0.1/callback";
-pub const DEMO_KEY: &str = include_str!("../../../../sf-emulator/fixtures/demo-jwt-key.pem");
-pub const UNTRUSTED_KEY: &str = include_str!("../../../../sf-emulator/fixtures/other-key.pem");
+pub const DEMO_KEY: &str =
+    include_str!("../../../../localcloud/sf-emulator/fixtures/demo-jwt-key.pem");
+pub const UNTRUSTED_KEY: &str =
+    include_str!("../../../../localcloud/sf-emulator/fixtures/other-key.pem");
 
 /// A running demo org.
 pub struct Org {

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::lexer::{
     Parser, Token, TokenKind, Wildcard, is_name, lowercase_pattern, wildcard_match,
 };
-use super::path::{self, FieldPath};
+use super::path::{self, FieldPath, resolve_at};
 use crate::error::RestError;
 use crate::ids;
 use crate::schema::{FieldType, ObjectDef, Schema};
@@ -153,7 +153,7 @@ fn parse_simple(
     if !is_name(&field_token) {
         return Err(parser.unexpected_token(&field_token));
     }
-    let path = super::resolve_at(parser, &field_token, object, schema)?;
+    let path = resolve_at(parser, &field_token, object, schema)?;
     let operator_token = parser.advance();
     if operator_token.is_keyword("LIKE") {
         let literal = parser.advance();

@@ -148,6 +148,7 @@ impl Fixture {
                 aws_endpoint: moto.endpoint().to_string(),
                 region: "us-east-1".into(),
                 work_dir: work_dir.clone(),
+                gateway: None,
             },
         ));
         let runner = aws_sdk_lambda::Client::from_conf(

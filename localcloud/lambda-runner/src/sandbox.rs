@@ -3,22 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::process::Child;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-/// The largest response a function may post (Lambda's synchronous limit, with headroom).
-const MAX_RESPONSE_BYTES: usize = 7 * 1024 * 1024;
+use crate::runtime_api::{Answer, Event, Invocation, RuntimeApi};
+
 /// How long a runtime may take to ask for its event before the invocation gives up, on top of
 /// the function's timeout (Lambda's init phase limit).
 const INIT_LIMIT: Duration = Duration::from_secs(10);
@@ -33,6 +27,17 @@ pub(crate) struct Identity {
     pub timeout_seconds: i32,
     pub handler: Option<String>,
     pub runtime: Option<String>,
+    /// The execution role's ARN.
+    pub role: String,
+}
+
+/// The credentials a function runs with: its execution role's session (behind the AWS
+/// gateway), or moto's fixed key when the local cloud runs without one.
+#[derive(Clone)]
+pub(crate) struct RoleCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
 }
 
 /// Everything needed to start an environment.
@@ -44,14 +49,7 @@ pub(crate) struct Launch<'a> {
     pub log: &'a Path,
     pub aws_endpoint: &'a str,
     pub region: &'a str,
-}
-
-/// One event for the runtime.
-pub(crate) struct Invocation {
-    pub request_id: String,
-    pub payload: Bytes,
-    pub trace_id: String,
-    pub client_context: Option<String>,
+    pub credentials: &'a RoleCredentials,
 }
 
 /// How an invocation ended.
@@ -76,139 +74,16 @@ impl Outcome {
     }
 }
 
-/// What the Runtime API reports to the environment's owner.
-enum RuntimeEvent {
-    Dispatched { request_id: String, at: Instant },
-    Response { request_id: String, body: Bytes },
-    Error { request_id: String, body: Bytes },
-    InitError { body: Bytes },
-}
-
-struct ApiState {
-    queue: tokio::sync::Mutex<mpsc::Receiver<Invocation>>,
-    events: mpsc::UnboundedSender<RuntimeEvent>,
-    function_arn: String,
-    timeout: Duration,
-}
-
-type Api = Arc<ApiState>;
-
-fn epoch_millis(at: SystemTime) -> u128 {
-    at.duration_since(UNIX_EPOCH)
-        .map(|since| since.as_millis())
-        .unwrap_or_default()
-}
-
-async fn next_invocation(State(api): State<Api>) -> Response {
-    let Some(invocation) = api.queue.lock().await.recv().await else {
-        return StatusCode::GONE.into_response();
-    };
-    let now = Instant::now();
-    let deadline = epoch_millis(SystemTime::now() + api.timeout);
-    let _ = api.events.send(RuntimeEvent::Dispatched {
-        request_id: invocation.request_id.clone(),
-        at: now,
-    });
-    let mut headers = HeaderMap::new();
-    let mut pairs = vec![
-        ("lambda-runtime-aws-request-id", invocation.request_id),
-        ("lambda-runtime-deadline-ms", deadline.to_string()),
-        (
-            "lambda-runtime-invoked-function-arn",
-            api.function_arn.clone(),
-        ),
-        ("lambda-runtime-trace-id", invocation.trace_id),
-    ];
-    if let Some(context) = invocation.client_context {
-        pairs.push(("lambda-runtime-client-context", context));
-    }
-    for (name, value) in pairs {
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(name, value);
-        }
-    }
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    (StatusCode::OK, headers, invocation.payload).into_response()
-}
-
-fn accepted() -> Response {
-    (StatusCode::ACCEPTED, axum::Json(json!({ "status": "OK" }))).into_response()
-}
-
-async fn invocation_response(
-    State(api): State<Api>,
-    UrlPath(request_id): UrlPath<String>,
-    body: Bytes,
-) -> Response {
-    let _ = api.events.send(RuntimeEvent::Response { request_id, body });
-    accepted()
-}
-
-/// An error body in Lambda's shape: the runtime's JSON object as posted, or one built from
-/// the error-type header and the text it sent.
-fn error_body(headers: &HeaderMap, body: &Bytes, default_type: &str) -> Bytes {
-    let posted = serde_json::from_slice::<Value>(body).ok();
-    if let Some(Value::Object(object)) = &posted
-        && object.contains_key("errorType")
-    {
-        return body.clone();
-    }
-    let header_type = headers
-        .get("lambda-runtime-function-error-type")
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| !value.is_empty());
-    let mut object = match posted {
-        Some(Value::Object(object)) => object,
-        _ => {
-            let mut object = serde_json::Map::new();
-            object.insert(
-                "errorMessage".into(),
-                Value::String(String::from_utf8_lossy(body).into_owned()),
-            );
-            object
-        }
-    };
-    object.insert(
-        "errorType".into(),
-        Value::String(header_type.unwrap_or(default_type).to_string()),
-    );
-    Bytes::from(Value::Object(object).to_string())
-}
-
-async fn invocation_error(
-    State(api): State<Api>,
-    UrlPath(request_id): UrlPath<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let body = error_body(&headers, &body, "Unhandled");
-    let _ = api.events.send(RuntimeEvent::Error { request_id, body });
-    accepted()
-}
-
-async fn init_error(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
-    let body = error_body(&headers, &body, "Runtime.InitError");
-    let _ = api.events.send(RuntimeEvent::InitError { body });
-    accepted()
-}
-
 /// A running `bootstrap` process and its Runtime API.
 pub(crate) struct Sandbox {
     pub identity: Identity,
     pid: Option<u32>,
+    /// `kill_on_drop`: dropping the sandbox ends the process (tokio reaps it).
     child: Child,
-    queue: mpsc::Sender<Invocation>,
-    events: mpsc::UnboundedReceiver<RuntimeEvent>,
-    server: tokio::task::AbortHandle,
+    /// Dropping it stops the listener.
+    api: RuntimeApi,
     log: PathBuf,
     timeout: Duration,
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        self.server.abort();
-        // `kill_on_drop` ends the process; tokio reaps it.
-    }
 }
 
 /// Appends a line of the runner's own to a function's log.
@@ -248,35 +123,8 @@ impl Sandbox {
             .with_context(|| format!("opening {}", launch.log.display()))?;
 
         let timeout = Duration::from_secs(u64::try_from(launch.identity.timeout_seconds.max(1))?);
-        let (queue, receiver) = mpsc::channel(1);
-        let (events_sender, events) = mpsc::unbounded_channel();
-        let api = Arc::new(ApiState {
-            queue: tokio::sync::Mutex::new(receiver),
-            events: events_sender,
-            function_arn: launch.function_arn.to_string(),
-            timeout,
-        });
-        let router = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(invocation_response),
-            )
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/error",
-                post(invocation_error),
-            )
-            .route("/2018-06-01/runtime/init/error", post(init_error))
-            .layer(DefaultBodyLimit::max(MAX_RESPONSE_BYTES))
-            .with_state(api);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("binding a Runtime API listener")?;
-        let runtime_api = format!("http://{}", listener.local_addr()?);
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        })
-        .abort_handle();
+        let api = RuntimeApi::start(launch.function_arn, timeout).await?;
+        let runtime_api = api.endpoint().to_string();
 
         let identity = launch.identity;
         let name = launch.function_name;
@@ -294,10 +142,20 @@ impl Sandbox {
             .env("AWS_LAMBDA_LOG_GROUP_NAME", &log_group)
             .env("AWS_REGION", launch.region)
             .env("AWS_DEFAULT_REGION", launch.region)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_ACCESS_KEY_ID", &launch.credentials.access_key_id)
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                &launch.credentials.secret_access_key,
+            )
             .env("AWS_ENDPOINT_URL", launch.aws_endpoint)
             .env("LAMBDA_TASK_ROOT", &task_root)
+            .envs(
+                launch
+                    .credentials
+                    .session_token
+                    .as_ref()
+                    .map(|token| ("AWS_SESSION_TOKEN", token.as_str())),
+            )
             .env("_HANDLER", identity.handler.as_deref().unwrap_or(""))
             .env("PATH", "/usr/bin:/bin")
             .env("TZ", ":UTC")
@@ -306,13 +164,10 @@ impl Sandbox {
             .stdout(stdout)
             .stderr(stderr)
             .kill_on_drop(true);
-        let child = match command.spawn() {
-            Ok(child) => child,
-            Err(error) => {
-                server.abort();
-                return Err(error).with_context(|| format!("starting {}", bootstrap.display()));
-            }
-        };
+        // On failure, dropping `api` stops the listener.
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", bootstrap.display()))?;
         let pid = child.id();
         log_line(
             launch.log,
@@ -326,9 +181,7 @@ impl Sandbox {
             identity: identity.clone(),
             pid,
             child,
-            queue,
-            events,
-            server,
+            api,
             log: launch.log.to_path_buf(),
             timeout,
         })
@@ -352,9 +205,8 @@ impl Sandbox {
     ) -> (Outcome, bool) {
         let request_id = invocation.request_id.clone();
         let log = self.log.display().to_string();
-        // Events left over from an earlier invocation (e.g. a late answer) mean nothing now.
-        while self.events.try_recv().is_ok() {}
-        if self.queue.try_send(invocation).is_err() {
+        // `submit` forgets what was posted for earlier invocations (e.g. a late answer).
+        if self.api.submit(invocation).is_err() {
             return (
                 Outcome::failed(
                     "runtime stuck",
@@ -372,22 +224,21 @@ impl Sandbox {
         loop {
             tokio::select! {
                 biased;
-                event = self.events.recv() => match event {
-                    Some(RuntimeEvent::Dispatched { request_id: id, at }) if id == request_id => {
+                event = self.api.next_event(&request_id) => match event {
+                    Some(Event::Dispatched { at }) => {
                         dispatched = true;
                         deadline = tokio::time::Instant::from_std(at + self.timeout);
                     }
-                    Some(RuntimeEvent::Response { request_id: id, body }) if id == request_id => {
+                    Some(Event::Answered(Answer::Response(body))) => {
                         return (Outcome::Response(body), true);
                     }
-                    Some(RuntimeEvent::Error { request_id: id, body }) if id == request_id => {
+                    Some(Event::Answered(Answer::Error(body))) => {
                         return (Outcome::FunctionError(body), true);
                     }
-                    Some(RuntimeEvent::InitError { body }) => {
+                    Some(Event::Answered(Answer::InitError(body))) => {
                         let _ = self.child.start_kill();
                         return (Outcome::Failed { label: "init error".into(), body }, false);
                     }
-                    Some(_) => {}
                     None => {
                         let _ = self.child.start_kill();
                         return (
@@ -441,30 +292,16 @@ impl Sandbox {
         request_id: &str,
         status: std::io::Result<std::process::ExitStatus>,
     ) -> Outcome {
-        let mut init_error = None;
-        while let Ok(event) = self.events.try_recv() {
-            match event {
-                RuntimeEvent::Response {
-                    request_id: id,
+        match self.api.posted_answer(request_id) {
+            Some(Answer::Response(body)) => return Outcome::Response(body),
+            Some(Answer::Error(body)) => return Outcome::FunctionError(body),
+            Some(Answer::InitError(body)) => {
+                return Outcome::Failed {
+                    label: "init error".into(),
                     body,
-                } if id == request_id => {
-                    return Outcome::Response(body);
-                }
-                RuntimeEvent::Error {
-                    request_id: id,
-                    body,
-                } if id == request_id => {
-                    return Outcome::FunctionError(body);
-                }
-                RuntimeEvent::InitError { body } => init_error = Some(body),
-                _ => {}
+                };
             }
-        }
-        if let Some(body) = init_error {
-            return Outcome::Failed {
-                label: "init error".into(),
-                body,
-            };
+            None => {}
         }
         let log = self.log.display();
         let reason = match status {
@@ -493,28 +330,6 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_bodies_keep_lambda_shape() {
-        let headers = HeaderMap::new();
-        let posted = Bytes::from(r#"{"errorType":"Boom","errorMessage":"x"}"#);
-        assert_eq!(error_body(&headers, &posted, "Unhandled"), posted);
-
-        let text = error_body(&headers, &Bytes::from("plain"), "Runtime.InitError");
-        let value: Value = serde_json::from_slice(&text).expect("json");
-        assert_eq!(value["errorType"], "Runtime.InitError");
-        assert_eq!(value["errorMessage"], "plain");
-
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "lambda-runtime-function-error-type",
-            HeaderValue::from_static("Custom"),
-        );
-        let object = error_body(&headers, &Bytes::from(r#"{"errorMessage":"m"}"#), "X");
-        let value: Value = serde_json::from_slice(&object).expect("json");
-        assert_eq!(value["errorType"], "Custom");
-        assert_eq!(value["errorMessage"], "m");
-    }
 
     #[test]
     fn describes_exits() {

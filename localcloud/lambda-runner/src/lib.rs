@@ -6,8 +6,12 @@
 //! through the Lambda Runtime API — one process per function, replaced whenever the
 //! configuration changes, like Lambda's execution environments. Crashes, timeouts and
 //! init failures come back the way Lambda reports them (`X-Amz-Function-Error: Unhandled`).
+//!
+//! The Lambda Runtime API those processes talk to is the public [`runtime_api`] module, which
+//! `cargo xtask bench` uses as well.
 
 mod code;
+pub mod runtime_api;
 mod sandbox;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,7 +31,8 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::code::{CodeHash, CodeStore};
-use crate::sandbox::{Identity, Invocation, Launch, Outcome, Sandbox};
+use crate::runtime_api::Invocation;
+use crate::sandbox::{Identity, Launch, Outcome, RoleCredentials, Sandbox};
 
 /// Lambda's synchronous payload limit.
 const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
@@ -46,7 +51,17 @@ pub struct RunnerConfig {
     /// where zips are cached/extracted and function logs written
     /// (work_dir/code/<sha-hex>/..., work_dir/logs/<function-name>.log)
     pub work_dir: PathBuf,
+    /// The local cloud's AWS gateway. When set, every function runs as its execution role, as
+    /// on Lambda: the runner assumes the role through the gateway as `lambda.amazonaws.com`
+    /// (so the role's trust policy decides), hands the session's credentials to the function,
+    /// and points the function's `AWS_ENDPOINT_URL` at the gateway. When unset, functions use
+    /// moto's fixed key against `aws_endpoint`.
+    pub gateway: Option<String>,
 }
+
+/// The access key the runner signs its `AssumeRole` calls with: the gateway knows it as the
+/// Lambda service.
+pub const LAMBDA_SERVICE_ACCESS_KEY: &str = "SFSTACKLAMBDASERVICE";
 
 /// Serves the Invoke API on `listener` until the future is dropped/cancelled.
 pub async fn serve(listener: tokio::net::TcpListener, config: RunnerConfig) -> anyhow::Result<()> {
@@ -91,6 +106,8 @@ struct Slot {
 struct Runner {
     config: RunnerConfig,
     lambda: aws_sdk_lambda::Client,
+    /// STS through the gateway, as the Lambda service; `None` without a gateway.
+    sts: Option<aws_sdk_sts::Client>,
     code: CodeStore,
     functions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
     /// The account seen in configurations, for "function not found" messages.
@@ -344,10 +361,29 @@ impl Runner {
                 .with_context(|| format!("creating {}", path.display()))?;
         }
         let code = CodeStore::new(s3, &config.aws_endpoint, &config.work_dir);
+        let sts = match &config.gateway {
+            Some(gateway) => {
+                let as_lambda = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .endpoint_url(gateway)
+                    .region(aws_config::Region::new(config.region.clone()))
+                    .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+                        LAMBDA_SERVICE_ACCESS_KEY,
+                        LAMBDA_SERVICE_ACCESS_KEY,
+                        None,
+                        None,
+                        "lambda-runner",
+                    ))
+                    .load()
+                    .await;
+                Some(aws_sdk_sts::Client::new(&as_lambda))
+            }
+            None => None,
+        };
         let (shutdown, _) = watch::channel(false);
         Ok(Self {
             config,
             lambda,
+            sts,
             code,
             functions: Mutex::default(),
             account: Mutex::default(),
@@ -441,12 +477,46 @@ impl Runner {
             timeout_seconds: output.timeout().unwrap_or(3).max(1),
             handler: output.handler().map(str::to_string),
             runtime: output.runtime().map(|runtime| runtime.as_str().to_string()),
+            role: output.role().unwrap_or_default().to_string(),
         };
         Ok(Function {
             name,
             arn,
             identity,
             hash,
+        })
+    }
+
+    /// The credentials a new environment of `function` gets: a session of its execution role
+    /// assumed through the gateway, or moto's fixed key without one.
+    async fn credentials_for(&self, function: &Function) -> anyhow::Result<RoleCredentials> {
+        let Some(sts) = &self.sts else {
+            return Ok(RoleCredentials {
+                access_key_id: "testing".to_string(),
+                secret_access_key: "testing".to_string(),
+                session_token: None,
+            });
+        };
+        let assumed = sts
+            .assume_role()
+            .role_arn(&function.identity.role)
+            .role_session_name(&function.name)
+            .send()
+            .await
+            .map_err(|error| {
+                anyhow::anyhow!(
+                    "assuming {} failed: {}",
+                    function.identity.role,
+                    aws_sdk_sts::error::DisplayErrorContext(error)
+                )
+            })?;
+        let credentials = assumed
+            .credentials()
+            .context("AssumeRole returned no credentials")?;
+        Ok(RoleCredentials {
+            access_key_id: credentials.access_key_id().to_string(),
+            secret_access_key: credentials.secret_access_key().to_string(),
+            session_token: Some(credentials.session_token().to_string()),
         })
     }
 
@@ -533,14 +603,36 @@ impl Runner {
                     function.name, function.identity.code_sha256
                 ))
             })?;
+            let credentials = match self.credentials_for(&function).await {
+                Ok(credentials) => credentials,
+                Err(error) => {
+                    sandbox::log_line(&log, &format!("lambda-runner: {error:#}"));
+                    return Ok(Done {
+                        outcome: Outcome::failed(
+                            "start failure",
+                            "Runtime.InvalidRole",
+                            &format!(
+                                "RequestId: {request_id} Error: The role defined for the \
+                                 function cannot be assumed by Lambda: {error:#}"
+                            ),
+                        ),
+                        log_tail: None,
+                    });
+                }
+            };
             let launch = Launch {
                 function_name: &function.name,
                 function_arn: &function.arn,
                 identity: &function.identity,
                 task_root: &task_root,
                 log: &log,
-                aws_endpoint: &self.config.aws_endpoint,
+                aws_endpoint: self
+                    .config
+                    .gateway
+                    .as_deref()
+                    .unwrap_or(&self.config.aws_endpoint),
                 region: &self.config.region,
+                credentials: &credentials,
             };
             match Sandbox::start(launch).await {
                 Ok(sandbox) => slot.sandbox = Some(sandbox),

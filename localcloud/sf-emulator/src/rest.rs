@@ -9,9 +9,8 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{RestError, json_response};
 use crate::ids;
-use crate::org::{Cursor, FeedElement, Org, random_string};
+use crate::org::{Cursor, FeedElement, Org, Shared, random_string};
 use crate::schema::ObjectDef;
-use crate::server::Shared;
 use crate::store::format_datetime;
 use crate::{soql, sosl};
 

@@ -12,8 +12,7 @@ use serde_json::json;
 
 use crate::config::ConnectedAppConfig;
 use crate::error::json_response;
-use crate::org::{ConnectedApp, Fault};
-use crate::server::Shared;
+use crate::org::{ConnectedApp, Fault, Shared};
 
 pub fn router() -> Router<Shared> {
     Router::new()

@@ -4,6 +4,8 @@
 
 use serde_json::{Map, Value, json};
 
+use super::lexer::{Parser, Token};
+use crate::error::RestError;
 use crate::ids;
 use crate::schema::{FieldType, ObjectDef, Schema};
 use crate::store::{Record, Store};
@@ -136,6 +138,17 @@ pub(crate) fn resolve(
             })
         }
     }
+}
+
+/// Resolves a path token, turning a failure into Salesforce's caret INVALID_FIELD error.
+pub(crate) fn resolve_at(
+    parser: &Parser,
+    token: &Token,
+    object: &ObjectDef,
+    schema: &Schema,
+) -> Result<FieldPath, RestError> {
+    resolve(&token.text, object, schema)
+        .map_err(|problem| parser.error_at(token.offset, "INVALID_FIELD", &problem.message()))
 }
 
 /// The live parent a reference field points at, if any.

@@ -15,8 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Flow;
 use crate::error::{OAuthError, json_response};
-use crate::org::{AuthorizationCode, Org, random_string};
-use crate::server::Shared;
+use crate::org::{AuthorizationCode, Org, Shared, random_string};
 
 const JWT_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// How far a JWT's `exp` may lie in the past before it is refused (clock skew).

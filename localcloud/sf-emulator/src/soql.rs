@@ -26,6 +26,7 @@ pub use condition::Condition;
 pub(crate) use lexer::{
     Parser, Token, TokenKind, Wildcard, caret_message, is_name, wildcard_match,
 };
+use path::resolve_at;
 pub use path::{FieldPath, Selection, render_record};
 
 use crate::error::RestError;
@@ -261,17 +262,6 @@ pub(crate) fn parse_object<'s>(
             &unsupported_type_message(&token.text),
         )
     })
-}
-
-/// Resolves a path token, turning a failure into Salesforce's caret INVALID_FIELD error.
-pub(crate) fn resolve_at(
-    parser: &Parser,
-    token: &Token,
-    object: &ObjectDef,
-    schema: &Schema,
-) -> Result<FieldPath, RestError> {
-    path::resolve(&token.text, object, schema)
-        .map_err(|problem| parser.error_at(token.offset, "INVALID_FIELD", &problem.message()))
 }
 
 /// Resolves the tokens of a field list; a field named twice is MALFORMED_QUERY.

@@ -2,6 +2,7 @@
 //! request log, all behind one lock so concurrent clients always see a consistent org.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
@@ -166,6 +167,24 @@ pub struct Org {
     pub faults: VecDeque<Fault>,
     pub log: Vec<LogEntry>,
     pub next_seq: u64,
+}
+
+/// The org behind one lock, shared by every handler.
+#[derive(Clone)]
+pub struct Shared(Arc<Mutex<Org>>);
+
+impl Shared {
+    pub fn new(org: Org) -> Self {
+        Self(Arc::new(Mutex::new(org)))
+    }
+
+    /// Locks the org. A handler that panicked mid-update cannot leave it half-written in a
+    /// way later requests care about, so a poisoned lock is simply taken over.
+    pub fn lock(&self) -> MutexGuard<'_, Org> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// A random opaque string of alphanumerics.

@@ -1,7 +1,6 @@
 //! The HTTP server: routing, the request log, fault injection, and the embedding API.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 use axum::body::Body;
@@ -16,22 +15,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::OrgConfig;
 use crate::error::{RestError, json_response};
-use crate::org::{Fault, LogEntry, Org};
+use crate::org::{Fault, LogEntry, Org, Shared};
 use crate::{admin, oauth, rest};
-
-/// The org behind one lock, shared by every handler.
-#[derive(Clone)]
-pub struct Shared(Arc<Mutex<Org>>);
-
-impl Shared {
-    /// Locks the org. A handler that panicked mid-update cannot leave it half-written in a
-    /// way later requests care about, so a poisoned lock is simply taken over.
-    pub fn lock(&self) -> MutexGuard<'_, Org> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
 
 /// Bodies larger than this are refused (Salesforce's own REST limit is far lower for JSON).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -183,7 +168,7 @@ impl Emulator {
             .with_context(|| format!("binding {addr}"))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         let base_url = format!("http://{addr}");
-        let shared = Shared(Arc::new(Mutex::new(Org::new(&config, base_url.clone())?)));
+        let shared = Shared::new(Org::new(&config, base_url.clone())?);
         let app = router(shared.clone());
         let (shutdown, signal) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
