@@ -1,6 +1,8 @@
-//! The pinned Python-packaged tools sfstack uses (the moto server, cargo-lambda with zig,
-//! cfn-lint), installed on first use from `python-tools.txt` into `target/tools/venv`:
-//! project-local, never global, and once across parallel processes.
+//! The pinned tools sfstack uses, installed on first use from PyPI and npm: the Python-packaged
+//! ones (the moto server, cargo-lambda with zig, cfn-lint) from `python-tools.txt` into
+//! `target/tools/venv`, and the aws-gateway's IAM evaluator (`@cloud-copilot/iam-simulate`,
+//! pinned by `localcloud/aws-gateway/evaluator/package-lock.json`) into
+//! `target/tools/iam-simulate`: project-local, never global, and once across parallel processes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -61,6 +63,106 @@ pub fn ensure_python_tools() -> anyhow::Result<PathBuf> {
     )?;
     std::fs::write(&stamp, pinned).with_context(|| format!("writing {}", stamp.display()))?;
     Ok(bin)
+}
+
+/// `target/tools/iam-simulate`, where the aws-gateway's IAM evaluator is installed.
+pub fn node_tools_dir() -> PathBuf {
+    workspace_root()
+        .join("target")
+        .join("tools")
+        .join("iam-simulate")
+}
+
+/// Installs the aws-gateway evaluator's pinned npm packages (`package.json` and
+/// `package-lock.json` of `localcloud/aws-gateway/evaluator`) into `target/tools/iam-simulate`
+/// with `npm ci` unless they are already there, and returns that directory (it holds
+/// `node_modules`). Safe to call from many test processes at once: one installs, the others
+/// wait.
+pub fn ensure_node_tools() -> anyhow::Result<PathBuf> {
+    let source = workspace_root()
+        .join("localcloud")
+        .join("aws-gateway")
+        .join("evaluator");
+    let read = |name: &str| {
+        let path = source.join(name);
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+    };
+    let (manifest, lockfile) = (read("package.json")?, read("package-lock.json")?);
+    let pinned = format!("{manifest}{lockfile}");
+    let dir = node_tools_dir();
+    let stamp = dir.join("sfstack-installed.txt");
+    if std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == pinned) {
+        return Ok(dir);
+    }
+    let tools_dir = dir.parent().context("iam-simulate has a parent")?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let _lock = FileLock::acquire(
+        &tools_dir.join("iam-simulate.flock"),
+        Duration::from_secs(600),
+    )
+    .context("waiting for another process's npm install of the IAM evaluator")?;
+    if std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == pinned) {
+        return Ok(dir);
+    }
+    check_node()?;
+    eprintln!(
+        "installing the pinned IAM evaluator (@cloud-copilot/iam-simulate) into {} ...",
+        dir.display()
+    );
+    // An install interrupted half-way must not look complete.
+    let _ = std::fs::remove_file(&stamp);
+    for (name, text) in [
+        ("package.json", &manifest),
+        ("package-lock.json", &lockfile),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let status = Command::new("npm")
+        .args([
+            "ci",
+            "--no-audit",
+            "--no-fund",
+            "--ignore-scripts",
+            "--loglevel=error",
+        ])
+        .current_dir(&dir)
+        .status()
+        .context("running npm ci\nhint: install Node.js 18 or newer (node and npm)")?;
+    if !status.success() {
+        bail!(
+            "npm ci in {} failed ({status})\nhint: it needs Node.js 18 or newer (node and npm) and access to the npm registry",
+            dir.display()
+        );
+    }
+    std::fs::write(&stamp, pinned).with_context(|| format!("writing {}", stamp.display()))?;
+    Ok(dir)
+}
+
+/// Fails with a hint unless `node` (18 or newer) and `npm` are on the `PATH`.
+fn check_node() -> anyhow::Result<()> {
+    const HINT: &str = "hint: install Node.js 18 or newer (node and npm)";
+    let version = |program: &str| -> anyhow::Result<String> {
+        let output = Command::new(program)
+            .arg("--version")
+            .output()
+            .with_context(|| format!("running `{program} --version`\n{HINT}"))?;
+        if !output.status.success() {
+            bail!("`{program} --version` failed ({})\n{HINT}", output.status);
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+    };
+    let node = version("node")?;
+    let major = node
+        .trim_start_matches('v')
+        .split('.')
+        .next()
+        .and_then(|major| major.parse::<u32>().ok());
+    if major.is_none_or(|major| major < 18) {
+        bail!("node {node} is too old: the IAM evaluator needs 18 or newer\n{HINT}");
+    }
+    version("npm")?;
+    Ok(())
 }
 
 fn run(command: &mut Command, what: &str) -> anyhow::Result<()> {

@@ -65,8 +65,10 @@ pub struct TargetArgs {
     pub region: Option<String>,
 }
 
-/// The local cloud's region and (moto's fixed) credentials.
+/// The local cloud's region, account and (moto's fixed) credentials: the gateway knows this
+/// key as the deployer, the account's administrator.
 pub const LOCAL_REGION: &str = "us-east-1";
+pub const LOCAL_ACCOUNT: &str = "123456789012";
 const LOCAL_ACCESS_KEY: &str = "testing";
 
 /// A connection to one target, with a client for every service the orchestrator uses.
@@ -102,8 +104,11 @@ impl Cloud {
     pub async fn connect(args: &TargetArgs, local: Option<LocalCloud>) -> anyhow::Result<Self> {
         let (config, invoke_endpoint) = match (&local, args.target) {
             (Some(cloud), Target::Local) => {
+                let gateway = cloud.gateway.as_ref().context(
+                    "the local cloud has no AWS gateway (it was started by an older sfstack)\nhint: run `cargo xtask local down`, then the command again",
+                )?;
                 let config = aws_config::defaults(BehaviorVersion::latest())
-                    .endpoint_url(&cloud.moto.url)
+                    .endpoint_url(&gateway.url)
                     .region(Region::new(LOCAL_REGION))
                     .credentials_provider(aws_sdk_sts::config::Credentials::new(
                         LOCAL_ACCESS_KEY,
@@ -190,6 +195,13 @@ impl Cloud {
         self.local
             .as_ref()
             .map(|cloud| LocalOrg::new(cloud.emulator.url.as_str()))
+    }
+
+    /// The local AWS gateway's decision log; `None` on AWS (CloudTrail is AWS's).
+    pub fn decision_log(&self) -> Option<&Path> {
+        self.local
+            .as_ref()
+            .and_then(|cloud| cloud.decision_log.as_deref())
     }
 
     /// Who runs a rotation's steps on this target.

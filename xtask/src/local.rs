@@ -1,7 +1,12 @@
-//! `local up|down|status`: the offline cloud on 127.0.0.1 — the moto server (AWS APIs), the
-//! Salesforce emulator with its demo org and the local Lambda service (runs the deployed zips,
-//! see the `lambda-runner` crate) — as background processes whose ports, process ids and logs
-//! live under `target/sfstack/local/` (or `SFSTACK_LOCAL_DIR`).
+//! `local up|down|status`: the offline cloud on 127.0.0.1 — the moto server (AWS APIs), the AWS
+//! gateway in front of it (decides every request as IAM would, see the `aws-gateway` crate),
+//! the Salesforce emulator with its demo org and the local Lambda service (runs the deployed
+//! zips as their execution roles, see the `lambda-runner` crate) — as background processes
+//! whose ports, process ids and logs live under `target/sfstack/local/` (or
+//! `SFSTACK_LOCAL_DIR`). Every AWS client talks to the gateway, never to moto directly.
+//!
+//! `SFSTACK_IAM_ENFORCEMENT=off` at `local up` starts the gateway without enforcement (it logs
+//! what it would deny and lets it through): for debugging only, and said loudly.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -30,6 +35,23 @@ pub struct LocalCloud {
     /// as "not healthy" (and is restarted) rather than as corrupt.
     #[serde(default)]
     pub lambda: Option<Service>,
+    /// The AWS gateway; optional for the same reason.
+    #[serde(default)]
+    pub gateway: Option<Service>,
+    /// Whether the gateway refuses what IAM would refuse (`false` only for debugging).
+    #[serde(default)]
+    pub enforce: bool,
+    /// The gateway's decision log (JSON lines).
+    #[serde(default)]
+    pub decision_log: Option<PathBuf>,
+}
+
+/// The variable that turns enforcement off at `local up` (debugging only).
+pub const ENFORCEMENT_VARIABLE: &str = "SFSTACK_IAM_ENFORCEMENT";
+
+/// Whether `local up` should start the gateway enforcing (anything but `off`).
+fn enforcement_wanted() -> bool {
+    std::env::var(ENFORCEMENT_VARIABLE).map_or(true, |value| value.trim() != "off")
 }
 
 impl LocalCloud {
@@ -39,6 +61,7 @@ impl LocalCloud {
             ("moto", Some(&self.moto), "/moto-api/"),
             ("emulator", Some(&self.emulator), "/services/data/"),
             ("lambda", self.lambda.as_ref(), "/health"),
+            ("gateway", self.gateway.as_ref(), "/__sfstack/health"),
         ]
     }
 }
@@ -88,6 +111,18 @@ pub fn up(root: &Path) -> anyhow::Result<LocalCloud> {
             .iter()
             .all(|service| service.running && service.answering)
     {
+        if cloud.enforce != enforcement_wanted() {
+            bail!(
+                "the local cloud is running with IAM enforcement {}, but {ENFORCEMENT_VARIABLE} asks for it {}\nhint: run `cargo xtask local down` first (it forgets the deployed environments), then the command again",
+                if cloud.enforce { "on" } else { "off" },
+                if cloud.enforce { "off" } else { "on" },
+            );
+        }
+        if !cloud.enforce {
+            eprintln!(
+                "local: WARNING: IAM enforcement is OFF ({ENFORCEMENT_VARIABLE}=off): a green run proves nothing about AWS"
+            );
+        }
         eprintln!(
             "local: already running (moto {}, emulator {}, lambda {})",
             cloud.moto.url,
@@ -116,9 +151,32 @@ pub fn up(root: &Path) -> anyhow::Result<LocalCloud> {
         &dir.join("moto.log"),
         moto_port,
     )?;
+    eprintln!("local: starting the AWS gateway (IAM, key and resource policies)");
+    let exe = std::env::current_exe().context("finding the xtask binary")?;
+    pytools::ensure_node_tools().context("installing the IAM policy evaluator")?;
+    let enforce = enforcement_wanted();
+    let gateway_port = free_port()?;
+    let decision_log = dir.join("decisions.jsonl");
+    let mut gateway_command = Command::new(&exe);
+    gateway_command
+        .args([
+            "aws-gateway",
+            "--port",
+            &gateway_port.to_string(),
+            "--moto-url",
+        ])
+        .arg(&moto.url)
+        .arg("--decision-log")
+        .arg(&decision_log);
+    if !enforce {
+        gateway_command.arg("--no-enforce");
+        eprintln!(
+            "local: WARNING: {ENFORCEMENT_VARIABLE}=off: the gateway does NOT enforce IAM; a green run proves nothing about AWS (debugging only)"
+        );
+    }
+    let gateway = spawn(&mut gateway_command, &dir.join("gateway.log"), gateway_port)?;
     eprintln!("local: starting the Salesforce emulator (demo org)");
     let emulator_port = free_port()?;
-    let exe = std::env::current_exe().context("finding the xtask binary")?;
     let emulator = spawn(
         Command::new(exe).args(["emulator", "--port", &emulator_port.to_string()]),
         &dir.join("emulator.log"),
@@ -135,6 +193,8 @@ pub fn up(root: &Path) -> anyhow::Result<LocalCloud> {
                 "--aws-endpoint",
             ])
             .arg(&moto.url)
+            .arg("--gateway")
+            .arg(&gateway.url)
             .arg("--work-dir")
             .arg(dir.join("lambda")),
         &dir.join("lambda.log"),
@@ -144,6 +204,9 @@ pub fn up(root: &Path) -> anyhow::Result<LocalCloud> {
         moto,
         emulator,
         lambda: Some(lambda),
+        gateway: Some(gateway),
+        enforce,
+        decision_log: Some(decision_log),
     };
     let text = serde_json::to_string_pretty(&cloud)?;
     std::fs::write(state_file(&dir), text)
@@ -323,4 +386,71 @@ pub fn print_status(root: &Path, json: bool) -> anyhow::Result<bool> {
         }
     }
     Ok(all_up)
+}
+
+/// The gateway's decisions recorded after `skip` lines of the log (all of them with 0), as
+/// JSON values; an absent log has none.
+pub fn decisions(log: &Path, skip: usize) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .skip(skip)
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect()
+}
+
+/// One decision as a line of text.
+pub fn decision_line(decision: &serde_json::Value) -> String {
+    let text = |key: &str| decision[key].as_str().unwrap_or_default().to_string();
+    let deciding: Vec<String> = decision["deciding"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|value| value.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    format!(
+        "{} {:<5} {} {} {}{}",
+        text("time"),
+        text("decision"),
+        text("principal"),
+        text("action"),
+        text("resource"),
+        if deciding.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", deciding.join("; "))
+        }
+    )
+}
+
+/// `cargo xtask local decisions`.
+pub fn print_decisions(
+    root: &Path,
+    denied_only: bool,
+    last: Option<usize>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let dir = state_dir(root);
+    let log = recorded(&dir)?
+        .and_then(|cloud| cloud.decision_log)
+        .unwrap_or_else(|| dir.join("decisions.jsonl"));
+    let mut list: Vec<serde_json::Value> = decisions(&log, 0)
+        .into_iter()
+        .filter(|decision| !denied_only || decision["decision"] == "deny")
+        .collect();
+    if let Some(last) = last {
+        list = list.split_off(list.len().saturating_sub(last));
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+    } else if list.is_empty() {
+        println!("no decisions recorded in {}", log.display());
+    } else {
+        for decision in &list {
+            println!("{}", decision_line(decision));
+        }
+    }
+    Ok(())
 }

@@ -178,8 +178,24 @@ enum Commands {
         port: u16,
         #[arg(long)]
         aws_endpoint: String,
+        /// The AWS gateway: functions then run as their execution roles through it.
+        #[arg(long)]
+        gateway: Option<String>,
         #[arg(long)]
         work_dir: std::path::PathBuf,
+    },
+    /// The local cloud's AWS gateway (what `local up` runs in the background).
+    #[command(hide = true)]
+    AwsGateway {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        moto_url: String,
+        #[arg(long)]
+        decision_log: std::path::PathBuf,
+        /// Log what IAM would deny but let it through (debugging only).
+        #[arg(long)]
+        no_enforce: bool,
     },
     /// Generate the JWT bearer flow's key pair: a self-signed certificate to upload to the
     /// Salesforce connected app, and an RSA private key written only into the credentials file.
@@ -221,6 +237,16 @@ enum LocalAction {
     Down,
     /// Show what runs where; exits 1 when not everything is up.
     Status,
+    /// Show the AWS gateway's decisions (principal, action, resource, decision, deciding
+    /// statement), oldest first.
+    Decisions {
+        /// Only the denials.
+        #[arg(long)]
+        denied: bool,
+        /// Only the last N.
+        #[arg(long)]
+        last: Option<usize>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -257,6 +283,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             "was not running"
                         }
                     );
+                    Ok(ExitCode::SUCCESS)
+                }
+                LocalAction::Decisions { denied, last } => {
+                    local::print_decisions(&root, denied, last, json)?;
                     Ok(ExitCode::SUCCESS)
                 }
                 LocalAction::Status => {
@@ -433,8 +463,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Commands::LambdaService {
             port,
             aws_endpoint,
+            gateway,
             work_dir,
-        } => serve_lambda(port, aws_endpoint, work_dir),
+        } => serve_lambda(port, aws_endpoint, gateway, work_dir),
+        Commands::AwsGateway {
+            port,
+            moto_url,
+            decision_log,
+            no_enforce,
+        } => serve_gateway(port, moto_url, decision_log, !no_enforce),
     }
 }
 
@@ -555,6 +592,7 @@ fn print_teardown(report: &teardown::TeardownReport, output: Output) -> anyhow::
 fn serve_lambda(
     port: u16,
     aws_endpoint: String,
+    gateway: Option<String>,
     work_dir: std::path::PathBuf,
 ) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
@@ -566,13 +604,44 @@ fn serve_lambda(
             aws_endpoint,
             region: cloud::LOCAL_REGION.to_string(),
             work_dir,
-            gateway: None,
+            gateway,
         };
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .context("listening for SIGTERM")?;
         tokio::select! {
             result = lambda_runner::serve(listener, config) => result?,
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Serves the AWS gateway (see the `aws-gateway` crate) until SIGTERM or Ctrl-C.
+fn serve_gateway(
+    port: u16,
+    moto_url: String,
+    decision_log: std::path::PathBuf,
+    enforce: bool,
+) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .with_context(|| format!("binding 127.0.0.1:{port}"))?;
+        eprintln!("aws gateway listening on http://127.0.0.1:{port} in front of {moto_url}");
+        let config = aws_gateway::GatewayConfig {
+            moto_url,
+            account_id: cloud::LOCAL_ACCOUNT.to_string(),
+            region: cloud::LOCAL_REGION.to_string(),
+            decision_log,
+            enforce,
+        };
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("listening for SIGTERM")?;
+        tokio::select! {
+            result = aws_gateway::serve(listener, config) => result?,
             _ = tokio::signal::ctrl_c() => {}
             _ = terminate.recv() => {}
         }

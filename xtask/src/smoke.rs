@@ -47,6 +47,8 @@ struct Smoke<'a> {
 #[derive(Default)]
 struct Recorder {
     steps: Vec<StepResult>,
+    /// The local AWS gateway's decision log: a failed step shows the denials it caused.
+    decision_log: Option<std::path::PathBuf>,
 }
 
 impl Smoke<'_> {
@@ -112,12 +114,32 @@ impl Recorder {
         name: &str,
         step: impl std::future::Future<Output = anyhow::Result<(T, String)>>,
     ) -> Option<T> {
+        let logged_before = self
+            .decision_log
+            .as_deref()
+            .map_or(0, |log| crate::local::decisions(log, 0).len());
         let started = Instant::now();
         let outcome = step.await;
         let millis = started.elapsed().as_secs_f64() * 1000.0;
         let (value, result, detail) = match outcome {
             Ok((value, detail)) => (Some(value), "passed", detail),
-            Err(error) => (None, "failed", format!("{error:#}")),
+            Err(error) => {
+                let mut detail = format!("{error:#}");
+                let denials: Vec<String> = self
+                    .decision_log
+                    .as_deref()
+                    .map(|log| crate::local::decisions(log, logged_before))
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|decision| decision["decision"] == "deny")
+                    .map(crate::local::decision_line)
+                    .collect();
+                if !denials.is_empty() {
+                    detail.push_str("\ndenied by the local cloud's IAM:\n");
+                    detail.push_str(&denials.join("\n"));
+                }
+                (None, "failed", detail)
+            }
         };
         note!(
             "smoke: {name:<14} {result:<7} {millis:>8.1} ms  {}",
@@ -161,7 +183,10 @@ pub async fn smoke_test(
         root,
         names: Names::new(environment),
     };
-    let mut record = Recorder::default();
+    let mut record = Recorder {
+        decision_log: cloud.decision_log().map(Path::to_path_buf),
+        ..Recorder::default()
+    };
     let contact = record
         .run("phoneLookup", async {
             let answer = &smoke

@@ -72,6 +72,7 @@ impl Local {
             "SFSTACK_TARGET",
             "SFSTACK_FAULT",
             "SFSTACK_SALESFORCE_AUTH_FLOW",
+            "SFSTACK_IAM_ENFORCEMENT",
         ] {
             command.env_remove(name);
         }
@@ -669,5 +670,189 @@ fn unknown_environment_names_are_refused_before_anything_runs() -> anyhow::Resul
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("environment name"), "{}", run.stderr);
     assert!(!Path::new(&local.dir).join("state.json").exists());
+    Ok(())
+}
+
+/// The step of a smoke report, with its result and detail.
+fn step<'a>(report: &'a Value, name: &str) -> (&'a str, &'a str) {
+    report["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|step| step["name"] == name)
+        .map_or(("missing", ""), |step| {
+            (
+                step["result"].as_str().unwrap_or_default(),
+                step["detail"].as_str().unwrap_or_default(),
+            )
+        })
+}
+
+/// The local cloud refuses what IAM refuses: a function whose role lost the statement that lets
+/// it read its secrets fails with the AccessDenied AWS would give, naming the action; a role
+/// whose trust policy does not admit Lambda cannot run its function; a function pointed at
+/// another environment's secret is refused; the gateway logs every denial; and a redeploy,
+/// which restores the policies, makes the environment whole again.
+#[tokio::test(flavor = "multi_thread")]
+async fn iam_is_enforced_on_the_local_target() -> anyhow::Result<()> {
+    let mut local = Local::new("iam");
+    let (a, b) = ("e2e-iam-a", "e2e-iam-b");
+    local.run(&["deploy", "--env", a], &[])?.ok()?;
+    local.run(&["deploy", "--env", b], &[])?.ok()?;
+    let sdk = local.sdk().await?;
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+
+    // sf-invoke-api's role without the statement that reads the secrets.
+    let role = format!("sfstack-{a}-sf-invoke-api-role");
+    let policy = iam
+        .get_role_policy()
+        .role_name(&role)
+        .policy_name("sfstack")
+        .send()
+        .await?;
+    // IAM returns policy documents URL-encoded.
+    let mut document: Value = serde_json::from_str(
+        &percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy(),
+    )?;
+    let statements = document["Statement"].as_array_mut().context("statements")?;
+    let before = statements.len();
+    statements.retain(|statement| statement["Sid"] != "ReadSalesforceSecrets");
+    assert_eq!(statements.len(), before - 1, "{document}");
+    iam.put_role_policy()
+        .role_name(&role)
+        .policy_name("sfstack")
+        .policy_document(document.to_string())
+        .send()
+        .await?;
+    // sf-token-refresh's role trusts only EC2.
+    iam.update_assume_role_policy()
+        .role_name(format!("sfstack-{a}-sf-token-refresh-role"))
+        .policy_document(
+            serde_json::json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ec2.amazonaws.com"},
+                    "Action": "sts:AssumeRole"
+                }]
+            })
+            .to_string(),
+        )
+        .send()
+        .await?;
+
+    let run = local.run(&["smoke-test", "--env", a, "--output", "json"], &[])?;
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json()?;
+    let (result, detail) = step(&report, "phoneLookup");
+    assert_eq!(result, "failed", "{report}");
+    assert!(
+        detail.contains("is not authorized to perform: secretsmanager:GetSecretValue")
+            && detail.contains(&format!("assumed-role/{role}/"))
+            && detail.contains("because no identity-based policy allows"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("denied by the local cloud's IAM"),
+        "the step shows the gateway's denial: {detail}"
+    );
+    let (result, detail) = step(&report, "tokenRefresh");
+    assert_eq!(result, "failed", "{report}");
+    assert!(detail.contains("cannot be assumed by Lambda"), "{detail}");
+    // Steps whose roles are intact still pass.
+    assert_eq!(step(&report, "oauthCallback").0, "passed", "{report}");
+
+    let denials = local
+        .run(&["local", "decisions", "--denied", "--output", "json"], &[])?
+        .ok()?
+        .json()?;
+    let denied: Vec<(String, String)> = denials
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|decision| {
+            (
+                decision["action"].as_str().unwrap_or_default().to_string(),
+                decision["principal"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        denied.contains(&(
+            "sts:AssumeRole".to_string(),
+            "lambda.amazonaws.com".to_string()
+        )),
+        "{denials}"
+    );
+    assert!(
+        denied.iter().any(
+            |(action, principal)| action == "secretsmanager:GetSecretValue"
+                && principal.contains(&role)
+        ),
+        "{denials}"
+    );
+
+    // A function pointed at another environment's secret is refused, though the secret exists.
+    let function = format!("sfstack-{a}-sf-oauth-callback");
+    let configuration = lambda
+        .get_function_configuration()
+        .function_name(&function)
+        .send()
+        .await?;
+    let variables = configuration
+        .environment()
+        .and_then(|environment| environment.variables())
+        .cloned()
+        .unwrap_or_default();
+    let own = variables
+        .get("SF_CREDENTIALS_SECRET_ARN")
+        .cloned()
+        .context("the callback's credentials secret")?;
+    let other = aws_sdk_secretsmanager::Client::new(&sdk)
+        .describe_secret()
+        .secret_id(format!("sfstack-{b}/salesforce-credentials"))
+        .send()
+        .await?
+        .arn()
+        .context("the other environment's secret")?
+        .to_string();
+    let point_at = async |secret: &str| {
+        let mut variables = variables.clone();
+        variables.insert("SF_CREDENTIALS_SECRET_ARN".to_string(), secret.to_string());
+        lambda
+            .update_function_configuration()
+            .function_name(&function)
+            .environment(
+                aws_sdk_lambda::types::Environment::builder()
+                    .set_variables(Some(variables))
+                    .build(),
+            )
+            .send()
+            .await
+    };
+    point_at(&other).await?;
+    let run = local.run(&["smoke-test", "--env", a, "--output", "json"], &[])?;
+    let report = run.json()?;
+    let (result, detail) = step(&report, "oauthCallback");
+    assert_eq!(result, "failed", "{report}");
+    assert!(
+        detail.contains(&format!(
+            "is not authorized to perform: secretsmanager:GetSecretValue on resource: {other}"
+        )),
+        "{detail}"
+    );
+
+    // A redeploy restores the policies (CloudFormation does not see the configuration's drift,
+    // so the test puts that back itself); everything passes again.
+    point_at(&own).await?;
+    local.run(&["deploy", "--env", a], &[])?.ok()?;
+    let run = local.run(&["smoke-test", "--env", a, "--output", "json"], &[])?;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    local.run(&["teardown", "--env", a], &[])?.ok()?;
+    local.run(&["teardown", "--env", b], &[])?.ok()?;
     Ok(())
 }

@@ -1,0 +1,269 @@
+//! Deciding a request as IAM would: the table's check, the policies it needs, the evaluator's
+//! verdict for the action and for each call the service makes on the caller's behalf, and the
+//! decision log entry of each.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::deny::{self, Reason};
+use crate::evaluator::{self, Evaluator, Simulation, Verdict};
+use crate::policies::Policies;
+use crate::principals::Principal;
+use crate::table::{Check, Implicit};
+
+/// One line of the decision log.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Entry {
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+    /// `allow` or `deny`.
+    pub decision: &'static str,
+    /// The statements that decided (allow), or why nothing allowed (deny).
+    pub deciding: Vec<String>,
+}
+
+/// What the gateway does with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Forward,
+    Deny(String),
+}
+
+/// Everything a decision needs.
+#[derive(Clone)]
+pub struct Authorizer {
+    pub evaluator: Evaluator,
+    pub policies: Policies,
+    pub account_id: String,
+    pub region: String,
+}
+
+impl Authorizer {
+    /// Decides `check` for `principal`, appending what was decided to `log`.
+    pub async fn decide(
+        &self,
+        principal: &Principal,
+        check: &Check,
+        log: &mut Vec<Entry>,
+    ) -> anyhow::Result<Outcome> {
+        match check {
+            Check::Free => Ok(Outcome::Forward),
+            Check::AssumeRole { role_arn } => self.assume_role(principal, role_arn, log).await,
+            Check::Secret {
+                action,
+                secret_id,
+                implicit,
+            } => {
+                let facts = self.policies.secret(secret_id).await?;
+                let arn = match &facts {
+                    Some(facts) => facts.arn.clone(),
+                    // AWS authorizes a missing secret by the ARN the name would have.
+                    None => self.arn("secretsmanager", &format!("secret:{secret_id}")),
+                };
+                let resource_policy = facts
+                    .as_ref()
+                    .and_then(|facts| facts.resource_policy.clone());
+                let outcome = self
+                    .evaluate(
+                        principal,
+                        action,
+                        &arn,
+                        BTreeMap::new(),
+                        resource_policy,
+                        log,
+                    )
+                    .await?;
+                if outcome != Outcome::Forward {
+                    return Ok(outcome);
+                }
+                match (implicit, facts.and_then(|facts| facts.key_arn)) {
+                    (Some(implicit), Some(key_arn)) => {
+                        let context = BTreeMap::from([(
+                            "kms:EncryptionContext:SecretARN".to_string(),
+                            vec![arn.clone()],
+                        )]);
+                        self.implicit(principal, implicit, &key_arn, context, log)
+                            .await
+                            // Secrets Manager's own words when the key refuses its caller.
+                            .map(|outcome| match outcome {
+                                Outcome::Deny(reason) => {
+                                    Outcome::Deny(format!("Access to KMS is not allowed. {reason}"))
+                                }
+                                forward => forward,
+                            })
+                    }
+                    _ => Ok(Outcome::Forward),
+                }
+            }
+            Check::Table {
+                action,
+                table,
+                implicit,
+            } => {
+                let arn = self.arn("dynamodb", &format!("table/{table}"));
+                let outcome = self
+                    .evaluate(principal, action, &arn, BTreeMap::new(), None, log)
+                    .await?;
+                if outcome != Outcome::Forward {
+                    return Ok(outcome);
+                }
+                match (implicit, self.policies.table_key(table).await?) {
+                    (Some(implicit), Some(key_arn)) => {
+                        self.implicit(principal, implicit, &key_arn, BTreeMap::new(), log)
+                            .await
+                    }
+                    _ => Ok(Outcome::Forward),
+                }
+            }
+        }
+    }
+
+    fn arn(&self, service: &str, resource: &str) -> String {
+        format!(
+            "arn:aws:{service}:{}:{}:{resource}",
+            self.region, self.account_id
+        )
+    }
+
+    /// `sts:AssumeRole` by the Lambda service: only a trust policy can allow it.
+    async fn assume_role(
+        &self,
+        principal: &Principal,
+        role_arn: &str,
+        log: &mut Vec<Entry>,
+    ) -> anyhow::Result<Outcome> {
+        let trust = self.policies.trust_policy(role_arn).await?;
+        let simulation = Simulation {
+            principal: self.simulated(principal),
+            action: "sts:AssumeRole".to_string(),
+            resource_arn: role_arn.to_string(),
+            resource_account: self.account_id.clone(),
+            context: BTreeMap::new(),
+            identity_policies: Vec::new(),
+            resource_policy: Some(trust.unwrap_or_else(|| {
+                serde_json::json!({
+                    "Version": "2012-10-17",
+                    "Statement": []
+                })
+            })),
+        };
+        self.record(principal, &simulation, log).await
+    }
+
+    /// A KMS action the service performs as its caller, through `via`.
+    async fn implicit(
+        &self,
+        principal: &Principal,
+        implicit: &Implicit,
+        key_arn: &str,
+        mut context: BTreeMap<String, Vec<String>>,
+        log: &mut Vec<Entry>,
+    ) -> anyhow::Result<Outcome> {
+        let key = self.policies.key(key_arn).await?;
+        context.insert(
+            "kms:ViaService".to_string(),
+            vec![format!("{}.{}.amazonaws.com", implicit.via, self.region)],
+        );
+        context.insert(
+            "kms:CallerAccount".to_string(),
+            vec![self.account_id.clone()],
+        );
+        self.evaluate(
+            principal,
+            implicit.action,
+            &key.arn,
+            context,
+            Some(key.policy),
+            log,
+        )
+        .await
+    }
+
+    async fn evaluate(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resource_arn: &str,
+        context: BTreeMap<String, Vec<String>>,
+        resource_policy: Option<Value>,
+        log: &mut Vec<Entry>,
+    ) -> anyhow::Result<Outcome> {
+        let identity_policies = match principal {
+            Principal::RoleSession { role_name, .. } => {
+                self.policies.identity_policies(role_name).await?
+            }
+            Principal::Deployer { .. } => vec![(
+                "AdministratorAccess".to_string(),
+                serde_json::json!({
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
+                }),
+            )],
+            Principal::LambdaService => Vec::new(),
+        };
+        let simulation = Simulation {
+            principal: self.simulated(principal),
+            action: action.to_string(),
+            resource_arn: resource_arn.to_string(),
+            resource_account: self.account_id.clone(),
+            context,
+            identity_policies,
+            resource_policy,
+        };
+        self.record(principal, &simulation, log).await
+    }
+
+    fn simulated(&self, principal: &Principal) -> evaluator::Principal {
+        match principal {
+            Principal::LambdaService => {
+                evaluator::Principal::Service("lambda.amazonaws.com".to_string())
+            }
+            other => evaluator::Principal::Arn(other.arn().to_string()),
+        }
+    }
+
+    async fn record(
+        &self,
+        principal: &Principal,
+        simulation: &Simulation,
+        log: &mut Vec<Entry>,
+    ) -> anyhow::Result<Outcome> {
+        let decision = self.evaluator.evaluate(simulation).await?;
+        let allowed = decision.verdict == Verdict::Allowed;
+        let resource_based = decision.denied_by.iter().any(|kind| kind == "resource");
+        let reason = match decision.verdict {
+            Verdict::Allowed => None,
+            Verdict::ExplicitlyDenied => Some(Reason::ExplicitDeny { resource_based }),
+            Verdict::ImplicitlyDenied => Some(Reason::NoPolicyAllows {
+                resource_based: resource_based
+                    && !decision.denied_by.iter().any(|kind| kind == "identity"),
+            }),
+        };
+        let message = reason.as_ref().map(|reason| {
+            deny::message(
+                principal.arn(),
+                &simulation.action,
+                &simulation.resource_arn,
+                reason,
+            )
+        });
+        log.push(Entry {
+            principal: principal.arn().to_string(),
+            action: simulation.action.clone(),
+            resource: simulation.resource_arn.clone(),
+            decision: if allowed { "allow" } else { "deny" },
+            deciding: if allowed {
+                decision.statements.clone()
+            } else {
+                message.iter().cloned().collect()
+            },
+        });
+        Ok(match message {
+            None => Outcome::Forward,
+            Some(message) => Outcome::Deny(message),
+        })
+    }
+}

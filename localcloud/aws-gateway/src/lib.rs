@@ -1,0 +1,294 @@
+//! The local cloud's AWS gateway: sits between every AWS client (the `xtask` commands and the
+//! functions the local Lambda service runs) and the moto server, knows the principal behind
+//! each request's access key, decides the request as AWS's IAM would (identity policies,
+//! resource policies, KMS key policies, conditions), forwards what is allowed and answers what
+//! is denied in the service's own error shape. moto alone enforces nothing; this is what makes
+//! a green local run predict a green AWS run.
+//!
+//! What it decides today (see `ARCHITECTURE.md` for what it does not):
+//!
+//! - every request of a **role session** (a function running as its execution role) and of
+//!   the **Lambda service** (assuming a role, checked against the role's trust policy), through
+//!   the closed table in [`table`]: an operation the table does not list is refused;
+//! - the KMS calls Secrets Manager and DynamoDB make as the caller, against the role's policy
+//!   and the key policy, with `kms:ViaService`, `kms:CallerAccount` and the encryption context;
+//! - requests signed with a key nobody issued, or not signed, are refused.
+//!
+//! The deployer (the `xtask` commands) is the account's administrator and is forwarded
+//! without evaluation for now. Every decision is appended to the decision log.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Response, StatusCode, header};
+
+pub mod authorize;
+pub mod deny;
+pub mod evaluator;
+pub mod policies;
+pub mod principals;
+pub mod sigv4;
+pub mod table;
+
+use authorize::{Authorizer, Entry, Outcome};
+use principals::{Principal, Principals};
+use table::Protocol;
+
+/// Answers when the gateway is up (no AWS API uses this path).
+pub const HEALTH_PATH: &str = "/__sfstack/health";
+
+/// The largest request body the gateway buffers (Lambda zips are a few MB).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// How the gateway runs.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The moto server every allowed request goes to.
+    pub moto_url: String,
+    pub account_id: String,
+    pub region: String,
+    /// JSON lines, one per decision.
+    pub decision_log: PathBuf,
+    /// `false` logs what would be denied and forwards it anyway (debugging only).
+    pub enforce: bool,
+}
+
+struct Gateway {
+    config: GatewayConfig,
+    http: reqwest::Client,
+    principals: Principals,
+    authorizer: Authorizer,
+    log: Mutex<std::fs::File>,
+}
+
+/// Serves the gateway on `listener` until the future is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> anyhow::Result<()> {
+    let evaluator = evaluator::Evaluator::start()
+        .await
+        .context("starting the IAM policy evaluator")?;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&config.moto_url)
+        .region(aws_config::Region::new(config.region.clone()))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            principals::DEPLOYER_ACCESS_KEY,
+            principals::DEPLOYER_ACCESS_KEY,
+            None,
+            None,
+            "aws-gateway",
+        ))
+        .load()
+        .await;
+    if let Some(parent) = config.decision_log.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&config.decision_log)
+        .with_context(|| format!("opening {}", config.decision_log.display()))?;
+    if !config.enforce {
+        eprintln!(
+            "aws-gateway: ENFORCEMENT IS OFF (debugging only): denials are logged and forwarded anyway; a green run proves nothing about AWS"
+        );
+    }
+    let gateway = Arc::new(Gateway {
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?,
+        principals: Principals::new(config.account_id.clone()),
+        authorizer: Authorizer {
+            evaluator,
+            policies: policies::Policies::new(&sdk),
+            account_id: config.account_id.clone(),
+            region: config.region.clone(),
+        },
+        log: Mutex::new(log),
+        config,
+    });
+    let app = axum::Router::new()
+        .route(HEALTH_PATH, axum::routing::get(|| async { "ok" }))
+        .fallback(handle)
+        .with_state(gateway);
+    axum::serve(listener, app)
+        .await
+        .context("serving the gateway")
+}
+
+async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(_) => return plain(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"),
+    };
+    let header_text = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+    };
+    let query = parts.uri.query();
+    let credential = sigv4::credential(header_text("authorization"), query);
+    let target = header_text("x-amz-target");
+    let service = credential
+        .as_ref()
+        .map(|credential| credential.service.clone())
+        .unwrap_or_default();
+    let operation = table::operation(&service, target, query, &body);
+    let protocol = operation
+        .as_ref()
+        .map_or(Protocol::Rest, |operation| operation.protocol);
+    let Some(principal) = credential
+        .as_ref()
+        .and_then(|credential| gateway.principals.lookup(&credential.access_key_id))
+    else {
+        gateway.write_log(&[Entry {
+            principal: credential
+                .map(|credential| credential.access_key_id)
+                .unwrap_or_else(|| "anonymous".to_string()),
+            action: operation
+                .as_ref()
+                .map(table::Operation::action)
+                .unwrap_or_default(),
+            resource: String::new(),
+            decision: "deny",
+            deciding: vec!["the access key was not issued by this cloud".to_string()],
+        }]);
+        return deny::unknown_key(protocol);
+    };
+
+    if let Principal::Deployer { .. } = principal {
+        // The administrator: forwarded; whatever it changes may change a later decision.
+        let answer = gateway
+            .forward(&parts.method, &parts.uri, &parts.headers, body)
+            .await;
+        gateway.authorizer.policies.invalidate();
+        return answer;
+    }
+
+    let mut entries = Vec::new();
+    let check = match &operation {
+        Some(operation) => table::check(operation).map_err(|table::NotModelled(action)| action),
+        None => Err(format!("{service}:{} {}", parts.method, parts.uri.path())),
+    };
+    let outcome = match check {
+        Ok(check) => match gateway
+            .authorizer
+            .decide(&principal, &check, &mut entries)
+            .await
+        {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("aws-gateway: could not decide the request: {error:#}"),
+                );
+            }
+        },
+        Err(action) => {
+            entries.push(Entry {
+                principal: principal.arn().to_string(),
+                action: action.clone(),
+                resource: String::new(),
+                decision: "deny",
+                deciding: vec!["not modelled by the local cloud".to_string()],
+            });
+            Outcome::Deny(format!(
+                "{action} by {} is not modelled by the local cloud, so it is refused (hint: add it to localcloud/aws-gateway/src/table.rs with the authorization AWS documents for it)",
+                principal.arn()
+            ))
+        }
+    };
+    gateway.write_log(&entries);
+    if let Outcome::Deny(message) = &outcome
+        && gateway.config.enforce
+    {
+        return deny::access_denied(protocol, message);
+    }
+    let is_assume_role = operation
+        .as_ref()
+        .is_some_and(|operation| operation.action() == "sts:AssumeRole");
+    let answer = gateway
+        .forward(&parts.method, &parts.uri, &parts.headers, body)
+        .await;
+    if !is_assume_role || !answer.status().is_success() {
+        return answer;
+    }
+    // Learn the session the answer hands out, then pass the answer on unchanged.
+    let (parts, body) = answer.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .unwrap_or_default();
+    gateway
+        .principals
+        .learn_from_assume_role(&String::from_utf8_lossy(&bytes));
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+impl Gateway {
+    async fn forward(
+        &self,
+        method: &axum::http::Method,
+        uri: &axum::http::Uri,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Response<Body> {
+        let url = format!(
+            "{}{}",
+            self.config.moto_url.trim_end_matches('/'),
+            uri.path_and_query().map_or("/", |path| path.as_str())
+        );
+        let mut request = self.http.request(method.clone(), url).body(body);
+        for (name, value) in headers {
+            if name != header::HOST && name != header::CONTENT_LENGTH {
+                request = request.header(name, value);
+            }
+        }
+        let answer = match request.send().await {
+            Ok(answer) => answer,
+            Err(error) => {
+                return plain(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("aws-gateway: the moto server did not answer: {error}"),
+                );
+            }
+        };
+        let mut response = Response::builder().status(answer.status());
+        for (name, value) in answer.headers() {
+            if name != header::TRANSFER_ENCODING
+                && name != header::CONTENT_LENGTH
+                && name != header::CONNECTION
+            {
+                response = response.header(name, value);
+            }
+        }
+        let bytes = answer.bytes().await.unwrap_or_default();
+        response
+            .body(Body::from(bytes))
+            .unwrap_or_else(|_| plain(StatusCode::BAD_GATEWAY, "aws-gateway: bad answer"))
+    }
+
+    fn write_log(&self, entries: &[Entry]) {
+        let Ok(mut file) = self.log.lock() else {
+            return;
+        };
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        for entry in entries {
+            let mut line = serde_json::to_value(entry).unwrap_or_default();
+            line["time"] = now.clone().into();
+            let _ = writeln!(file, "{line}");
+        }
+    }
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from(text.to_string()))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}

@@ -1,0 +1,306 @@
+//! The policies and facts a decision needs, read from moto directly (as AWS's authorization
+//! reads its own stores): a role's identity policies and trust policy, a secret's ARN, key and
+//! resource policy, a table's key, a key's ARN and key policy. Kept in a cache that is emptied
+//! whenever the deployer changes anything, so a decision never uses a policy that was replaced.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use serde_json::Value;
+
+/// A secret as authorization sees it.
+#[derive(Debug, Clone)]
+pub struct SecretFacts {
+    pub arn: String,
+    /// The customer managed key's ARN; `None` for the AWS managed key.
+    pub key_arn: Option<String>,
+    pub resource_policy: Option<Value>,
+}
+
+/// A KMS key as authorization sees it.
+#[derive(Debug, Clone)]
+pub struct KeyFacts {
+    pub arn: String,
+    pub policy: Value,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Cache {
+    identity: HashMap<String, Vec<(String, Value)>>,
+    trust: HashMap<String, Value>,
+    secrets: HashMap<String, Option<SecretFacts>>,
+    tables: HashMap<String, Option<String>>,
+    keys: HashMap<String, KeyFacts>,
+}
+
+/// Reads what decisions need from moto.
+#[derive(Debug, Clone)]
+pub struct Policies {
+    iam: aws_sdk_iam::Client,
+    secrets: aws_sdk_secretsmanager::Client,
+    kms: aws_sdk_kms::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    cache: Arc<Mutex<Cache>>,
+}
+
+impl Policies {
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        Self {
+            iam: aws_sdk_iam::Client::new(config),
+            secrets: aws_sdk_secretsmanager::Client::new(config),
+            kms: aws_sdk_kms::Client::new(config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            cache: Arc::default(),
+        }
+    }
+
+    /// Forgets everything read: something may have changed.
+    pub fn invalidate(&self) {
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = Cache::default();
+        }
+    }
+
+    fn cached<T: Clone>(&self, pick: impl FnOnce(&Cache) -> Option<T>) -> Option<T> {
+        self.cache.lock().ok().and_then(|cache| pick(&cache))
+    }
+
+    fn remember(&self, store: impl FnOnce(&mut Cache)) {
+        if let Ok(mut cache) = self.cache.lock() {
+            store(&mut cache);
+        }
+    }
+
+    /// A role's inline and attached managed policies, by name.
+    pub async fn identity_policies(&self, role: &str) -> anyhow::Result<Vec<(String, Value)>> {
+        if let Some(found) = self.cached(|cache| cache.identity.get(role).cloned()) {
+            return Ok(found);
+        }
+        let mut policies = Vec::new();
+        let names = self
+            .iam
+            .list_role_policies()
+            .role_name(role)
+            .send()
+            .await
+            .with_context(|| format!("listing the policies of role {role}"))?;
+        for name in names.policy_names() {
+            let policy = self
+                .iam
+                .get_role_policy()
+                .role_name(role)
+                .policy_name(name)
+                .send()
+                .await
+                .with_context(|| format!("reading policy {name} of role {role}"))?;
+            policies.push((name.clone(), document(policy.policy_document())?));
+        }
+        let attached = self
+            .iam
+            .list_attached_role_policies()
+            .role_name(role)
+            .send()
+            .await
+            .with_context(|| format!("listing the managed policies of role {role}"))?;
+        for managed in attached.attached_policies() {
+            let arn = managed.policy_arn().unwrap_or_default();
+            let version = self
+                .iam
+                .get_policy()
+                .policy_arn(arn)
+                .send()
+                .await
+                .with_context(|| format!("reading policy {arn}"))?
+                .policy()
+                .and_then(|policy| policy.default_version_id().map(str::to_string))
+                .unwrap_or_default();
+            let text = self
+                .iam
+                .get_policy_version()
+                .policy_arn(arn)
+                .version_id(version)
+                .send()
+                .await
+                .with_context(|| format!("reading the default version of {arn}"))?
+                .policy_version()
+                .and_then(|version| version.document().map(str::to_string))
+                .unwrap_or_default();
+            policies.push((arn.to_string(), document(&text)?));
+        }
+        self.remember(|cache| {
+            cache.identity.insert(role.to_string(), policies.clone());
+        });
+        Ok(policies)
+    }
+
+    /// A role's trust policy, by ARN.
+    pub async fn trust_policy(&self, role_arn: &str) -> anyhow::Result<Option<Value>> {
+        if let Some(found) = self.cached(|cache| cache.trust.get(role_arn).cloned()) {
+            return Ok(Some(found));
+        }
+        let name = role_arn.rsplit('/').next().unwrap_or(role_arn);
+        let role = match self.iam.get_role().role_name(name).send().await {
+            Ok(output) => output.role().cloned(),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|error| error.is_no_such_entity_exception()) =>
+            {
+                None
+            }
+            Err(error) => return Err(error).with_context(|| format!("reading role {name}")),
+        };
+        let Some(text) = role.and_then(|role| role.assume_role_policy_document) else {
+            return Ok(None);
+        };
+        let policy = document(&text)?;
+        self.remember(|cache| {
+            cache.trust.insert(role_arn.to_string(), policy.clone());
+        });
+        Ok(Some(policy))
+    }
+
+    /// A secret by the name or ARN a request gave; `None` when it does not exist.
+    pub async fn secret(&self, secret_id: &str) -> anyhow::Result<Option<SecretFacts>> {
+        if let Some(found) = self.cached(|cache| cache.secrets.get(secret_id).cloned()) {
+            return Ok(found);
+        }
+        let facts = match self
+            .secrets
+            .describe_secret()
+            .secret_id(secret_id)
+            .send()
+            .await
+        {
+            Ok(described) => {
+                let key_arn = match described.kms_key_id() {
+                    Some(key) if !key.is_empty() && key != "alias/aws/secretsmanager" => {
+                        Some(self.key(key).await?.arn)
+                    }
+                    _ => None,
+                };
+                let resource_policy = self
+                    .secrets
+                    .get_resource_policy()
+                    .secret_id(secret_id)
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|output| output.resource_policy().map(str::to_string))
+                    .map(|text| document(&text))
+                    .transpose()?;
+                Some(SecretFacts {
+                    arn: described.arn().unwrap_or_default().to_string(),
+                    key_arn,
+                    resource_policy,
+                })
+            }
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|error| error.is_resource_not_found_exception()) =>
+            {
+                None
+            }
+            Err(error) => {
+                return Err(error).with_context(|| format!("describing secret {secret_id}"));
+            }
+        };
+        self.remember(|cache| {
+            cache.secrets.insert(secret_id.to_string(), facts.clone());
+        });
+        Ok(facts)
+    }
+
+    /// The ARN of a table's customer managed key, `None` when it has none or does not exist.
+    pub async fn table_key(&self, table: &str) -> anyhow::Result<Option<String>> {
+        if let Some(found) = self.cached(|cache| cache.tables.get(table).cloned()) {
+            return Ok(found);
+        }
+        let key = match self
+            .dynamodb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+        {
+            Ok(output) => output
+                .table()
+                .and_then(|table| table.sse_description())
+                .and_then(|sse| sse.kms_master_key_arn().map(str::to_string)),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|error| error.is_resource_not_found_exception()) =>
+            {
+                None
+            }
+            Err(error) => return Err(error).with_context(|| format!("describing table {table}")),
+        };
+        self.remember(|cache| {
+            cache.tables.insert(table.to_string(), key.clone());
+        });
+        Ok(key)
+    }
+
+    /// A key (by id, ARN or alias) with its key policy.
+    pub async fn key(&self, key_id: &str) -> anyhow::Result<KeyFacts> {
+        if let Some(found) = self.cached(|cache| cache.keys.get(key_id).cloned()) {
+            return Ok(found);
+        }
+        let arn = self
+            .kms
+            .describe_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .with_context(|| format!("describing KMS key {key_id}"))?
+            .key_metadata()
+            .and_then(|metadata| metadata.arn().map(str::to_string))
+            .with_context(|| format!("KMS key {key_id} has no ARN"))?;
+        let text = self
+            .kms
+            .get_key_policy()
+            .key_id(&arn)
+            .policy_name("default")
+            .send()
+            .await
+            .with_context(|| format!("reading the key policy of {arn}"))?
+            .policy()
+            .unwrap_or_default()
+            .to_string();
+        let facts = KeyFacts {
+            arn,
+            policy: document(&text)?,
+        };
+        self.remember(|cache| {
+            cache.keys.insert(key_id.to_string(), facts.clone());
+        });
+        Ok(facts)
+    }
+}
+
+/// A policy document as IAM returns it: JSON, or URL-encoded JSON (real IAM encodes them).
+fn document(text: &str) -> anyhow::Result<Value> {
+    if let Ok(json) = serde_json::from_str(text) {
+        return Ok(json);
+    }
+    let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+    serde_json::from_str(&decoded).context("a policy document is not JSON")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_read_plain_or_url_encoded() {
+        let plain = r#"{"Version":"2012-10-17","Statement":[]}"#;
+        assert_eq!(
+            document(plain).ok(),
+            document("%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D").ok()
+        );
+        assert!(document("not json").is_err());
+    }
+}
