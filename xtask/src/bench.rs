@@ -18,6 +18,8 @@ use crate::local;
 const COLD_STARTS: usize = 20;
 const WARM_INVOCATIONS: usize = 1000;
 const FUNCTION: &str = "sf-invoke-api";
+/// AWS calls timed directly against moto and through the AWS gateway.
+const GATEWAY_CALLS: usize = 300;
 
 /// What an invocation answered: the response body, or the error body.
 type Outcome = Result<Bytes, Bytes>;
@@ -84,6 +86,10 @@ pub struct BenchReport {
     pub deploy_no_op_s: f64,
     /// `teardown` of that environment, seconds.
     pub teardown_s: f64,
+    /// `GetSecretValue` by a function's role session, p50: straight to moto, and through the
+    /// AWS gateway (which decides it and the implicit `kms:Decrypt`), milliseconds.
+    pub secret_read_moto_p50_ms: f64,
+    pub secret_read_gateway_p50_ms: f64,
 }
 
 fn percentile(sorted: &[f64], fraction: f64) -> f64 {
@@ -199,6 +205,11 @@ pub fn run(root: &Path) -> anyhow::Result<BenchReport> {
     let environment = format!("bench-{}", std::process::id());
     report.deploy_new_s = timed_command(root, &["deploy", "--env", &environment])?;
     report.deploy_no_op_s = timed_command(root, &["deploy", "--env", &environment])?;
+    let cloud = local::up(root)?;
+    (
+        report.secret_read_moto_p50_ms,
+        report.secret_read_gateway_p50_ms,
+    ) = runtime.block_on(gateway_latency(&cloud, &environment))?;
     report.teardown_s = timed_command(root, &["teardown", "--env", &environment])?;
     Ok(report)
 }
@@ -367,7 +378,80 @@ async fn measure(
         deploy_new_s: 0.0,
         deploy_no_op_s: 0.0,
         teardown_s: 0.0,
+        secret_read_moto_p50_ms: 0.0,
+        secret_read_gateway_p50_ms: 0.0,
     })
+}
+
+/// What the AWS gateway adds to a function's AWS call: `GetSecretValue` of the environment's
+/// credentials secret by `sf-invoke-api`'s role session, timed straight to moto and through
+/// the gateway (after a warm-up each). Returns the two p50s in milliseconds.
+async fn gateway_latency(
+    cloud: &local::LocalCloud,
+    environment: &str,
+) -> anyhow::Result<(f64, f64)> {
+    let gateway = cloud
+        .gateway
+        .as_ref()
+        .context("the local cloud has no AWS gateway")?;
+    let names = crate::naming::Names::new(environment);
+    let config = |endpoint: &str, key: &str, secret: &str, token: Option<String>| {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new(crate::cloud::LOCAL_REGION))
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                key, secret, token, None, "bench",
+            ))
+            .load()
+    };
+    let as_lambda = config(
+        &gateway.url,
+        lambda_runner::LAMBDA_SERVICE_ACCESS_KEY,
+        lambda_runner::LAMBDA_SERVICE_ACCESS_KEY,
+        None,
+    )
+    .await;
+    let assumed = aws_sdk_sts::Client::new(&as_lambda)
+        .assume_role()
+        .role_arn(format!(
+            "arn:aws:iam::{}:role/{}",
+            crate::cloud::LOCAL_ACCOUNT,
+            names.role(FUNCTION)
+        ))
+        .role_session_name("bench")
+        .send()
+        .await
+        .map_err(|error| anyhow::anyhow!(crate::aws_error::message(&error)))
+        .context("assuming sf-invoke-api's role through the gateway")?;
+    let session = assumed.credentials().context("no credentials")?;
+    let mut p50 = Vec::new();
+    for endpoint in [&cloud.moto.url, &gateway.url] {
+        let sdk = config(
+            endpoint,
+            session.access_key_id(),
+            session.secret_access_key(),
+            Some(session.session_token().to_string()),
+        )
+        .await;
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+        let mut times = Vec::with_capacity(GATEWAY_CALLS);
+        for call in 0..GATEWAY_CALLS + 20 {
+            let started = Instant::now();
+            secrets
+                .get_secret_value()
+                .secret_id(names.credentials_secret())
+                .send()
+                .await
+                .map_err(|error| anyhow::anyhow!(crate::aws_error::message(&error)))
+                .with_context(|| format!("reading the credentials secret through {endpoint}"))?;
+            if call >= 20 {
+                times.push(millis(started.elapsed()));
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        p50.push(percentile(&times, 0.5));
+    }
+    Ok((p50[0], p50[1]))
 }
 
 pub fn print(report: &BenchReport, json: bool) -> anyhow::Result<()> {
@@ -406,5 +490,11 @@ pub fn print(report: &BenchReport, json: bool) -> anyhow::Result<()> {
     );
     println!("| no-op redeploy | {:.2} s |", report.deploy_no_op_s);
     println!("| teardown | {:.2} s |", report.teardown_s);
+    println!(
+        "| GetSecretValue by a role session, p50 of {GATEWAY_CALLS}: moto / through the AWS gateway (added) | {:.2} / {:.2} ms ({:+.2} ms) |",
+        report.secret_read_moto_p50_ms,
+        report.secret_read_gateway_p50_ms,
+        report.secret_read_gateway_p50_ms - report.secret_read_moto_p50_ms
+    );
     Ok(())
 }

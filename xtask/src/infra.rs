@@ -4,12 +4,12 @@
 //!
 //! # Creation order
 //!
-//! The key policy names the function roles, and real KMS rejects a policy whose principals do
-//! not exist ("invalid principals"); the roles' inline policies in turn name the key and the
-//! secrets. So one environment is built in this order, which [`ensure_environment`] follows:
+//! The roles' inline policies name the key and the secrets, so those exist first; the key
+//! policy delegates to the account's IAM policies and names no role. One environment is built
+//! in this order, which [`ensure_environment`] follows:
 //!
 //! 1. [`ensure_role_identities`]: the roles with their trust policy only (they grant nothing yet);
-//! 2. [`ensure_key`]: the key, whose policy lets those roles use it (retried while IAM propagates);
+//! 2. [`ensure_key`]: the key, whose policy lets the account's IAM policies grant its use;
 //! 3. [`ensure_secrets`]: both secrets, encrypted with the key;
 //! 4. [`ensure_roles`]: each role's inline policy `sfstack`, now that every ARN it names exists;
 //! 5. [`ensure_artifacts`]: the zips, in the account's shared artifacts bucket.
@@ -210,8 +210,8 @@ pub async fn ensure_environment(
     credentials: Credentials<'_>,
     artifacts: &[Artifact],
 ) -> anyhow::Result<Infra> {
-    let role_arns = ensure_role_identities(&clients.iam, names, tags).await?;
-    let key = ensure_key(&clients.kms, names, tags, account_id, &role_arns).await?;
+    ensure_role_identities(&clients.iam, names, tags).await?;
+    let key = ensure_key(&clients.kms, names, tags, account_id).await?;
     let secrets = ensure_secrets(&clients.secrets, names, &key.key_arn, tags, credentials).await?;
     let inputs = policy_inputs(names, region, account_id, &key, &secrets);
     let role_arns = ensure_roles(&clients.iam, names, tags, root, &inputs).await?;

@@ -856,3 +856,161 @@ async fn iam_is_enforced_on_the_local_target() -> anyhow::Result<()> {
     local.run(&["teardown", "--env", b], &[])?.ok()?;
     Ok(())
 }
+
+/// The statements of every function policy that a smoke-test step needs: (function, Sid, the
+/// step that fails without it).
+const NEEDED_STATEMENTS: &[(&str, &str, &str)] = &[
+    ("sf-invoke-api", "ReadSalesforceSecrets", "phoneLookup"),
+    (
+        "sf-invoke-api",
+        "DecryptSecretsThroughSecretsManager",
+        "phoneLookup",
+    ),
+    ("sf-oauth-callback", "ReadCredentials", "oauthCallback"),
+    ("sf-oauth-callback", "StoreTokens", "oauthCallback"),
+    (
+        "sf-oauth-callback",
+        "EncryptThroughSecretsManagerAndDynamoDB",
+        "oauthCallback",
+    ),
+    ("sf-secret-rotation", "RotateCredentials", "rotation"),
+    (
+        "sf-secret-rotation",
+        "EncryptSecretsThroughSecretsManager",
+        "rotation",
+    ),
+    (
+        "sf-token-refresh",
+        "ReadCredentialsAndKeepRotatedRefreshToken",
+        "tokenRefresh",
+    ),
+    ("sf-token-refresh", "WriteSession", "tokenRefresh"),
+    (
+        "sf-token-refresh",
+        "EncryptSecretsThroughSecretsManager",
+        "tokenRefresh",
+    ),
+];
+
+/// Statements the local cloud cannot prove needed yet, and why.
+const UNPROVEN_STATEMENTS: &[(&str, &str)] = &[(
+    "WriteOwnLogs",
+    "the local Lambda service writes function output to files, not to CloudWatch Logs",
+)];
+
+/// Least privilege, proven: every statement of every function's policy is needed. Each is
+/// removed in turn (its function's next invocation forced cold, as after a deploy), and the
+/// smoke-test step that needs it must fail with the AccessDenied AWS would give; the policy is
+/// then put back and everything passes again. A statement added to a policy without a row in
+/// `NEEDED_STATEMENTS` (or a reason in `UNPROVEN_STATEMENTS`) fails this test.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
+    let mut local = Local::new("mutation");
+    let env = "e2e-mutation";
+    // Refresh-token credentials: the only flow with rotation, so every function runs.
+    let flow = [("SFSTACK_SALESFORCE_AUTH_FLOW", "refresh_token")];
+    local.run(&["deploy", "--env", env], &flow)?.ok()?;
+    let sdk = local.sdk().await?;
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let role = |function: &str| format!("sfstack-{env}-{function}-role");
+    let policy_of = async |function: &str| -> anyhow::Result<Value> {
+        let policy = iam
+            .get_role_policy()
+            .role_name(role(function))
+            .policy_name("sfstack")
+            .send()
+            .await?;
+        Ok(serde_json::from_str(
+            &percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy(),
+        )?)
+    };
+    let put_policy = async |function: &str, document: &Value| -> anyhow::Result<()> {
+        iam.put_role_policy()
+            .role_name(role(function))
+            .policy_name("sfstack")
+            .policy_document(document.to_string())
+            .send()
+            .await?;
+        Ok(())
+    };
+    // A changed configuration makes the Lambda service start a new (cold) environment.
+    let force_cold_start = async |function: &str, round: usize| -> anyhow::Result<()> {
+        let name = format!("sfstack-{env}-{function}");
+        let configuration = lambda
+            .get_function_configuration()
+            .function_name(&name)
+            .send()
+            .await?;
+        let mut variables = configuration
+            .environment()
+            .and_then(|environment| environment.variables())
+            .cloned()
+            .unwrap_or_default();
+        variables.insert("SFSTACK_TEST_ROUND".to_string(), round.to_string());
+        lambda
+            .update_function_configuration()
+            .function_name(&name)
+            .environment(
+                aws_sdk_lambda::types::Environment::builder()
+                    .set_variables(Some(variables))
+                    .build(),
+            )
+            .send()
+            .await?;
+        Ok(())
+    };
+
+    // Every statement is accounted for.
+    for function in [
+        "sf-invoke-api",
+        "sf-token-refresh",
+        "sf-secret-rotation",
+        "sf-oauth-callback",
+    ] {
+        let document = policy_of(function).await?;
+        for statement in document["Statement"].as_array().into_iter().flatten() {
+            let sid = statement["Sid"].as_str().unwrap_or_default();
+            assert!(
+                NEEDED_STATEMENTS
+                    .iter()
+                    .any(|(needed_by, needed, _)| *needed_by == function && *needed == sid)
+                    || UNPROVEN_STATEMENTS
+                        .iter()
+                        .any(|(unproven, _)| *unproven == sid),
+                "{function}'s statement {sid:?} is neither proven needed nor explained"
+            );
+        }
+    }
+
+    for (round, (function, sid, needed_by)) in NEEDED_STATEMENTS.iter().enumerate() {
+        let original = policy_of(function).await?;
+        let mut reduced = original.clone();
+        reduced["Statement"]
+            .as_array_mut()
+            .context("statements")?
+            .retain(|statement| statement["Sid"] != *sid);
+        put_policy(function, &reduced).await?;
+        force_cold_start(function, round).await?;
+        let run = local.run(&["smoke-test", "--env", env, "--output", "json"], &[])?;
+        let report = run.json()?;
+        let (result, detail) = step(&report, needed_by);
+        assert_eq!(
+            (run.code, result),
+            (3, "failed"),
+            "without {function}'s {sid}, {needed_by} must fail: {report}"
+        );
+        assert!(
+            detail.contains("is not authorized to perform:")
+                && detail.contains(&format!("assumed-role/{}/", role(function))),
+            "without {function}'s {sid}, {needed_by} must fail on an AccessDenied of its role: {detail}"
+        );
+        put_policy(function, &original).await?;
+        force_cold_start(function, round + 1000).await?;
+    }
+
+    let run = local.run(&["smoke-test", "--env", env, "--output", "json"], &[])?;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    local.run(&["teardown", "--env", env], &[])?.ok()?;
+    Ok(())
+}

@@ -24,37 +24,20 @@ pub struct KeyInfo {
 /// KMS waits at least this long before deleting a key; the shortest window costs least.
 const DELETION_WINDOW_DAYS: i32 = 7;
 
-/// The key policy: the account root may administer the key (without it the key would be
-/// unmanageable, and KMS refuses such a policy), and the function roles may decrypt and
-/// generate data keys, only through Secrets Manager and DynamoDB of the key's region.
-pub fn key_policy(
-    region: &str,
-    account_id: &str,
-    role_arns: &BTreeMap<&'static str, String>,
-) -> serde_json::Value {
-    let mut statements = vec![json!({
+/// The key policy: the account's IAM policies decide who may use the key (the account root
+/// statement delegates to them, as AWS's default key policy does; without it the key would be
+/// unmanageable, and KMS refuses such a policy). The key policy grants no role by itself, so
+/// each role's own policy is the one place its use of the key is granted, only through Secrets
+/// Manager and DynamoDB (`kms:ViaService`); the local cloud's policy mutation test proves each
+/// of those statements is needed.
+pub fn key_policy(region: &str, account_id: &str) -> serde_json::Value {
+    json!({"Version": "2012-10-17", "Statement": [{
         "Sid": "AccountAdministers",
         "Effect": "Allow",
         "Principal": {"AWS": format!("arn:{}:iam::{account_id}:root", partition(region))},
         "Action": "kms:*",
         "Resource": "*",
-    })];
-    if !role_arns.is_empty() {
-        let roles: Vec<&String> = role_arns.values().collect();
-        statements.push(json!({
-            "Sid": "FunctionRolesUseTheKeyThroughServices",
-            "Effect": "Allow",
-            "Principal": {"AWS": roles},
-            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-            // In a key policy `*` means this key.
-            "Resource": "*",
-            "Condition": {"StringEquals": {"kms:ViaService": [
-                format!("secretsmanager.{region}.amazonaws.com"),
-                format!("dynamodb.{region}.amazonaws.com"),
-            ]}},
-        }));
-    }
-    json!({"Version": "2012-10-17", "Statement": statements})
+    }]})
 }
 
 fn kms_tags(tags: &BTreeMap<String, String>) -> anyhow::Result<Vec<Tag>> {
@@ -149,14 +132,12 @@ pub async fn find_environment_keys(
 ///
 /// A key scheduled for deletion (an environment re-created within 7 days of its teardown,
 /// found through the alias or through its tags) is revived with CancelKeyDeletion + EnableKey
-/// rather than replaced. `role_arns` must name roles that exist (see the module
-/// documentation); the region is the client's.
+/// rather than replaced. The region is the client's.
 pub async fn ensure_key(
     client: &Client,
     names: &Names,
     tags: &Tags,
     account_id: &str,
-    role_arns: &BTreeMap<&'static str, String>,
 ) -> anyhow::Result<KeyInfo> {
     let alias = names.key_alias();
     let region = client
@@ -164,7 +145,7 @@ pub async fn ensure_key(
         .region()
         .map(|region| region.to_string())
         .context("the KMS client has no region\nhint: set AWS_REGION or a profile region")?;
-    let policy = key_policy(&region, account_id, role_arns);
+    let policy = key_policy(&region, account_id);
     let policy_text = serde_json::to_string(&policy).context("serializing the key policy")?;
 
     let by_alias = describe(client, &alias).await?;
