@@ -1014,3 +1014,150 @@ async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
     local.run(&["teardown", "--env", env], &[])?.ok()?;
     Ok(())
 }
+
+/// What a function's role does not need, it cannot do: each role's session (assumed through the
+/// AWS gateway, as the Lambda service does) is refused another environment's secret,
+/// `kms:Decrypt` outside Secrets Manager and DynamoDB, writing the credentials it only reads,
+/// `DeleteItem` on the tokens table and invoking a function, each with AWS's message naming the
+/// action.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_role_can_do_nothing_else() -> anyhow::Result<()> {
+    let mut local = Local::new("negative");
+    let (a, b) = ("e2e-neg-a", "e2e-neg-b");
+    local.run(&["deploy", "--env", a], &[])?.ok()?;
+    local.run(&["deploy", "--env", b], &[])?.ok()?;
+    let gateway = local.state()?["gateway"]["url"]
+        .as_str()
+        .context("no gateway url")?
+        .to_string();
+    let config = |key: &str, secret: &str, token: Option<String>| {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&gateway)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                key, secret, token, None, "e2e",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+    };
+    let as_lambda = config(lambda_runner_key(), lambda_runner_key(), None).await;
+    let denied = |what: &str, result: Result<(), String>, action: &str| {
+        let message = result.err().unwrap_or_default();
+        assert!(
+            message.contains(&format!("is not authorized to perform: {action}")),
+            "{what}: expected an AccessDenied for {action}, got {message:?}"
+        );
+    };
+    for function in [
+        "sf-invoke-api",
+        "sf-token-refresh",
+        "sf-secret-rotation",
+        "sf-oauth-callback",
+    ] {
+        let session = aws_sdk_sts::Client::new(&as_lambda)
+            .assume_role()
+            .role_arn(format!(
+                "arn:aws:iam::123456789012:role/sfstack-{a}-{function}-role"
+            ))
+            .role_session_name(function)
+            .send()
+            .await?;
+        let credentials = session.credentials().context("no credentials")?;
+        let sdk = config(
+            credentials.access_key_id(),
+            credentials.secret_access_key(),
+            Some(credentials.session_token().to_string()),
+        )
+        .await;
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+        let show = |error: &dyn std::fmt::Display| error.to_string();
+        denied(
+            &format!("{function} reading {b}'s credentials"),
+            secrets
+                .get_secret_value()
+                .secret_id(format!("sfstack-{b}/salesforce-credentials"))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|error| show(&aws_sdk_secretsmanager::error::DisplayErrorContext(error))),
+            "secretsmanager:GetSecretValue",
+        );
+        if function == "sf-invoke-api" || function == "sf-oauth-callback" {
+            denied(
+                &format!("{function} writing its credentials"),
+                secrets
+                    .put_secret_value()
+                    .secret_id(format!("sfstack-{a}/salesforce-credentials"))
+                    .secret_string("{}")
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|error| {
+                        show(&aws_sdk_secretsmanager::error::DisplayErrorContext(error))
+                    }),
+                "secretsmanager:PutSecretValue",
+            );
+        }
+        denied(
+            &format!("{function} decrypting with the key directly"),
+            aws_sdk_kms::Client::new(&sdk)
+                .decrypt()
+                .key_id(format!("alias/sfstack-{a}"))
+                .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(b"not through a service"))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|error| show(&aws_sdk_kms::error::DisplayErrorContext(error))),
+            "kms:Decrypt",
+        );
+        denied(
+            &format!("{function} deleting a token row"),
+            aws_sdk_dynamodb::Client::new(&sdk)
+                .delete_item()
+                .table_name(format!("sfstack-{a}-oauth-tokens"))
+                .key(
+                    "wa_id",
+                    aws_sdk_dynamodb::types::AttributeValue::S("whatsapp:+15555550100".into()),
+                )
+                .send()
+                .await
+                .map(drop)
+                .map_err(|error| show(&aws_sdk_dynamodb::error::DisplayErrorContext(error))),
+            "dynamodb:DeleteItem",
+        );
+        denied(
+            &format!("{function} invoking another function"),
+            aws_sdk_lambda::Client::new(&sdk)
+                .invoke()
+                .function_name(format!("sfstack-{a}-sf-token-refresh"))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|error| show(&aws_sdk_lambda::error::DisplayErrorContext(error))),
+            "lambda:InvokeFunction",
+        );
+    }
+    // A key nobody issued is refused before any policy is read.
+    let stranger = config("AKIASTRANGER", "x", None).await;
+    let refused = aws_sdk_secretsmanager::Client::new(&stranger)
+        .get_secret_value()
+        .secret_id(format!("sfstack-{a}/salesforce-credentials"))
+        .send()
+        .await;
+    let message = refused
+        .err()
+        .map(|error| aws_sdk_secretsmanager::error::DisplayErrorContext(error).to_string())
+        .unwrap_or_default();
+    assert!(
+        message.contains("security token included in the request is invalid"),
+        "{message}"
+    );
+    local.run(&["teardown", "--env", a], &[])?.ok()?;
+    local.run(&["teardown", "--env", b], &[])?.ok()?;
+    Ok(())
+}
+
+/// The key the local Lambda service signs with (see `lambda-runner`).
+fn lambda_runner_key() -> &'static str {
+    "SFSTACKLAMBDASERVICE"
+}

@@ -98,6 +98,32 @@ impl Authorizer {
                     _ => Ok(Outcome::Forward),
                 }
             }
+            Check::Key { action, key_id } => {
+                let key = self.policies.key(key_id).await?;
+                let context = BTreeMap::from([(
+                    "kms:CallerAccount".to_string(),
+                    vec![self.account_id.clone()],
+                )]);
+                self.evaluate(principal, action, &key.arn, context, Some(key.policy), log)
+                    .await
+            }
+            Check::Function { action, function } => {
+                let arn = if function.starts_with("arn:") {
+                    function.clone()
+                } else {
+                    self.arn("lambda", &format!("function:{function}"))
+                };
+                let resource_policy = self.policies.function_policy(&arn).await?;
+                self.evaluate(
+                    principal,
+                    action,
+                    &arn,
+                    BTreeMap::new(),
+                    resource_policy,
+                    log,
+                )
+                .await
+            }
             Check::Table {
                 action,
                 table,

@@ -138,7 +138,8 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         .as_ref()
         .map(|credential| credential.service.clone())
         .unwrap_or_default();
-    let operation = table::operation(&service, target, query, &body);
+    let operation = table::operation(&service, target, query, &body)
+        .or_else(|| table::rest_operation(&service, parts.method.as_str(), parts.uri.path()));
     let protocol = operation
         .as_ref()
         .map_or(Protocol::Rest, |operation| operation.protocol);

@@ -41,6 +41,7 @@ pub struct Policies {
     secrets: aws_sdk_secretsmanager::Client,
     kms: aws_sdk_kms::Client,
     dynamodb: aws_sdk_dynamodb::Client,
+    lambda: aws_sdk_lambda::Client,
     cache: Arc<Mutex<Cache>>,
 }
 
@@ -51,6 +52,7 @@ impl Policies {
             secrets: aws_sdk_secretsmanager::Client::new(config),
             kms: aws_sdk_kms::Client::new(config),
             dynamodb: aws_sdk_dynamodb::Client::new(config),
+            lambda: aws_sdk_lambda::Client::new(config),
             cache: Arc::default(),
         }
     }
@@ -242,6 +244,29 @@ impl Policies {
             cache.tables.insert(table.to_string(), key.clone());
         });
         Ok(key)
+    }
+
+    /// A function's resource policy (by ARN), `None` when it has none or does not exist.
+    pub async fn function_policy(&self, function_arn: &str) -> anyhow::Result<Option<Value>> {
+        match self
+            .lambda
+            .get_policy()
+            .function_name(function_arn)
+            .send()
+            .await
+        {
+            Ok(output) => output.policy().map(document).transpose(),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|error| error.is_resource_not_found_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(error) => {
+                Err(error).with_context(|| format!("reading the policy of {function_arn}"))
+            }
+        }
     }
 
     /// A key (by id, ARN or alias) with its key policy.

@@ -49,6 +49,22 @@ impl Operation {
     }
 }
 
+/// Reads the operation of a REST request signed for `service` from its method and path: only
+/// Lambda's `Invoke` is known (`POST /2015-03-31/functions/NAME/invocations`).
+pub fn rest_operation(service: &str, method: &str, path: &str) -> Option<Operation> {
+    let name = path
+        .strip_prefix("/2015-03-31/functions/")?
+        .strip_suffix("/invocations")?;
+    (service == "lambda" && method == "POST" && !name.contains('/')).then(|| Operation {
+        service: service.to_string(),
+        name: "InvokeFunction".to_string(),
+        protocol: Protocol::Rest,
+        parameters: serde_json::json!({
+            "FunctionName": percent_encoding::percent_decode_str(name).decode_utf8_lossy(),
+        }),
+    })
+}
+
 /// Reads the operation of a request signed for `service`; `None` when its framing is not one
 /// the table knows (a REST path, or no target or action at all).
 pub fn operation(
@@ -115,6 +131,10 @@ pub enum Check {
         table: String,
         implicit: Option<Implicit>,
     },
+    /// A KMS action called directly (not through a service), on a key named in the request.
+    Key { action: String, key_id: String },
+    /// `lambda:InvokeFunction` of a function (by name or ARN).
+    Function { action: String, function: String },
     /// `sts:AssumeRole` of a role, decided by the role's trust policy.
     AssumeRole { role_arn: String },
     /// An operation that needs no permission (`sts:GetCallerIdentity`).
@@ -164,6 +184,22 @@ pub fn check(operation: &Operation) -> Result<Check, NotModelled> {
                 implicit,
             })
         }
+        ("kms", "Decrypt" | "Encrypt" | "GenerateDataKey" | "ReEncrypt") => Ok(Check::Key {
+            // Decrypt may leave the key to the ciphertext; the local cloud cannot read moto's
+            // ciphertexts, so it needs the key named.
+            key_id: operation
+                .parameter("KeyId")
+                .ok_or_else(|| missing("KeyId"))?
+                .to_string(),
+            action,
+        }),
+        ("lambda", "InvokeFunction") => Ok(Check::Function {
+            function: operation
+                .parameter("FunctionName")
+                .ok_or_else(|| missing("FunctionName"))?
+                .to_string(),
+            action,
+        }),
         ("dynamodb", "PutItem" | "GetItem" | "DeleteItem" | "UpdateItem") => Ok(Check::Table {
             action,
             table: operation
@@ -261,5 +297,30 @@ mod tests {
         .expect("an operation");
         assert!(check(&missing).is_err());
         assert_eq!(operation("lambda", None, None, b""), None);
+    }
+
+    #[test]
+    fn lambda_invoke_is_read_from_its_path() {
+        let invoke = rest_operation(
+            "lambda",
+            "POST",
+            "/2015-03-31/functions/sfstack-demo-sf-invoke-api/invocations",
+        )
+        .expect("an operation");
+        assert_eq!(
+            check(&invoke),
+            Ok(Check::Function {
+                action: "lambda:InvokeFunction".into(),
+                function: "sfstack-demo-sf-invoke-api".into(),
+            })
+        );
+        assert_eq!(
+            rest_operation("lambda", "GET", "/2015-03-31/functions/f/invocations"),
+            None
+        );
+        assert_eq!(
+            rest_operation("s3", "POST", "/2015-03-31/functions/f/invocations"),
+            None
+        );
     }
 }
