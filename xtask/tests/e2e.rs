@@ -101,13 +101,15 @@ impl Local {
         Ok(serde_json::from_str(&text)?)
     }
 
+    /// The AWS APIs as the deployer sees them: through the local cloud's AWS gateway, as a user
+    /// with the AWS CLI would reach AWS.
     async fn sdk(&self) -> anyhow::Result<aws_config::SdkConfig> {
-        let moto = self.state()?["moto"]["url"]
+        let gateway = self.state()?["gateway"]["url"]
             .as_str()
-            .context("no moto url")?
+            .context("no gateway url")?
             .to_string();
         Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(moto)
+            .endpoint_url(gateway)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_sts::config::Credentials::new(
                 "testing", "testing", None, None, "e2e",

@@ -257,7 +257,15 @@ impl Authorizer {
         simulation: &Simulation,
         log: &mut Vec<Entry>,
     ) -> anyhow::Result<Outcome> {
-        let decision = self.evaluator.evaluate(simulation).await?;
+        let key = serde_json::to_string(simulation)?;
+        let decision = match self.policies.decided(&key) {
+            Some(decision) => decision,
+            None => {
+                let decision = self.evaluator.evaluate(simulation).await?;
+                self.policies.remember_decision(key, decision.clone());
+                decision
+            }
+        };
         let allowed = decision.verdict == Verdict::Allowed;
         let resource_based = decision.denied_by.iter().any(|kind| kind == "resource");
         let reason = match decision.verdict {

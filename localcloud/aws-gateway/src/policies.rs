@@ -1,7 +1,9 @@
 //! The policies and facts a decision needs, read from moto directly (as AWS's authorization
 //! reads its own stores): a role's identity policies and trust policy, a secret's ARN, key and
 //! resource policy, a table's key, a key's ARN and key policy. Kept in a cache that is emptied
-//! whenever the deployer changes anything, so a decision never uses a policy that was replaced.
+//! whenever the deployer changes anything, so a decision never uses a policy that was replaced;
+//! the decisions themselves are cached the same way (the same request with the same policies
+//! and context is decided the same: the gateway passes no time or network condition keys).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +34,8 @@ struct Cache {
     secrets: HashMap<String, Option<SecretFacts>>,
     tables: HashMap<String, Option<String>>,
     keys: HashMap<String, KeyFacts>,
+    /// Decisions by their whole simulation (principal, action, resource, context, policies).
+    decisions: HashMap<String, crate::evaluator::Decision>,
 }
 
 /// Reads what decisions need from moto.
@@ -72,6 +76,18 @@ impl Policies {
         if let Ok(mut cache) = self.cache.lock() {
             store(&mut cache);
         }
+    }
+
+    /// A decision already made for exactly this simulation.
+    pub fn decided(&self, simulation: &str) -> Option<crate::evaluator::Decision> {
+        self.cached(|cache| cache.decisions.get(simulation).cloned())
+    }
+
+    /// Remembers a decision until something changes.
+    pub fn remember_decision(&self, simulation: String, decision: crate::evaluator::Decision) {
+        self.remember(|cache| {
+            cache.decisions.insert(simulation, decision);
+        });
     }
 
     /// A role's inline and attached managed policies, by name.
