@@ -23,6 +23,15 @@ mod local_org;
 
 pub use local_org::LocalOrg;
 
+/// An AWS service (or `*`, an anonymous Function URL caller) invoking a function, as the
+/// function's resource policy must allow it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServiceCaller {
+    pub principal: &'static str,
+    pub action: &'static str,
+    pub context: std::collections::BTreeMap<&'static str, String>,
+}
+
 /// Who runs the four steps of a secret's rotation once `RotateSecret` has staged a version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RotationDriver {
@@ -197,11 +206,34 @@ impl Cloud {
             .map(|cloud| LocalOrg::new(cloud.emulator.url.as_str()))
     }
 
+    /// `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE` in this cloud.
+    pub fn arn(&self, service: &str, resource: &str) -> String {
+        format!(
+            "arn:{}:{service}:{}:{}:{resource}",
+            crate::infra::partition(&self.region),
+            self.region,
+            self.account_id
+        )
+    }
+
     /// The local AWS gateway's decision log; `None` on AWS (CloudTrail is AWS's).
     pub fn decision_log(&self) -> Option<&Path> {
         self.local
             .as_ref()
             .and_then(|cloud| cloud.decision_log.as_deref())
+    }
+
+    /// The header that makes an invocation be decided as coming from `callers` (the local
+    /// Lambda service asks the AWS gateway, which evaluates the function's resource policy:
+    /// the local cloud plays EventBridge, Secrets Manager and the Function URL). `None` on AWS,
+    /// where a caller can only invoke as itself.
+    pub fn invoked_by(&self, callers: &[ServiceCaller]) -> Option<(&'static str, String)> {
+        match self.target {
+            Target::Local => serde_json::to_string(callers)
+                .ok()
+                .map(|callers| (lambda_runner::INVOKED_BY_HEADER, callers)),
+            Target::Aws => None,
+        }
     }
 
     /// Who runs a rotation's steps on this target.

@@ -339,22 +339,12 @@ where
 /// IAM returns policy documents URL-encoded (RFC 3986); moto returns them as is. Decodes `%XX`
 /// escapes when the text is not JSON already.
 fn decode_policy_document(text: &str) -> Option<serde_json::Value> {
-    if let Ok(json) = serde_json::from_str(text) {
-        return Some(json);
-    }
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        let byte = bytes[index];
-        if byte == b'%' && index + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).ok()?;
-            decoded.push(u8::from_str_radix(hex, 16).ok()?);
-            index += 3;
-        } else {
-            decoded.push(byte);
-            index += 1;
-        }
-    }
-    serde_json::from_slice(&decoded).ok()
+    serde_json::from_str(text).ok().or_else(|| {
+        serde_json::from_str(
+            &percent_encoding::percent_decode_str(text)
+                .decode_utf8()
+                .ok()?,
+        )
+        .ok()
+    })
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::aws_error::AwsContext;
-use crate::cloud::{Cloud, LocalOrg, RotationDriver, Target};
+use crate::cloud::{Cloud, LocalOrg, RotationDriver, ServiceCaller, Target};
 use crate::naming::Names;
 
 /// One step's result.
@@ -78,13 +78,33 @@ impl Smoke<'_> {
     /// Invokes a function and returns its JSON answer; a function error is an error naming the
     /// function and the error's type and message.
     async fn invoke(&self, crate_name: &str, payload: &Value) -> anyhow::Result<Value> {
+        self.invoke_as(crate_name, payload, &[]).await
+    }
+
+    /// Invokes a function as `callers` would (EventBridge, Secrets Manager, a Function URL):
+    /// on the local target the function's resource policy must allow each of them.
+    async fn invoke_as(
+        &self,
+        crate_name: &str,
+        payload: &Value,
+        callers: &[ServiceCaller],
+    ) -> anyhow::Result<Value> {
         let function = self.names.function(crate_name);
+        let invoked_by = (!callers.is_empty())
+            .then(|| self.cloud.invoked_by(callers))
+            .flatten();
         let output = self
             .cloud
             .invoker
             .invoke()
             .function_name(&function)
             .payload(Blob::new(serde_json::to_vec(payload)?))
+            .customize()
+            .mutate_request(move |request| {
+                if let Some((name, value)) = &invoked_by {
+                    request.headers_mut().insert(*name, value.clone());
+                }
+            })
             .send()
             .await
             .aws_context(|| format!("invoking {function}"))?;
@@ -339,7 +359,24 @@ async fn token_refresh(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
     let secret = smoke.names.session_secret();
     let before = current_version(smoke.cloud, &secret).await?;
     let answer = smoke
-        .invoke("sf-token-refresh", &smoke.event("tokenRefreshSchedule")?)
+        .invoke_as(
+            "sf-token-refresh",
+            &smoke.event("tokenRefreshSchedule")?,
+            &[ServiceCaller {
+                principal: "events.amazonaws.com",
+                action: "lambda:InvokeFunction",
+                context: [
+                    (
+                        "aws:SourceArn",
+                        smoke
+                            .cloud
+                            .arn("events", &format!("rule/{}", smoke.names.refresh_rule())),
+                    ),
+                    ("aws:SourceAccount", smoke.cloud.account_id.clone()),
+                ]
+                .into(),
+            }],
+        )
         .await?;
     let after = current_version(smoke.cloud, &secret).await?;
     if before == after {
@@ -399,11 +436,33 @@ async fn rotation(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
         RotationDriver::Caller => {
             // The version is staged; the function was not run (expected).
             drop(started);
+            let secret_arn = cloud
+                .clients
+                .secrets
+                .describe_secret()
+                .secret_id(&secret)
+                .send()
+                .await
+                .aws_context(|| format!("describing {secret}"))?
+                .arn()
+                .unwrap_or_default()
+                .to_string();
+            // As Secrets Manager calls it: for this secret, from this account.
+            let as_secrets_manager = [ServiceCaller {
+                principal: "secretsmanager.amazonaws.com",
+                action: "lambda:InvokeFunction",
+                context: [
+                    ("aws:SourceArn", secret_arn),
+                    ("aws:SourceAccount", cloud.account_id.clone()),
+                ]
+                .into(),
+            }];
             for step in ["createSecret", "setSecret", "testSecret", "finishSecret"] {
                 smoke
-                    .invoke(
+                    .invoke_as(
                         "sf-secret-rotation",
                         &json!({"Step": step, "SecretId": secret, "ClientRequestToken": token}),
+                        &as_secrets_manager,
                     )
                     .await
                     .with_context(|| format!("rotation step {step}"))?;
@@ -459,7 +518,22 @@ async fn oauth_callback(smoke: &Smoke<'_>, org: &LocalOrg) -> anyhow::Result<(()
     );
     event["headers"]["host"] = json!(host);
     event["requestContext"]["domainName"] = json!(host);
-    let answer = smoke.invoke("sf-oauth-callback", &event).await?;
+    // Through its public Function URL: anyone, with auth type NONE, and only via the URL.
+    let url_callers = [
+        ServiceCaller {
+            principal: "*",
+            action: "lambda:InvokeFunctionUrl",
+            context: [("lambda:FunctionUrlAuthType", "NONE".to_string())].into(),
+        },
+        ServiceCaller {
+            principal: "*",
+            action: "lambda:InvokeFunction",
+            context: [("lambda:InvokedViaFunctionUrl", "true".to_string())].into(),
+        },
+    ];
+    let answer = smoke
+        .invoke_as("sf-oauth-callback", &event, &url_callers)
+        .await?;
     let status = answer["statusCode"].as_i64().unwrap_or_default();
     if status != 200 {
         bail!(

@@ -894,6 +894,28 @@ const NEEDED_STATEMENTS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The resource permissions of the functions that a caller needs: (function, statement id,
+/// the smoke-test step whose caller fails without it). Amazon Connect's is made only with
+/// `connect.instance_arn`, which these tests do not set.
+const NEEDED_PERMISSIONS: &[(&str, &str, &str)] = &[
+    (
+        "sf-token-refresh",
+        "sfstack-token-refresh-schedule",
+        "tokenRefresh",
+    ),
+    (
+        "sf-secret-rotation",
+        "sfstack-secrets-manager-rotation",
+        "rotation",
+    ),
+    ("sf-oauth-callback", "sfstack-function-url", "oauthCallback"),
+    (
+        "sf-oauth-callback",
+        "sfstack-function-url-invoke",
+        "oauthCallback",
+    ),
+];
+
 /// Statements the local cloud cannot prove needed yet, and why.
 const UNPROVEN_STATEMENTS: &[(&str, &str)] = &[(
     "WriteOwnLogs",
@@ -1009,6 +1031,59 @@ async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
         );
         put_policy(function, &original).await?;
         force_cold_start(function, round + 1000).await?;
+    }
+
+    // Every resource permission is accounted for, and each is needed by its caller.
+    for function in [
+        "sf-invoke-api",
+        "sf-token-refresh",
+        "sf-secret-rotation",
+        "sf-oauth-callback",
+    ] {
+        let name = format!("sfstack-{env}-{function}");
+        let policy: Value = match lambda.get_policy().function_name(&name).send().await {
+            Ok(output) => serde_json::from_str(output.policy().unwrap_or("{}"))?,
+            Err(_) => Value::Null,
+        };
+        for statement in policy["Statement"].as_array().into_iter().flatten() {
+            let sid = statement["Sid"].as_str().unwrap_or_default();
+            assert!(
+                NEEDED_PERMISSIONS
+                    .iter()
+                    .any(|(needed_by, needed, _)| *needed_by == function && *needed == sid),
+                "{function}'s permission {sid:?} is not proven needed"
+            );
+        }
+    }
+    for (function, sid, needed_by) in NEEDED_PERMISSIONS {
+        lambda
+            .remove_permission()
+            .function_name(format!("sfstack-{env}-{function}"))
+            .statement_id(*sid)
+            .send()
+            .await?;
+        let run = local.run(&["smoke-test", "--env", env, "--output", "json"], &[])?;
+        let report = run.json()?;
+        let (result, detail) = step(&report, needed_by);
+        assert_eq!(
+            (run.code, result),
+            (3, "failed"),
+            "without {function}'s permission {sid}, {needed_by} must fail: {report}"
+        );
+        assert!(
+            detail.contains("is not authorized to perform: lambda:InvokeFunction")
+                && detail.contains("because no resource-based policy allows"),
+            "without {function}'s permission {sid}, {needed_by}'s caller must be refused: {detail}"
+        );
+        // A redeploy puts it back.
+        let deployed = local
+            .run(&["deploy", "--env", env, "--output", "json"], &flow)?
+            .ok()?
+            .json()?;
+        assert!(
+            deployed["changes"].to_string().contains(sid),
+            "the redeploy restores {sid}: {deployed}"
+        );
     }
 
     let run = local.run(&["smoke-test", "--env", env, "--output", "json"], &[])?;

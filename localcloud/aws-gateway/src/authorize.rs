@@ -25,6 +25,23 @@ pub struct Entry {
     pub deciding: Vec<String>,
 }
 
+/// An AWS service (or, through a public Function URL, anyone) invoking a function: what the
+/// local Lambda service asks the gateway before it runs a function for such a caller, as
+/// Lambda checks the function's resource policy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
+pub struct ServiceInvocation {
+    /// `events.amazonaws.com`, `secretsmanager.amazonaws.com`, `connect.amazonaws.com`, or `*`
+    /// for an anonymous caller of a Function URL.
+    pub principal: String,
+    /// `lambda:InvokeFunction` or `lambda:InvokeFunctionUrl`.
+    pub action: String,
+    /// The function's ARN.
+    pub function_arn: String,
+    /// `aws:SourceArn`, `aws:SourceAccount`, `lambda:FunctionUrlAuthType`, …
+    #[serde(default)]
+    pub context: BTreeMap<String, String>,
+}
+
 /// What the gateway does with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -147,6 +164,43 @@ impl Authorizer {
         }
     }
 
+    /// Decides whether `invocation`'s caller may invoke the function: only the function's
+    /// resource policy can allow a service principal or an anonymous caller.
+    pub async fn service_invocation(
+        &self,
+        invocation: &ServiceInvocation,
+        log: &mut Vec<Entry>,
+    ) -> anyhow::Result<Outcome> {
+        let resource_policy = self
+            .policies
+            .function_policy(&invocation.function_arn)
+            .await?;
+        let principal = match invocation.principal.as_str() {
+            "*" => evaluator::Principal::Anonymous,
+            service => evaluator::Principal::Service(service.to_string()),
+        };
+        let simulation =
+            Simulation {
+                principal,
+                action: invocation.action.clone(),
+                resource_arn: invocation.function_arn.clone(),
+                resource_account: self.account_id.clone(),
+                context: invocation
+                    .context
+                    .iter()
+                    .map(|(key, value)| (key.clone(), vec![value.clone()]))
+                    .collect(),
+                identity_policies: Vec::new(),
+                resource_policy: Some(resource_policy.unwrap_or_else(
+                    || serde_json::json!({"Version": "2012-10-17", "Statement": []}),
+                )),
+            };
+        let caller = Principal::Service {
+            name: invocation.principal.clone(),
+        };
+        self.record(&caller, &simulation, log).await
+    }
+
     fn arn(&self, service: &str, resource: &str) -> String {
         format!(
             "arn:aws:{service}:{}:{}:{resource}",
@@ -228,7 +282,7 @@ impl Authorizer {
                     "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
                 }),
             )],
-            Principal::LambdaService => Vec::new(),
+            Principal::LambdaService | Principal::Service { .. } => Vec::new(),
         };
         let simulation = Simulation {
             principal: self.simulated(principal),
@@ -247,6 +301,8 @@ impl Authorizer {
             Principal::LambdaService => {
                 evaluator::Principal::Service("lambda.amazonaws.com".to_string())
             }
+            Principal::Service { name } if name == "*" => evaluator::Principal::Anonymous,
+            Principal::Service { name } => evaluator::Principal::Service(name.clone()),
             other => evaluator::Principal::Arn(other.arn().to_string()),
         }
     }
@@ -267,13 +323,21 @@ impl Authorizer {
             }
         };
         let allowed = decision.verdict == Verdict::Allowed;
-        let resource_based = decision.denied_by.iter().any(|kind| kind == "resource");
+        // A service or the Lambda service has no identity policy: only the resource's policy
+        // (a function policy, a trust policy) can allow it.
+        let has_no_identity = matches!(
+            principal,
+            Principal::Service { .. } | Principal::LambdaService
+        );
+        let denied_by = |kind: &str| decision.denied_by.iter().any(|denier| denier == kind);
         let reason = match decision.verdict {
             Verdict::Allowed => None,
-            Verdict::ExplicitlyDenied => Some(Reason::ExplicitDeny { resource_based }),
+            Verdict::ExplicitlyDenied => Some(Reason::ExplicitDeny {
+                resource_based: has_no_identity || denied_by("resource"),
+            }),
             Verdict::ImplicitlyDenied => Some(Reason::NoPolicyAllows {
-                resource_based: resource_based
-                    && !decision.denied_by.iter().any(|kind| kind == "identity"),
+                resource_based: has_no_identity
+                    || (denied_by("resource") && !denied_by("identity")),
             }),
         };
         let message = reason.as_ref().map(|reason| {

@@ -41,6 +41,10 @@ use table::Protocol;
 /// Answers when the gateway is up (no AWS API uses this path).
 pub const HEALTH_PATH: &str = "/__sfstack/health";
 
+/// Where the local Lambda service asks whether an AWS service may invoke a function
+/// (`POST`, a [`authorize::ServiceInvocation`]; answers `{"allowed", "message"}`).
+pub const SERVICE_INVOCATION_PATH: &str = "/__sfstack/service-invocation";
+
 /// The largest request body the gateway buffers (Lambda zips are a few MB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
@@ -112,6 +116,10 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
     });
     let app = axum::Router::new()
         .route(HEALTH_PATH, axum::routing::get(|| async { "ok" }))
+        .route(
+            SERVICE_INVOCATION_PATH,
+            axum::routing::post(service_invocation),
+        )
         .fallback(handle)
         .with_state(gateway);
     axum::serve(listener, app)
@@ -228,6 +236,37 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         .principals
         .learn_from_assume_role(&String::from_utf8_lossy(&bytes));
     Response::from_parts(parts, Body::from(bytes))
+}
+
+/// The local Lambda service asks before it runs a function for an AWS service or an anonymous
+/// Function URL caller.
+async fn service_invocation(
+    State(gateway): State<Arc<Gateway>>,
+    axum::Json(invocation): axum::Json<authorize::ServiceInvocation>,
+) -> Response<Body> {
+    let mut entries = Vec::new();
+    let outcome = gateway
+        .authorizer
+        .service_invocation(&invocation, &mut entries)
+        .await;
+    gateway.write_log(&entries);
+    let answer = match outcome {
+        Ok(Outcome::Forward) => serde_json::json!({ "allowed": true }),
+        Ok(Outcome::Deny(message)) => serde_json::json!({
+            "allowed": !gateway.config.enforce,
+            "message": message,
+        }),
+        Err(error) => {
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("aws-gateway: could not decide the invocation: {error:#}"),
+            );
+        }
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(answer.to_string()))
+        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "aws-gateway: bad answer"))
 }
 
 impl Gateway {

@@ -271,7 +271,11 @@ impl Policies {
             .send()
             .await
         {
-            Ok(output) => output.policy().map(document).transpose(),
+            Ok(output) => Ok(output
+                .policy()
+                .map(document)
+                .transpose()?
+                .map(with_function_url_conditions)),
             Err(error)
                 if error
                     .as_service_error()
@@ -322,6 +326,57 @@ impl Policies {
     }
 }
 
+/// A function policy as Lambda keeps it. `AddPermission` with `FunctionUrlAuthType` or
+/// `InvokedViaFunctionUrl` becomes a condition of the statement (Lambda's documentation on
+/// Function URL access control: `"Condition": {"StringEquals": {"lambda:FunctionUrlAuthType":
+/// "NONE"}}` and `{"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}`); moto keeps them as
+/// top-level statement fields, which is not a policy at all. Moves them where Lambda puts them.
+fn with_function_url_conditions(mut policy: Value) -> Value {
+    let moved = [
+        (
+            "FunctionUrlAuthType",
+            "StringEquals",
+            "lambda:FunctionUrlAuthType",
+        ),
+        (
+            "InvokedViaFunctionUrl",
+            "Bool",
+            "lambda:InvokedViaFunctionUrl",
+        ),
+    ];
+    for statement in policy
+        .get_mut("Statement")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        let Some(fields) = statement.as_object_mut() else {
+            continue;
+        };
+        for (field, operator, key) in moved {
+            let Some(value) = fields.remove(field) else {
+                continue;
+            };
+            let value = match value {
+                Value::Bool(flag) => Value::String(flag.to_string()),
+                other => other,
+            };
+            let condition = fields
+                .entry("Condition")
+                .or_insert_with(|| Value::Object(serde_json::Map::new()));
+            if let Some(condition) = condition.as_object_mut() {
+                let operator = condition
+                    .entry(operator)
+                    .or_insert_with(|| Value::Object(serde_json::Map::new()));
+                if let Some(operator) = operator.as_object_mut() {
+                    operator.insert(key.to_string(), value);
+                }
+            }
+        }
+    }
+    policy
+}
+
 /// A policy document as IAM returns it: JSON, or URL-encoded JSON (real IAM encodes them).
 fn document(text: &str) -> anyhow::Result<Value> {
     if let Ok(json) = serde_json::from_str(text) {
@@ -334,6 +389,28 @@ fn document(text: &str) -> anyhow::Result<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn function_url_permissions_become_the_conditions_lambda_gives_them() {
+        let moto = serde_json::json!({"Statement": [
+            {"Sid": "url", "Principal": "*", "Action": "lambda:InvokeFunctionUrl", "FunctionUrlAuthType": "NONE"},
+            {"Sid": "invoke", "Principal": "*", "Action": "lambda:InvokeFunction", "InvokedViaFunctionUrl": true,
+             "Condition": {"StringEquals": {"AWS:SourceAccount": "1"}}},
+        ]});
+        let lambda = with_function_url_conditions(moto);
+        assert_eq!(
+            lambda["Statement"][0]["Condition"],
+            serde_json::json!({"StringEquals": {"lambda:FunctionUrlAuthType": "NONE"}})
+        );
+        assert_eq!(
+            lambda["Statement"][1]["Condition"],
+            serde_json::json!({
+                "StringEquals": {"AWS:SourceAccount": "1"},
+                "Bool": {"lambda:InvokedViaFunctionUrl": "true"}
+            })
+        );
+        assert!(lambda["Statement"][0].get("FunctionUrlAuthType").is_none());
+    }
 
     #[test]
     fn documents_are_read_plain_or_url_encoded() {

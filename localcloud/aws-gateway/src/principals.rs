@@ -30,6 +30,9 @@ pub enum Principal {
         session_arn: String,
         role_name: String,
     },
+    /// An AWS service calling on its own behalf (`events.amazonaws.com`), or `*` for an
+    /// anonymous caller; never behind an access key.
+    Service { name: String },
 }
 
 impl Principal {
@@ -39,6 +42,7 @@ impl Principal {
             Self::Deployer { arn } => arn,
             Self::LambdaService => "lambda.amazonaws.com",
             Self::RoleSession { session_arn, .. } => session_arn,
+            Self::Service { name } => name,
         }
     }
 }

@@ -59,6 +59,16 @@ pub struct RunnerConfig {
     pub gateway: Option<String>,
 }
 
+/// How the local cloud says that an AWS service, not the signer, is invoking: a JSON list of
+/// `{"principal", "action", "context"}` (e.g. `events.amazonaws.com`, `lambda:InvokeFunction`,
+/// `{"aws:SourceArn": RULE}`), each of which the function's resource policy must allow, as
+/// Lambda checks it when EventBridge, Secrets Manager, Amazon Connect or a Function URL invokes.
+/// Only the local Lambda service reads it, and only with a gateway to decide.
+pub const INVOKED_BY_HEADER: &str = "x-sfstack-invoked-by";
+
+/// The gateway's service-invocation endpoint (see the `aws-gateway` crate, which owns it).
+const SERVICE_INVOCATION_PATH: &str = "/__sfstack/service-invocation";
+
 /// The access key the runner signs its `AssumeRole` calls with: the gateway knows it as the
 /// Lambda service.
 pub const LAMBDA_SERVICE_ACCESS_KEY: &str = "SFSTACKLAMBDASERVICE";
@@ -108,6 +118,8 @@ struct Runner {
     lambda: aws_sdk_lambda::Client,
     /// STS through the gateway, as the Lambda service; `None` without a gateway.
     sts: Option<aws_sdk_sts::Client>,
+    /// For the gateway's service-invocation decisions.
+    http: reqwest::Client,
     code: CodeStore,
     functions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
     /// The account seen in configurations, for "function not found" messages.
@@ -261,6 +273,11 @@ async fn invoke(
         Ok(function) => function,
         Err(error) => return error.into_response(),
     };
+    if let Some(callers) = header(&headers, INVOKED_BY_HEADER)
+        && let Err(error) = runner.authorize_callers(&function.arn, callers).await
+    {
+        return error.into_response();
+    }
     let request_id = new_request_id();
     let client_context = header(&headers, "x-amz-client-context").and_then(|encoded| {
         let decoded = base64::engine::general_purpose::STANDARD
@@ -384,6 +401,7 @@ impl Runner {
             config,
             lambda,
             sts,
+            http: reqwest::Client::new(),
             code,
             functions: Mutex::default(),
             account: Mutex::default(),
@@ -485,6 +503,45 @@ impl Runner {
             identity,
             hash,
         })
+    }
+
+    /// Asks the gateway whether each caller of [`INVOKED_BY_HEADER`] may invoke the function;
+    /// the first refusal is the answer (`AccessDeniedException`, as Lambda gives it).
+    async fn authorize_callers(&self, function_arn: &str, callers: &str) -> Result<(), ApiError> {
+        let Some(gateway) = &self.config.gateway else {
+            return Ok(());
+        };
+        let callers: Vec<serde_json::Value> =
+            serde_json::from_str(callers).map_err(|error| ApiError {
+                status: StatusCode::BAD_REQUEST,
+                error_type: "InvalidRequestContentException",
+                message: format!("{INVOKED_BY_HEADER} is not a JSON list: {error}"),
+            })?;
+        for mut caller in callers {
+            caller["function_arn"] = function_arn.into();
+            let answer: serde_json::Value = self
+                .http
+                .post(format!("{gateway}{SERVICE_INVOCATION_PATH}"))
+                .json(&caller)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status)
+                .map_err(|error| ApiError::service(format!("asking the AWS gateway: {error}")))?
+                .json()
+                .await
+                .map_err(|error| ApiError::service(format!("the AWS gateway's answer: {error}")))?;
+            if answer["allowed"] != true {
+                return Err(ApiError {
+                    status: StatusCode::FORBIDDEN,
+                    error_type: "AccessDeniedException",
+                    message: answer["message"]
+                        .as_str()
+                        .unwrap_or("the function's resource policy does not allow this caller")
+                        .to_string(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The credentials a new environment of `function` gets: a session of its execution role
