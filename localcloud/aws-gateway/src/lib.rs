@@ -176,6 +176,13 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
             .forward(&parts.method, &parts.uri, &parts.headers, body)
             .await;
         gateway.authorizer.policies.invalidate();
+        if service == "lambda"
+            && parts.method == axum::http::Method::GET
+            && parts.uri.path().ends_with("/policy")
+            && answer.status().is_success()
+        {
+            return function_policy_as_lambda_returns_it(answer).await;
+        }
         return answer;
     }
 
@@ -323,6 +330,29 @@ impl Gateway {
             let _ = writeln!(file, "{line}");
         }
     }
+}
+
+/// Lambda's `GetPolicy` answer with the function policy as Lambda keeps it (see
+/// [`policies::with_function_url_conditions`]), so callers see what AWS would show them.
+async fn function_policy_as_lambda_returns_it(answer: Response<Body>) -> Response<Body> {
+    let (mut parts, body) = answer.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .unwrap_or_default();
+    let Ok(mut document) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    let Some(policy) = document["Policy"]
+        .as_str()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
+    else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    document["Policy"] = policies::with_function_url_conditions(policy)
+        .to_string()
+        .into();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(document.to_string()))
 }
 
 fn plain(status: StatusCode, text: &str) -> Response<Body> {

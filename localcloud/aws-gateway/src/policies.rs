@@ -331,7 +331,7 @@ impl Policies {
 /// Function URL access control: `"Condition": {"StringEquals": {"lambda:FunctionUrlAuthType":
 /// "NONE"}}` and `{"Bool": {"lambda:InvokedViaFunctionUrl": "true"}}`); moto keeps them as
 /// top-level statement fields, which is not a policy at all. Moves them where Lambda puts them.
-fn with_function_url_conditions(mut policy: Value) -> Value {
+pub fn with_function_url_conditions(mut policy: Value) -> Value {
     let moved = [
         (
             "FunctionUrlAuthType",

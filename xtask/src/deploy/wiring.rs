@@ -237,10 +237,10 @@ async fn remove_permission(cloud: &Cloud, function: &str, sid: &str) -> anyhow::
     }
 }
 
-/// Whether a statement of the function's policy grants `permission`: same principal, action,
-/// source ARN and source account. The Function URL conditions (`lambda:FunctionUrlAuthType`,
-/// `lambda:InvokedViaFunctionUrl`) are not compared: the local cloud's Lambda does not return
-/// them, and a statement with our fixed id and the public principal was made by us with them.
+/// Whether a statement of the function's policy grants `permission`, no more and no less: same
+/// principal, action, source ARN, source account and Function URL conditions
+/// (`lambda:FunctionUrlAuthType`, `lambda:InvokedViaFunctionUrl`, which Lambda keeps as
+/// conditions of the statement; so does the local cloud's gateway).
 fn statement_matches(statement: &serde_json::Value, permission: &Permission) -> bool {
     let principal = match statement.get("Principal") {
         Some(serde_json::Value::String(text)) => text.clone(),
@@ -256,6 +256,10 @@ fn statement_matches(statement: &serde_json::Value, permission: &Permission) -> 
         && statement.get("Action").and_then(|action| action.as_str()) == Some(permission.action)
         && condition_value(statement, "aws:sourcearn") == permission.source_arn
         && condition_value(statement, "aws:sourceaccount") == permission.source_account
+        && condition_value(statement, "lambda:functionurlauthtype").as_deref()
+            == permission.url_auth_none.then_some("NONE")
+        && condition_value(statement, "lambda:invokedviafunctionurl").as_deref()
+            == permission.via_function_url.then_some("true")
 }
 
 /// The value a statement's condition gives `key` (compared case-insensitively, as IAM does
@@ -555,15 +559,32 @@ mod tests {
     }
 
     #[test]
-    fn a_public_statement_matches_in_both_principal_spellings() {
+    fn a_public_statement_matches_in_both_principal_spellings_only_with_its_url_condition() {
         let (_, url) = find(&wanted(None), SID_URL);
+        let with_auth_type = |principal: serde_json::Value| {
+            let mut statement = statement(principal, "lambda:InvokeFunctionUrl", None);
+            statement["Condition"] =
+                json!({"StringEquals": {"lambda:FunctionUrlAuthType": "NONE"}});
+            statement
+        };
+        assert!(statement_matches(&with_auth_type(json!("*")), &url));
         assert!(statement_matches(
+            &with_auth_type(json!({"AWS": "*"})),
+            &url
+        ));
+        // Without the auth-type condition the statement would open the URL to any auth type.
+        assert!(!statement_matches(
             &statement(json!("*"), "lambda:InvokeFunctionUrl", None),
             &url
         ));
-        assert!(statement_matches(
-            &statement(json!({"AWS": "*"}), "lambda:InvokeFunctionUrl", None),
-            &url
+        let (_, invoke) = find(&wanted(None), SID_URL_INVOKE);
+        let mut via_url = statement(json!("*"), "lambda:InvokeFunction", None);
+        via_url["Condition"] = json!({"Bool": {"lambda:InvokedViaFunctionUrl": "true"}});
+        assert!(statement_matches(&via_url, &invoke));
+        // A public InvokeFunction without it would let anyone invoke the function directly.
+        assert!(!statement_matches(
+            &statement(json!("*"), "lambda:InvokeFunction", None),
+            &invoke
         ));
     }
 }
