@@ -1,0 +1,556 @@
+//! The local cloud refuses what AWS's IAM refuses, and every permission the stack grants is
+//! proven needed.
+
+use anyhow::Context;
+use serde_json::Value;
+
+use super::*;
+
+/// The local cloud refuses what IAM refuses: a function whose role lost the statement that lets
+/// it read its secrets fails with the AccessDenied AWS would give, naming the action; a role
+/// whose trust policy does not admit Lambda cannot run its function; a function pointed at
+/// another environment's secret is refused; the gateway logs every denial; and a redeploy,
+/// which restores the policies, makes the environment whole again.
+#[tokio::test(flavor = "multi_thread")]
+async fn iam_is_enforced_on_the_local_target() -> anyhow::Result<()> {
+    let mut local = Local::new("iam");
+    let (a, b) = ("e2e-iam-a", "e2e-iam-b");
+    local.run(&["deploy", "--env", a], &[])?.ok()?;
+    local.run(&["deploy", "--env", b], &[])?.ok()?;
+    let sdk = local.sdk().await?;
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+
+    // sf-invoke-api's role without the statement that reads the secrets.
+    let role = format!("sfstack-{a}-sf-invoke-api-role");
+    let policy = iam
+        .get_role_policy()
+        .role_name(&role)
+        .policy_name("sfstack")
+        .send()
+        .await?;
+    // IAM returns policy documents URL-encoded.
+    let mut document: Value = serde_json::from_str(
+        &percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy(),
+    )?;
+    let statements = document["Statement"].as_array_mut().context("statements")?;
+    let before = statements.len();
+    statements.retain(|statement| statement["Sid"] != "ReadSalesforceSecrets");
+    assert_eq!(statements.len(), before - 1, "{document}");
+    iam.put_role_policy()
+        .role_name(&role)
+        .policy_name("sfstack")
+        .policy_document(document.to_string())
+        .send()
+        .await?;
+    // sf-token-refresh's role trusts only EC2.
+    iam.update_assume_role_policy()
+        .role_name(format!("sfstack-{a}-sf-token-refresh-role"))
+        .policy_document(
+            serde_json::json!({
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": {"Service": "ec2.amazonaws.com"},
+                    "Action": "sts:AssumeRole"
+                }]
+            })
+            .to_string(),
+        )
+        .send()
+        .await?;
+
+    let run = local.run(&["smoke-test", "--env", a, "--output", "json"], &[])?;
+    assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
+    let report = run.json()?;
+    let (result, detail) = step(&report, "phoneLookup");
+    assert_eq!(result, "failed", "{report}");
+    assert!(
+        detail.contains("is not authorized to perform: secretsmanager:GetSecretValue")
+            && detail.contains(&format!("assumed-role/{role}/"))
+            && detail.contains("because no identity-based policy allows"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("denied by the local cloud's IAM"),
+        "the step shows the gateway's denial: {detail}"
+    );
+    let (result, detail) = step(&report, "tokenRefresh");
+    assert_eq!(result, "failed", "{report}");
+    assert!(detail.contains("cannot be assumed by Lambda"), "{detail}");
+    // Steps whose roles are intact still pass.
+    assert_eq!(step(&report, "oauthCallback").0, "passed", "{report}");
+
+    let denials = local
+        .run(&["local", "decisions", "--denied", "--output", "json"], &[])?
+        .ok()?
+        .json()?;
+    let denied: Vec<(String, String)> = denials
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|decision| {
+            (
+                decision["action"].as_str().unwrap_or_default().to_string(),
+                decision["principal"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        denied.contains(&(
+            "sts:AssumeRole".to_string(),
+            "lambda.amazonaws.com".to_string()
+        )),
+        "{denials}"
+    );
+    assert!(
+        denied.iter().any(
+            |(action, principal)| action == "secretsmanager:GetSecretValue"
+                && principal.contains(&role)
+        ),
+        "{denials}"
+    );
+
+    // A function pointed at another environment's secret is refused, though the secret exists.
+    let function = format!("sfstack-{a}-sf-oauth-callback");
+    let configuration = lambda
+        .get_function_configuration()
+        .function_name(&function)
+        .send()
+        .await?;
+    let variables = configuration
+        .environment()
+        .and_then(|environment| environment.variables())
+        .cloned()
+        .unwrap_or_default();
+    let own = variables
+        .get("SF_CREDENTIALS_SECRET_ARN")
+        .cloned()
+        .context("the callback's credentials secret")?;
+    let other = aws_sdk_secretsmanager::Client::new(&sdk)
+        .describe_secret()
+        .secret_id(format!("sfstack-{b}/salesforce-credentials"))
+        .send()
+        .await?
+        .arn()
+        .context("the other environment's secret")?
+        .to_string();
+    let point_at = async |secret: &str| {
+        let mut variables = variables.clone();
+        variables.insert("SF_CREDENTIALS_SECRET_ARN".to_string(), secret.to_string());
+        lambda
+            .update_function_configuration()
+            .function_name(&function)
+            .environment(
+                aws_sdk_lambda::types::Environment::builder()
+                    .set_variables(Some(variables))
+                    .build(),
+            )
+            .send()
+            .await
+    };
+    point_at(&other).await?;
+    let run = local.run(&["smoke-test", "--env", a, "--output", "json"], &[])?;
+    let report = run.json()?;
+    let (result, detail) = step(&report, "oauthCallback");
+    assert_eq!(result, "failed", "{report}");
+    assert!(
+        detail.contains(&format!(
+            "is not authorized to perform: secretsmanager:GetSecretValue on resource: {other}"
+        )),
+        "{detail}"
+    );
+
+    // A redeploy restores the policies (CloudFormation does not see the configuration's drift,
+    // so the test puts that back itself); everything passes again.
+    point_at(&own).await?;
+    local.run(&["deploy", "--env", a], &[])?.ok()?;
+    let run = local.run(&["smoke-test", "--env", a, "--output", "json"], &[])?;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    local.run(&["teardown", "--env", a], &[])?.ok()?;
+    local.run(&["teardown", "--env", b], &[])?.ok()?;
+    Ok(())
+}
+
+/// The statements of every function policy that a smoke-test step needs: (function, Sid, the
+/// step that fails without it).
+const NEEDED_STATEMENTS: &[(&str, &str, &str)] = &[
+    ("sf-invoke-api", "ReadSalesforceSecrets", "phoneLookup"),
+    (
+        "sf-invoke-api",
+        "DecryptSecretsThroughSecretsManager",
+        "phoneLookup",
+    ),
+    ("sf-oauth-callback", "ReadCredentials", "oauthCallback"),
+    ("sf-oauth-callback", "StoreTokens", "oauthCallback"),
+    (
+        "sf-oauth-callback",
+        "EncryptThroughSecretsManagerAndDynamoDB",
+        "oauthCallback",
+    ),
+    ("sf-secret-rotation", "RotateCredentials", "rotation"),
+    (
+        "sf-secret-rotation",
+        "EncryptSecretsThroughSecretsManager",
+        "rotation",
+    ),
+    (
+        "sf-token-refresh",
+        "ReadCredentialsAndKeepRotatedRefreshToken",
+        "tokenRefresh",
+    ),
+    ("sf-token-refresh", "WriteSession", "tokenRefresh"),
+    (
+        "sf-token-refresh",
+        "EncryptSecretsThroughSecretsManager",
+        "tokenRefresh",
+    ),
+];
+
+/// The resource permissions of the functions that a caller needs: (function, statement id,
+/// the smoke-test step whose caller fails without it). Amazon Connect's is made only with
+/// `connect.instance_arn`, which these tests do not set.
+const NEEDED_PERMISSIONS: &[(&str, &str, &str)] = &[
+    (
+        "sf-token-refresh",
+        "sfstack-token-refresh-schedule",
+        "tokenRefresh",
+    ),
+    (
+        "sf-secret-rotation",
+        "sfstack-secrets-manager-rotation",
+        "rotation",
+    ),
+    ("sf-oauth-callback", "sfstack-function-url", "oauthCallback"),
+    (
+        "sf-oauth-callback",
+        "sfstack-function-url-invoke",
+        "oauthCallback",
+    ),
+];
+
+/// Statements the local cloud cannot prove needed yet, and why.
+const UNPROVEN_STATEMENTS: &[(&str, &str)] = &[(
+    "WriteOwnLogs",
+    "the local Lambda service writes function output to files, not to CloudWatch Logs",
+)];
+
+/// Least privilege, proven: every statement of every function's policy is needed. Each is
+/// removed in turn (its function's next invocation forced cold, as after a deploy), and the
+/// smoke-test step that needs it must fail with the AccessDenied AWS would give; the policy is
+/// then put back and everything passes again. A statement added to a policy without a row in
+/// `NEEDED_STATEMENTS` (or a reason in `UNPROVEN_STATEMENTS`) fails this test.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
+    let mut local = Local::new("mutation");
+    let env = "e2e-mutation";
+    // Refresh-token credentials: the only flow with rotation, so every function runs.
+    let flow = [("SFSTACK_SALESFORCE_AUTH_FLOW", "refresh_token")];
+    local.run(&["deploy", "--env", env], &flow)?.ok()?;
+    let sdk = local.sdk().await?;
+    let iam = aws_sdk_iam::Client::new(&sdk);
+    let lambda = aws_sdk_lambda::Client::new(&sdk);
+    let role = |function: &str| format!("sfstack-{env}-{function}-role");
+    let policy_of = async |function: &str| -> anyhow::Result<Value> {
+        let policy = iam
+            .get_role_policy()
+            .role_name(role(function))
+            .policy_name("sfstack")
+            .send()
+            .await?;
+        Ok(serde_json::from_str(
+            &percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy(),
+        )?)
+    };
+    let put_policy = async |function: &str, document: &Value| -> anyhow::Result<()> {
+        iam.put_role_policy()
+            .role_name(role(function))
+            .policy_name("sfstack")
+            .policy_document(document.to_string())
+            .send()
+            .await?;
+        Ok(())
+    };
+    // A changed configuration makes the Lambda service start a new (cold) environment.
+    let force_cold_start = async |function: &str, round: usize| -> anyhow::Result<()> {
+        let name = format!("sfstack-{env}-{function}");
+        let configuration = lambda
+            .get_function_configuration()
+            .function_name(&name)
+            .send()
+            .await?;
+        let mut variables = configuration
+            .environment()
+            .and_then(|environment| environment.variables())
+            .cloned()
+            .unwrap_or_default();
+        variables.insert("SFSTACK_TEST_ROUND".to_string(), round.to_string());
+        lambda
+            .update_function_configuration()
+            .function_name(&name)
+            .environment(
+                aws_sdk_lambda::types::Environment::builder()
+                    .set_variables(Some(variables))
+                    .build(),
+            )
+            .send()
+            .await?;
+        Ok(())
+    };
+
+    // Every statement is accounted for.
+    for function in [
+        "sf-invoke-api",
+        "sf-token-refresh",
+        "sf-secret-rotation",
+        "sf-oauth-callback",
+    ] {
+        let document = policy_of(function).await?;
+        for statement in document["Statement"].as_array().into_iter().flatten() {
+            let sid = statement["Sid"].as_str().unwrap_or_default();
+            assert!(
+                NEEDED_STATEMENTS
+                    .iter()
+                    .any(|(needed_by, needed, _)| *needed_by == function && *needed == sid)
+                    || UNPROVEN_STATEMENTS
+                        .iter()
+                        .any(|(unproven, _)| *unproven == sid),
+                "{function}'s statement {sid:?} is neither proven needed nor explained"
+            );
+        }
+    }
+
+    for (round, (function, sid, needed_by)) in NEEDED_STATEMENTS.iter().enumerate() {
+        let original = policy_of(function).await?;
+        let mut reduced = original.clone();
+        reduced["Statement"]
+            .as_array_mut()
+            .context("statements")?
+            .retain(|statement| statement["Sid"] != *sid);
+        put_policy(function, &reduced).await?;
+        force_cold_start(function, round).await?;
+        let run = local.run(&["smoke-test", "--env", env, "--output", "json"], &[])?;
+        let report = run.json()?;
+        let (result, detail) = step(&report, needed_by);
+        assert_eq!(
+            (run.code, result),
+            (3, "failed"),
+            "without {function}'s {sid}, {needed_by} must fail: {report}"
+        );
+        assert!(
+            detail.contains("is not authorized to perform:")
+                && detail.contains(&format!("assumed-role/{}/", role(function))),
+            "without {function}'s {sid}, {needed_by} must fail on an AccessDenied of its role: {detail}"
+        );
+        put_policy(function, &original).await?;
+        force_cold_start(function, round + 1000).await?;
+    }
+
+    // Every resource permission is accounted for, and each is needed by its caller.
+    for function in [
+        "sf-invoke-api",
+        "sf-token-refresh",
+        "sf-secret-rotation",
+        "sf-oauth-callback",
+    ] {
+        let name = format!("sfstack-{env}-{function}");
+        let policy: Value = match lambda.get_policy().function_name(&name).send().await {
+            Ok(output) => serde_json::from_str(output.policy().unwrap_or("{}"))?,
+            Err(_) => Value::Null,
+        };
+        for statement in policy["Statement"].as_array().into_iter().flatten() {
+            let sid = statement["Sid"].as_str().unwrap_or_default();
+            assert!(
+                NEEDED_PERMISSIONS
+                    .iter()
+                    .any(|(needed_by, needed, _)| *needed_by == function && *needed == sid),
+                "{function}'s permission {sid:?} is not proven needed"
+            );
+        }
+    }
+    for (function, sid, needed_by) in NEEDED_PERMISSIONS {
+        lambda
+            .remove_permission()
+            .function_name(format!("sfstack-{env}-{function}"))
+            .statement_id(*sid)
+            .send()
+            .await?;
+        let run = local.run(&["smoke-test", "--env", env, "--output", "json"], &[])?;
+        let report = run.json()?;
+        let (result, detail) = step(&report, needed_by);
+        assert_eq!(
+            (run.code, result),
+            (3, "failed"),
+            "without {function}'s permission {sid}, {needed_by} must fail: {report}"
+        );
+        assert!(
+            detail.contains("is not authorized to perform: lambda:InvokeFunction")
+                && detail.contains("because no resource-based policy allows"),
+            "without {function}'s permission {sid}, {needed_by}'s caller must be refused: {detail}"
+        );
+        // A redeploy puts it back.
+        let deployed = local
+            .run(&["deploy", "--env", env, "--output", "json"], &flow)?
+            .ok()?
+            .json()?;
+        assert!(
+            deployed["changes"].to_string().contains(sid),
+            "the redeploy restores {sid}: {deployed}"
+        );
+    }
+
+    let run = local.run(&["smoke-test", "--env", env, "--output", "json"], &[])?;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    local.run(&["teardown", "--env", env], &[])?.ok()?;
+    Ok(())
+}
+
+/// What a function's role does not need, it cannot do: each role's session (assumed through the
+/// AWS gateway, as the Lambda service does) is refused another environment's secret,
+/// `kms:Decrypt` outside Secrets Manager and DynamoDB, writing the credentials it only reads,
+/// `DeleteItem` on the tokens table and invoking a function, each with AWS's message naming the
+/// action.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_role_can_do_nothing_else() -> anyhow::Result<()> {
+    let mut local = Local::new("negative");
+    let (a, b) = ("e2e-neg-a", "e2e-neg-b");
+    local.run(&["deploy", "--env", a], &[])?.ok()?;
+    local.run(&["deploy", "--env", b], &[])?.ok()?;
+    let gateway = local.state()?["gateway"]["url"]
+        .as_str()
+        .context("no gateway url")?
+        .to_string();
+    let config = |key: &str, secret: &str, token: Option<String>| {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&gateway)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                key, secret, token, None, "e2e",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+    };
+    let as_lambda = config(lambda_runner_key(), lambda_runner_key(), None).await;
+    let denied = |what: &str, result: Result<(), String>, action: &str| {
+        let message = result.err().unwrap_or_default();
+        assert!(
+            message.contains(&format!("is not authorized to perform: {action}")),
+            "{what}: expected an AccessDenied for {action}, got {message:?}"
+        );
+    };
+    for function in [
+        "sf-invoke-api",
+        "sf-token-refresh",
+        "sf-secret-rotation",
+        "sf-oauth-callback",
+    ] {
+        let session = aws_sdk_sts::Client::new(&as_lambda)
+            .assume_role()
+            .role_arn(format!(
+                "arn:aws:iam::123456789012:role/sfstack-{a}-{function}-role"
+            ))
+            .role_session_name(function)
+            .send()
+            .await?;
+        let credentials = session.credentials().context("no credentials")?;
+        let sdk = config(
+            credentials.access_key_id(),
+            credentials.secret_access_key(),
+            Some(credentials.session_token().to_string()),
+        )
+        .await;
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+        let show = |error: &dyn std::fmt::Display| error.to_string();
+        denied(
+            &format!("{function} reading {b}'s credentials"),
+            secrets
+                .get_secret_value()
+                .secret_id(format!("sfstack-{b}/salesforce-credentials"))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|error| show(&aws_sdk_secretsmanager::error::DisplayErrorContext(error))),
+            "secretsmanager:GetSecretValue",
+        );
+        if function == "sf-invoke-api" || function == "sf-oauth-callback" {
+            denied(
+                &format!("{function} writing its credentials"),
+                secrets
+                    .put_secret_value()
+                    .secret_id(format!("sfstack-{a}/salesforce-credentials"))
+                    .secret_string("{}")
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|error| {
+                        show(&aws_sdk_secretsmanager::error::DisplayErrorContext(error))
+                    }),
+                "secretsmanager:PutSecretValue",
+            );
+        }
+        denied(
+            &format!("{function} decrypting with the key directly"),
+            aws_sdk_kms::Client::new(&sdk)
+                .decrypt()
+                .key_id(format!("alias/sfstack-{a}"))
+                .ciphertext_blob(aws_sdk_kms::primitives::Blob::new(b"not through a service"))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|error| show(&aws_sdk_kms::error::DisplayErrorContext(error))),
+            "kms:Decrypt",
+        );
+        denied(
+            &format!("{function} deleting a token row"),
+            aws_sdk_dynamodb::Client::new(&sdk)
+                .delete_item()
+                .table_name(format!("sfstack-{a}-oauth-tokens"))
+                .key(
+                    "wa_id",
+                    aws_sdk_dynamodb::types::AttributeValue::S("whatsapp:+15555550100".into()),
+                )
+                .send()
+                .await
+                .map(drop)
+                .map_err(|error| show(&aws_sdk_dynamodb::error::DisplayErrorContext(error))),
+            "dynamodb:DeleteItem",
+        );
+        denied(
+            &format!("{function} invoking another function"),
+            aws_sdk_lambda::Client::new(&sdk)
+                .invoke()
+                .function_name(format!("sfstack-{a}-sf-token-refresh"))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|error| show(&aws_sdk_lambda::error::DisplayErrorContext(error))),
+            "lambda:InvokeFunction",
+        );
+    }
+    // A key nobody issued is refused before any policy is read.
+    let stranger = config("AKIASTRANGER", "x", None).await;
+    let refused = aws_sdk_secretsmanager::Client::new(&stranger)
+        .get_secret_value()
+        .secret_id(format!("sfstack-{a}/salesforce-credentials"))
+        .send()
+        .await;
+    let message = refused
+        .err()
+        .map(|error| aws_sdk_secretsmanager::error::DisplayErrorContext(error).to_string())
+        .unwrap_or_default();
+    assert!(
+        message.contains("security token included in the request is invalid"),
+        "{message}"
+    );
+    local.run(&["teardown", "--env", a], &[])?.ok()?;
+    local.run(&["teardown", "--env", b], &[])?.ok()?;
+    Ok(())
+}
+
+/// The key the local Lambda service signs with (see `lambda-runner`).
+fn lambda_runner_key() -> &'static str {
+    "SFSTACKLAMBDASERVICE"
+}

@@ -1,0 +1,321 @@
+//! End-to-end: the `xtask` binary itself, on the local target (the moto server behind the AWS
+//! gateway, the emulator and the local Lambda service running the deployed zips), as a user
+//! runs it. Each test has its own local cloud (`SFSTACK_LOCAL_DIR`) and its own environment
+//! names. This file is the harness; the tests are in `flow` (the whole flow and the drills)
+//! and `iam` (what the local cloud refuses, and least privilege proven).
+
+mod flow;
+mod iam;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
+/// One local cloud, stopped when dropped, and everything its commands printed.
+struct Local {
+    dir: PathBuf,
+    transcript: Vec<String>,
+}
+
+/// What one command did.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> anyhow::Result<Value> {
+        serde_json::from_str(&self.stdout)
+            .with_context(|| format!("stdout is not JSON:\n{}\n{}", self.stdout, self.stderr))
+    }
+
+    fn ok(self) -> anyhow::Result<Self> {
+        if self.code != 0 {
+            bail!(
+                "exit code {}\nstdout:\n{}\nstderr:\n{}",
+                self.code,
+                self.stdout,
+                self.stderr
+            );
+        }
+        Ok(self)
+    }
+}
+
+impl Local {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("sfstack-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        Self {
+            dir,
+            transcript: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, args: &[&str], variables: &[(&str, &str)]) -> anyhow::Result<Run> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
+        command
+            .args(args)
+            .current_dir(root())
+            .env("SFSTACK_LOCAL_DIR", &self.dir)
+            .env("NO_COLOR", "1");
+        for name in [
+            "SFSTACK_SF_CREDENTIALS",
+            "SFSTACK_SF_CREDENTIALS_FILE",
+            "SFSTACK_ENV",
+            "SFSTACK_TARGET",
+            "SFSTACK_FAULT",
+            "SFSTACK_SALESFORCE_AUTH_FLOW",
+            "SFSTACK_IAM_ENFORCEMENT",
+        ] {
+            command.env_remove(name);
+        }
+        for (name, value) in variables {
+            command.env(name, value);
+        }
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = command
+            .output()
+            .with_context(|| format!("running xtask {args:?}"))?;
+        let run = Run {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        };
+        self.transcript.push(run.stdout.clone());
+        self.transcript.push(run.stderr.clone());
+        Ok(run)
+    }
+
+    fn state(&self) -> anyhow::Result<Value> {
+        let text = std::fs::read_to_string(self.dir.join("state.json"))?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// The AWS APIs as the deployer sees them: through the local cloud's AWS gateway, as a user
+    /// with the AWS CLI would reach AWS.
+    async fn sdk(&self) -> anyhow::Result<aws_config::SdkConfig> {
+        let gateway = self.state()?["gateway"]["url"]
+            .as_str()
+            .context("no gateway url")?
+            .to_string();
+        Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(gateway)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                "testing", "testing", None, None, "e2e",
+            ))
+            .load()
+            .await)
+    }
+
+    fn emulator(&self) -> anyhow::Result<String> {
+        Ok(self.state()?["emulator"]["url"]
+            .as_str()
+            .context("no emulator url")?
+            .to_string())
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(["local", "down"])
+            .current_dir(root())
+            .env("SFSTACK_LOCAL_DIR", &self.dir)
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn secret_json(config: &aws_config::SdkConfig, name: &str) -> anyhow::Result<Value> {
+    let output = aws_sdk_secretsmanager::Client::new(config)
+        .get_secret_value()
+        .secret_id(name)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await?;
+    Ok(serde_json::from_str(
+        output.secret_string().unwrap_or("{}"),
+    )?)
+}
+
+/// Every function's environment variables, as JSON text.
+async fn function_environments(
+    config: &aws_config::SdkConfig,
+    env: &str,
+) -> anyhow::Result<Vec<String>> {
+    let lambda = aws_sdk_lambda::Client::new(config);
+    let mut all = Vec::new();
+    for function in [
+        "sf-invoke-api",
+        "sf-token-refresh",
+        "sf-secret-rotation",
+        "sf-oauth-callback",
+    ] {
+        let output = lambda
+            .get_function_configuration()
+            .function_name(format!("sfstack-{env}-{function}"))
+            .send()
+            .await?;
+        let variables: BTreeMap<String, String> = output
+            .environment()
+            .and_then(|environment| environment.variables())
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        all.push(serde_json::to_string(&variables)?);
+    }
+    Ok(all)
+}
+
+/// Everything an environment could have left in the local cloud, by name or tag.
+async fn leftovers(config: &aws_config::SdkConfig, env: &str) -> anyhow::Result<Vec<String>> {
+    let prefix = format!("sfstack-{env}");
+    let mut left = Vec::new();
+    let stacks = aws_sdk_cloudformation::Client::new(config)
+        .describe_stacks()
+        .send()
+        .await?;
+    for stack in stacks.stacks() {
+        if stack.stack_name() == Some(prefix.as_str())
+            && stack.stack_status().map(|status| status.as_str()) != Some("DELETE_COMPLETE")
+        {
+            left.push(format!("stack {prefix}"));
+        }
+    }
+    let functions = aws_sdk_lambda::Client::new(config)
+        .list_functions()
+        .send()
+        .await?;
+    for function in functions.functions() {
+        if function
+            .function_name()
+            .is_some_and(|name| name.starts_with(&prefix))
+        {
+            left.push(format!("function {:?}", function.function_name()));
+        }
+    }
+    let roles = aws_sdk_iam::Client::new(config).list_roles().send().await?;
+    for role in roles.roles() {
+        if role.role_name().starts_with(&prefix) {
+            left.push(format!("role {}", role.role_name()));
+        }
+    }
+    let secrets = aws_sdk_secretsmanager::Client::new(config)
+        .list_secrets()
+        .send()
+        .await?;
+    for secret in secrets.secret_list() {
+        let tagged = secret
+            .tags()
+            .iter()
+            .any(|tag| tag.key() == Some("sfstack:env") && tag.value() == Some(env));
+        if tagged || secret.name().is_some_and(|name| name.starts_with(&prefix)) {
+            left.push(format!("secret {:?}", secret.name()));
+        }
+    }
+    let kms = aws_sdk_kms::Client::new(config);
+    for alias in kms.list_aliases().send().await?.aliases() {
+        if alias.alias_name() == Some(format!("alias/{prefix}").as_str()) {
+            left.push(format!("alias {prefix}"));
+        }
+    }
+    for key in kms.list_keys().send().await?.keys() {
+        let Some(id) = key.key_id() else { continue };
+        let state = kms.describe_key().key_id(id).send().await?;
+        let enabled = state
+            .key_metadata()
+            .and_then(|metadata| metadata.key_state())
+            .is_some_and(|state| state.as_str() != "PendingDeletion");
+        let tags = kms.list_resource_tags().key_id(id).send().await?;
+        let tagged = tags
+            .tags()
+            .iter()
+            .any(|tag| tag.tag_key() == "sfstack:env" && tag.tag_value() == env);
+        if tagged && enabled {
+            left.push(format!("key {id} (not scheduled for deletion)"));
+        }
+    }
+    let tables = aws_sdk_dynamodb::Client::new(config)
+        .list_tables()
+        .send()
+        .await?;
+    for table in tables.table_names() {
+        if table.starts_with(&prefix) {
+            left.push(format!("table {table}"));
+        }
+    }
+    let groups = aws_sdk_cloudwatchlogs::Client::new(config)
+        .describe_log_groups()
+        .log_group_name_prefix(format!("/aws/lambda/{prefix}"))
+        .send()
+        .await?;
+    for group in groups.log_groups() {
+        left.push(format!("log group {:?}", group.log_group_name()));
+    }
+    Ok(left)
+}
+
+async fn stack_tags(
+    config: &aws_config::SdkConfig,
+    env: &str,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let stacks = aws_sdk_cloudformation::Client::new(config)
+        .describe_stacks()
+        .stack_name(format!("sfstack-{env}"))
+        .send()
+        .await?;
+    Ok(stacks
+        .stacks()
+        .first()
+        .context("no stack")?
+        .tags()
+        .iter()
+        .filter_map(|tag| Some((tag.key()?.to_string(), tag.value()?.to_string())))
+        .collect())
+}
+
+fn step_results(report: &Value) -> BTreeMap<String, String> {
+    report["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|step| {
+            (
+                step["name"].as_str().unwrap_or_default().to_string(),
+                step["result"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The step of a smoke report, with its result and detail.
+fn step<'a>(report: &'a Value, name: &str) -> (&'a str, &'a str) {
+    report["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|step| step["name"] == name)
+        .map_or(("missing", ""), |step| {
+            (
+                step["result"].as_str().unwrap_or_default(),
+                step["detail"].as_str().unwrap_or_default(),
+            )
+        })
+}
