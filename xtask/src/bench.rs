@@ -12,6 +12,7 @@ use lambda_runner::runtime_api::{Answer, Bytes, Invocation, RuntimeApi};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::aws_error::AwsContext;
 use crate::build::{self, Arch};
 use crate::local;
 
@@ -421,8 +422,7 @@ async fn gateway_latency(
         .role_session_name("bench")
         .send()
         .await
-        .map_err(|error| anyhow::anyhow!(crate::aws_error::message(&error)))
-        .context("assuming sf-invoke-api's role through the gateway")?;
+        .aws_context(|| "assuming sf-invoke-api's role through the gateway")?;
     let session = assumed.credentials().context("no credentials")?;
     let mut p50 = Vec::new();
     for endpoint in [&cloud.moto.url, &gateway.url] {
@@ -442,8 +442,7 @@ async fn gateway_latency(
                 .secret_id(names.credentials_secret())
                 .send()
                 .await
-                .map_err(|error| anyhow::anyhow!(crate::aws_error::message(&error)))
-                .with_context(|| format!("reading the credentials secret through {endpoint}"))?;
+                .aws_context(|| format!("reading the credentials secret through {endpoint}"))?;
             if call >= 20 {
                 times.push(millis(started.elapsed()));
             }

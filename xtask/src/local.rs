@@ -388,13 +388,25 @@ pub fn print_status(root: &Path, json: bool) -> anyhow::Result<bool> {
     Ok(all_up)
 }
 
-/// The gateway's decisions recorded after `skip` lines of the log (all of them with 0), as
-/// JSON values; an absent log has none.
-pub fn decisions(log: &Path, skip: usize) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .skip(skip)
+/// How far the decision log reaches now (its length in bytes; 0 when absent): decisions
+/// written later are read with [`decisions`] from there, without rereading the whole log.
+pub fn decision_log_end(log: &Path) -> u64 {
+    std::fs::metadata(log).map_or(0, |metadata| metadata.len())
+}
+
+/// The gateway's decisions written after byte `from` of the log (all of them with 0), as JSON
+/// values; an absent log has none.
+pub fn decisions(log: &Path, from: u64) -> Vec<serde_json::Value> {
+    use std::io::Seek;
+    let Ok(mut file) = std::fs::File::open(log) else {
+        return Vec::new();
+    };
+    let mut text = String::new();
+    if file.seek(std::io::SeekFrom::Start(from)).is_err() || file.read_to_string(&mut text).is_err()
+    {
+        return Vec::new();
+    }
+    text.lines()
         .filter_map(|line| serde_json::from_str(line).ok())
         .collect()
 }
@@ -453,4 +465,21 @@ pub fn print_decisions(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The local Lambda service and the AWS gateway speak to each other through a key and a
+    /// path each crate names; `local up` wires them, so they must agree.
+    #[test]
+    fn the_lambda_service_and_the_gateway_agree_on_how_they_talk() {
+        assert_eq!(
+            lambda_runner::LAMBDA_SERVICE_ACCESS_KEY,
+            aws_gateway::principals::LAMBDA_SERVICE_ACCESS_KEY
+        );
+        assert_eq!(
+            lambda_runner::SERVICE_INVOCATION_PATH,
+            aws_gateway::SERVICE_INVOCATION_PATH
+        );
+    }
 }

@@ -588,6 +588,20 @@ fn print_teardown(report: &teardown::TeardownReport, output: Output) -> anyhow::
     Ok(())
 }
 
+/// Runs a background service's `serve` until it ends, Ctrl-C or SIGTERM (what `local down`
+/// sends).
+async fn until_stopped(
+    serve: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        result = serve => result,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = terminate.recv() => Ok(()),
+    }
+}
+
 /// Serves the local Lambda Invoke API (see the `lambda-runner` crate) until SIGTERM or Ctrl-C.
 fn serve_lambda(
     port: u16,
@@ -606,14 +620,7 @@ fn serve_lambda(
             work_dir,
             gateway,
         };
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("listening for SIGTERM")?;
-        tokio::select! {
-            result = lambda_runner::serve(listener, config) => result?,
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
+        until_stopped(lambda_runner::serve(listener, config)).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -637,14 +644,7 @@ fn serve_gateway(
             decision_log,
             enforce,
         };
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("listening for SIGTERM")?;
-        tokio::select! {
-            result = aws_gateway::serve(listener, config) => result?,
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
+        until_stopped(aws_gateway::serve(listener, config)).await?;
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -663,13 +663,7 @@ fn serve_emulator(port: u16, config: Option<&std::path::Path>) -> anyhow::Result
             format!("starting the emulator on port {port}\nhint: pick another --port, or 0 for any free port")
         })?;
         println!("sf-emulator listening on {}", emulator.base_url());
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("listening for SIGTERM")?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
+        until_stopped(std::future::pending()).await?;
         emulator.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })

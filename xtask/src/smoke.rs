@@ -137,7 +137,7 @@ impl Recorder {
         let logged_before = self
             .decision_log
             .as_deref()
-            .map_or(0, |log| crate::local::decisions(log, 0).len());
+            .map_or(0, crate::local::decision_log_end);
         let started = Instant::now();
         let outcome = step.await;
         let millis = started.elapsed().as_secs_f64() * 1000.0;

@@ -275,14 +275,11 @@ impl Authorizer {
             Principal::RoleSession { role_name, .. } => {
                 self.policies.identity_policies(role_name).await?
             }
-            Principal::Deployer { .. } => vec![(
-                "AdministratorAccess".to_string(),
-                serde_json::json!({
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
-                }),
-            )],
-            Principal::LambdaService | Principal::Service { .. } => Vec::new(),
+            // Services have no identity policy; the deployer is forwarded before any decision
+            // (see `lib.rs`), so it never reaches here.
+            Principal::Deployer { .. } | Principal::LambdaService | Principal::Service { .. } => {
+                Vec::new()
+            }
         };
         let simulation = Simulation {
             principal: self.simulated(principal),

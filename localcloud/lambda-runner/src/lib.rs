@@ -66,8 +66,9 @@ pub struct RunnerConfig {
 /// Only the local Lambda service reads it, and only with a gateway to decide.
 pub const INVOKED_BY_HEADER: &str = "x-sfstack-invoked-by";
 
-/// The gateway's service-invocation endpoint (see the `aws-gateway` crate, which owns it).
-const SERVICE_INVOCATION_PATH: &str = "/__sfstack/service-invocation";
+/// The gateway's service-invocation endpoint (the `aws-gateway` crate owns it; `xtask`, which
+/// wires the two, checks that they agree).
+pub const SERVICE_INVOCATION_PATH: &str = "/__sfstack/service-invocation";
 
 /// The access key the runner signs its `AssumeRole` calls with: the gateway knows it as the
 /// Lambda service.

@@ -97,12 +97,9 @@ pub(super) async fn stack_tags(
 }
 
 pub(super) fn function_arn(cloud: &Cloud, names: &Names, crate_name: &str) -> String {
-    format!(
-        "arn:{}:lambda:{}:{}:function:{}",
-        partition(&cloud.region),
-        cloud.region,
-        cloud.account_id,
-        names.function(crate_name)
+    cloud.arn(
+        "lambda",
+        &format!("function:{}", names.function(crate_name)),
     )
 }
 
@@ -205,22 +202,15 @@ pub(super) async fn plan_input(
                 .as_service_error()
                 .is_some_and(|error| error.is_not_found_exception()) =>
         {
-            format!(
-                "arn:{}:kms:{}:{}:key/created-on-deploy",
-                partition(&cloud.region),
-                cloud.region,
-                cloud.account_id
-            )
+            cloud.arn("kms", "key/created-on-deploy")
         }
         Err(error) => {
             return Err(error).aws_context(|| format!("looking up {}", names.key_alias()));
         }
     };
-    let secret_arn = |name: String| {
-        let secrets = cloud.clients.secrets.clone();
-        let region = cloud.region.clone();
-        let account = cloud.account_id.clone();
-        async move {
+    let secret_arn = async |name: String| {
+        let secrets = &cloud.clients.secrets;
+        {
             match secrets.describe_secret().secret_id(&name).send().await {
                 Ok(output) => Ok(output.arn().unwrap_or_default().to_string()),
                 Err(error)
@@ -228,9 +218,9 @@ pub(super) async fn plan_input(
                         .as_service_error()
                         .is_some_and(|error| error.is_resource_not_found_exception()) =>
                 {
-                    Ok(format!(
-                        "arn:{}:secretsmanager:{region}:{account}:secret:{name}-created-on-deploy",
-                        partition(&region)
+                    Ok(cloud.arn(
+                        "secretsmanager",
+                        &format!("secret:{name}-created-on-deploy"),
                     ))
                 }
                 Err(error) => Err(error).aws_context(|| format!("looking up secret {name}")),

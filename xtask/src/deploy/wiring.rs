@@ -59,12 +59,7 @@ pub(super) async fn wire(
         ));
     }
     let rotation_function = names.function("sf-secret-rotation");
-    let rotation_arn = format!(
-        "arn:{}:lambda:{}:{}:function:{rotation_function}",
-        partition(&cloud.region),
-        cloud.region,
-        cloud.account_id
-    );
+    let rotation_arn = cloud.arn("lambda", &format!("function:{rotation_function}"));
     let rotation_changed = converge_rotation(
         cloud,
         credentials_secret_arn,

@@ -433,7 +433,12 @@ async fn a_function_role_can_do_nothing_else() -> anyhow::Result<()> {
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .load()
     };
-    let as_lambda = config(lambda_runner_key(), lambda_runner_key(), None).await;
+    let as_lambda = config(
+        lambda_runner::LAMBDA_SERVICE_ACCESS_KEY,
+        lambda_runner::LAMBDA_SERVICE_ACCESS_KEY,
+        None,
+    )
+    .await;
     let denied = |what: &str, result: Result<(), String>, action: &str| {
         let message = result.err().unwrap_or_default();
         assert!(
@@ -548,9 +553,4 @@ async fn a_function_role_can_do_nothing_else() -> anyhow::Result<()> {
     local.run(&["teardown", "--env", a], &[])?.ok()?;
     local.run(&["teardown", "--env", b], &[])?.ok()?;
     Ok(())
-}
-
-/// The key the local Lambda service signs with (see `lambda-runner`).
-fn lambda_runner_key() -> &'static str {
-    "SFSTACKLAMBDASERVICE"
 }
