@@ -396,9 +396,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             junit,
         } => {
             let root = render::repository_root();
-            let environment = environment::resolve(env.as_deref())?;
+            let (environment, settings) = environment_and_settings(&root, env.as_deref())?;
+            let connect_instance = settings.connect.instance_arn.as_deref();
             let report = on_cloud(&root, &target, async |cloud| {
-                smoke::smoke_test(cloud, &root, &environment.name).await
+                smoke::smoke_test(cloud, &root, &environment.name, connect_instance).await
             })?;
             if let Some(path) = junit {
                 std::fs::write(&path, smoke::junit(&report))

@@ -41,6 +41,9 @@ struct Smoke<'a> {
     cloud: &'a Cloud,
     root: &'a Path,
     names: Names,
+    /// The Amazon Connect instance of the settings (`connect.instance_arn`): the contact-flow
+    /// steps are then invoked as that instance would, with its ARN in the events.
+    connect_instance: Option<String>,
 }
 
 /// The steps' results, in order.
@@ -63,9 +66,17 @@ impl Smoke<'_> {
         serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
-    /// A Connect event from `tests/events/` with parameters added.
+    /// A Connect event from `tests/events/` with parameters added (and the instance the
+    /// function admits, when it admits one).
     fn connect_event(&self, name: &str, extra: &[(&str, &str)]) -> anyhow::Result<Value> {
         let mut event = self.event(name)?;
+        if let Some(instance) = &self.connect_instance
+            && let Some(contact) = event
+                .pointer_mut("/Details/ContactData")
+                .and_then(Value::as_object_mut)
+        {
+            contact.insert("InstanceARN".to_string(), json!(instance));
+        }
         let parameters = event["Details"]["Parameters"]
             .as_object_mut()
             .with_context(|| format!("tests/events/{name}.json has no Details.Parameters"))?;
@@ -73,6 +84,25 @@ impl Smoke<'_> {
             parameters.insert((*key).to_string(), json!(value));
         }
         Ok(event)
+    }
+
+    /// Invokes the contact-flow function as Amazon Connect would when an instance is configured
+    /// (`connect.amazonaws.com`, with the instance's ARN and account as the source), else as
+    /// the deployer, as the console's or the CLI's test invocation does.
+    async fn invoke_contact_flow(&self, event: &Value) -> anyhow::Result<Value> {
+        let Some(instance) = &self.connect_instance else {
+            return self.invoke("sf-invoke-api", event).await;
+        };
+        let connect = ServiceCaller {
+            principal: "connect.amazonaws.com",
+            action: "lambda:InvokeFunction",
+            context: [
+                ("aws:SourceArn", instance.clone()),
+                ("aws:SourceAccount", self.cloud.account_id.clone()),
+            ]
+            .into(),
+        };
+        self.invoke_as("sf-invoke-api", event, &[connect]).await
     }
 
     /// Invokes a function and returns its JSON answer; a function error is an error naming the
@@ -197,11 +227,13 @@ pub async fn smoke_test(
     cloud: &Cloud,
     root: &Path,
     environment: &str,
+    connect_instance: Option<&str>,
 ) -> anyhow::Result<SmokeReport> {
     let smoke = Smoke {
         cloud,
         root,
         names: Names::new(environment),
+        connect_instance: connect_instance.map(str::to_string),
     };
     let mut record = Recorder {
         decision_log: cloud.decision_log().map(Path::to_path_buf),
@@ -210,7 +242,7 @@ pub async fn smoke_test(
     let contact = record
         .run("phoneLookup", async {
             let answer = &smoke
-                .invoke("sf-invoke-api", &smoke.connect_event("phoneLookup", &[])?)
+                .invoke_contact_flow(&smoke.connect_event("phoneLookup", &[])?)
                 .await?;
             if field(answer, "sf_count")? != "1" {
                 bail!("expected one contact, got {answer}");
@@ -224,7 +256,7 @@ pub async fn smoke_test(
             record
                 .run("createCase", async {
                     let event = &smoke.connect_event("createCase", &[("ContactId", &contact)])?;
-                    let answer = smoke.invoke("sf-invoke-api", event).await?;
+                    let answer = smoke.invoke_contact_flow(event).await?;
                     let id = field(&answer, "Id")?.to_string();
                     Ok((id.clone(), format!("case {id}")))
                 })
@@ -239,7 +271,7 @@ pub async fn smoke_test(
         record
             .run("closeCase", async {
                 let event = smoke.connect_event("closeCase", &[("sf_id", case)])?;
-                let answer = smoke.invoke("sf-invoke-api", &event).await?;
+                let answer = smoke.invoke_contact_flow(&event).await?;
                 match field(&answer, "Status")? {
                     "204" => Ok(((), "Status 204".to_string())),
                     other => bail!("expected Status 204, got {other}"),
@@ -249,7 +281,7 @@ pub async fn smoke_test(
         record
             .run("queryCase", async {
                 let event = smoke.connect_event("queryCase", &[("CASE_ID", case)])?;
-                let answer = smoke.invoke("sf-invoke-api", &event).await?;
+                let answer = smoke.invoke_contact_flow(&event).await?;
                 match field(&answer, "Status")? {
                     "Closed" => Ok(((), "the case is Closed".to_string())),
                     other => bail!("expected the case to be Closed, it is {other}"),
@@ -259,7 +291,7 @@ pub async fn smoke_test(
         record
             .run("deleteCase", async {
                 let event = smoke.connect_event("deleteCase", &[("sf_id", case)])?;
-                let answer = smoke.invoke("sf-invoke-api", &event).await?;
+                let answer = smoke.invoke_contact_flow(&event).await?;
                 match field(&answer, "Response")? {
                     "204" => Ok(((), "deleted; nothing left behind".to_string())),
                     other => bail!("expected Status 204, got {other}"),

@@ -11,7 +11,17 @@ use crate::deny::{self, Reason};
 use crate::evaluator::{self, Evaluator, Simulation, Verdict};
 use crate::policies::Policies;
 use crate::principals::Principal;
-use crate::table::{Check, Implicit};
+use crate::table::{Check, Implicit, Resource};
+
+/// The local deployer's identity policy: AWS's `AdministratorAccess` managed policy, as the
+/// account's administrator has it. Only a resource policy (a KMS key policy that leaves the
+/// account out, an explicit deny) or the table can refuse it.
+static DEPLOYER_POLICY: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]
+    })
+});
 
 /// One line of the decision log.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -73,6 +83,7 @@ impl Authorizer {
                 action,
                 secret_id,
                 implicit,
+                key,
             } => {
                 let facts = self.policies.secret(secret_id).await?;
                 let arn = match &facts {
@@ -96,7 +107,13 @@ impl Authorizer {
                 if outcome != Outcome::Forward {
                     return Ok(outcome);
                 }
-                match (implicit, facts.and_then(|facts| facts.key_arn)) {
+                // The key the request names, else the secret's own (none: the AWS managed key,
+                // whose policy lets any caller in the account use it through Secrets Manager).
+                let key_arn = match key {
+                    Some(key) => Some(key.clone()),
+                    None => facts.and_then(|facts| facts.key_arn),
+                };
+                match (implicit, key_arn) {
                     (Some(implicit), Some(key_arn)) => {
                         let context = BTreeMap::from([(
                             "kms:EncryptionContext:SecretARN".to_string(),
@@ -116,7 +133,10 @@ impl Authorizer {
                 }
             }
             Check::Key { action, key_id } => {
-                let key = self.policies.key(key_id).await?;
+                // No such key: KMS answers NotFoundException before it decides anything.
+                let Some(key) = self.policies.key(key_id).await? else {
+                    return Ok(Outcome::Forward);
+                };
                 let context = BTreeMap::from([(
                     "kms:CallerAccount".to_string(),
                     vec![self.account_id.clone()],
@@ -140,6 +160,15 @@ impl Authorizer {
                     log,
                 )
                 .await
+            }
+            Check::Action { action, resource } => {
+                let arn = match resource {
+                    Resource::Any => "*".to_string(),
+                    Resource::Arn(arn) => arn.clone(),
+                    Resource::Own { service, resource } => self.own(service, resource),
+                };
+                self.evaluate(principal, action, &arn, BTreeMap::new(), None, log)
+                    .await
             }
             Check::Table {
                 action,
@@ -208,6 +237,16 @@ impl Authorizer {
         )
     }
 
+    /// A resource of the account as its service writes the ARN: IAM's are global (no region),
+    /// S3's are named by bucket alone (neither region nor account).
+    fn own(&self, service: &str, resource: &str) -> String {
+        match service {
+            "iam" => format!("arn:aws:iam::{}:{resource}", self.account_id),
+            "s3" => format!("arn:aws:s3:::{resource}"),
+            service => self.arn(service, resource),
+        }
+    }
+
     /// `sts:AssumeRole` by the Lambda service: only a trust policy can allow it.
     async fn assume_role(
         &self,
@@ -242,7 +281,10 @@ impl Authorizer {
         mut context: BTreeMap<String, Vec<String>>,
         log: &mut Vec<Entry>,
     ) -> anyhow::Result<Outcome> {
-        let key = self.policies.key(key_arn).await?;
+        // A key that is gone fails in the service, as it does on AWS.
+        let Some(key) = self.policies.key(key_arn).await? else {
+            return Ok(Outcome::Forward);
+        };
         context.insert(
             "kms:ViaService".to_string(),
             vec![format!("{}.{}.amazonaws.com", implicit.via, self.region)],
@@ -275,11 +317,11 @@ impl Authorizer {
             Principal::RoleSession { role_name, .. } => {
                 self.policies.identity_policies(role_name).await?
             }
-            // Services have no identity policy; the deployer is forwarded before any decision
-            // (see `lib.rs`), so it never reaches here.
-            Principal::Deployer { .. } | Principal::LambdaService | Principal::Service { .. } => {
-                Vec::new()
+            Principal::Deployer { .. } => {
+                vec![("AdministratorAccess".to_string(), DEPLOYER_POLICY.clone())]
             }
+            // Services have no identity policy: only a resource's policy can allow them.
+            Principal::LambdaService | Principal::Service { .. } => Vec::new(),
         };
         let simulation = Simulation {
             principal: self.simulated(principal),

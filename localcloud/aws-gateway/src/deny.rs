@@ -44,31 +44,68 @@ pub fn access_denied(protocol: Protocol, message: &str) -> Response<Body> {
     error(
         protocol,
         StatusCode::FORBIDDEN,
-        "AccessDeniedException",
-        "AccessDenied",
+        Codes {
+            json: "AccessDeniedException",
+            query: "AccessDenied",
+            s3: "AccessDenied",
+        },
         message,
     )
 }
 
 /// The answer to a key no one issued (AWS: `UnrecognizedClientException` /
-/// `InvalidClientTokenId`).
+/// `InvalidClientTokenId`; S3: `InvalidAccessKeyId`).
 pub fn unknown_key(protocol: Protocol) -> Response<Body> {
+    let message = if protocol == Protocol::RestXml {
+        "The AWS Access Key Id you provided does not exist in our records."
+    } else {
+        "The security token included in the request is invalid."
+    };
     error(
         protocol,
         StatusCode::FORBIDDEN,
-        "UnrecognizedClientException",
-        "InvalidClientTokenId",
-        "The security token included in the request is invalid.",
+        Codes {
+            json: "UnrecognizedClientException",
+            query: "InvalidClientTokenId",
+            s3: "InvalidAccessKeyId",
+        },
+        message,
     )
 }
 
-fn error(
-    protocol: Protocol,
-    status: StatusCode,
-    json_type: &str,
-    query_code: &str,
-    message: &str,
-) -> Response<Body> {
+/// The answer to a request with no signature at all (AWS: `MissingAuthenticationToken`; S3
+/// takes it for an anonymous caller, whom nothing here allows: `AccessDenied`).
+pub fn unsigned(protocol: Protocol) -> Response<Body> {
+    let message = match protocol {
+        Protocol::RestXml => "Access Denied",
+        Protocol::Query => "Request is missing Authentication Token",
+        _ => "Missing Authentication Token",
+    };
+    error(
+        protocol,
+        StatusCode::FORBIDDEN,
+        Codes {
+            json: "MissingAuthenticationTokenException",
+            query: "MissingAuthenticationToken",
+            s3: "AccessDenied",
+        },
+        message,
+    )
+}
+
+/// An error's code in each protocol's naming.
+struct Codes {
+    json: &'static str,
+    query: &'static str,
+    s3: &'static str,
+}
+
+fn error(protocol: Protocol, status: StatusCode, codes: Codes, message: &str) -> Response<Body> {
+    let Codes {
+        json: json_type,
+        query: query_code,
+        s3: s3_code,
+    } = codes;
     let (status, content_type, body) = match protocol {
         // JSON protocols answer 400 for every client error; the type says which.
         Protocol::Json10 => (
@@ -89,6 +126,14 @@ fn error(
             status,
             "application/json",
             serde_json::json!({ "Type": "User", "message": message }).to_string(),
+        ),
+        Protocol::RestXml => (
+            status,
+            "application/xml",
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{s3_code}</Code><Message>{}</Message><RequestId>sfstack-gateway</RequestId></Error>",
+                escape(message)
+            ),
         ),
         Protocol::Query => (
             status,
@@ -156,5 +201,13 @@ mod tests {
         );
         let query = access_denied(Protocol::Query, "a < b");
         assert_eq!(query.status(), StatusCode::FORBIDDEN);
+        let unsigned = unsigned(Protocol::Json11);
+        assert_eq!(
+            unsigned
+                .headers()
+                .get("x-amzn-errortype")
+                .and_then(|v| v.to_str().ok()),
+            Some("MissingAuthenticationTokenException")
+        );
     }
 }

@@ -12,10 +12,13 @@
 //!   the closed table in [`table`]: an operation the table does not list is refused;
 //! - the KMS calls Secrets Manager and DynamoDB make as the caller, against the role's policy
 //!   and the key policy, with `kms:ViaService`, `kms:CallerAccount` and the encryption context;
+//! - every request of the **deployer** (the `xtask` commands and the tests), through the same
+//!   table, as the account's administrator: its identity policy allows everything, so only a
+//!   resource policy (a KMS key policy that leaves the account out, an explicit deny) or an
+//!   operation the table does not know refuses it;
 //! - requests signed with a key nobody issued, or not signed, are refused.
 //!
-//! The deployer (the `xtask` commands) is the account's administrator and is forwarded
-//! without evaluation for now. Every decision is appended to the decision log.
+//! Every decision is appended to the decision log.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -35,7 +38,7 @@ pub mod sigv4;
 pub mod table;
 
 use authorize::{Authorizer, Entry, Outcome};
-use principals::{Principal, Principals};
+use principals::Principals;
 use table::Protocol;
 
 /// Answers when the gateway is up (no AWS API uses this path).
@@ -146,18 +149,26 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         .as_ref()
         .map(|credential| credential.service.clone())
         .unwrap_or_default();
-    let operation = table::operation(&service, target, query, &body)
-        .or_else(|| table::rest_operation(&service, parts.method.as_str(), parts.uri.path()));
-    let protocol = operation
-        .as_ref()
-        .map_or(Protocol::Rest, |operation| operation.protocol);
+    let operation = table::operation(
+        &service,
+        parts.method.as_str(),
+        parts.uri.path(),
+        target,
+        query,
+        &body,
+    );
+    let protocol = operation.as_ref().map_or_else(
+        || fallback_protocol(&service),
+        |operation| operation.protocol,
+    );
     let Some(principal) = credential
         .as_ref()
         .and_then(|credential| gateway.principals.lookup(&credential.access_key_id))
     else {
         gateway.write_log(&[Entry {
             principal: credential
-                .map(|credential| credential.access_key_id)
+                .as_ref()
+                .map(|credential| credential.access_key_id.clone())
                 .unwrap_or_else(|| "anonymous".to_string()),
             action: operation
                 .as_ref()
@@ -165,26 +176,17 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
                 .unwrap_or_default(),
             resource: String::new(),
             decision: "deny",
-            deciding: vec!["the access key was not issued by this cloud".to_string()],
+            deciding: vec![if credential.is_some() {
+                "the access key was not issued by this cloud".to_string()
+            } else {
+                "the request is not signed".to_string()
+            }],
         }]);
-        return deny::unknown_key(protocol);
+        return match credential {
+            Some(_) => deny::unknown_key(protocol),
+            None => deny::unsigned(protocol),
+        };
     };
-
-    if let Principal::Deployer { .. } = principal {
-        // The administrator: forwarded; whatever it changes may change a later decision.
-        let answer = gateway
-            .forward(&parts.method, &parts.uri, &parts.headers, body)
-            .await;
-        gateway.authorizer.policies.invalidate();
-        if service == "lambda"
-            && parts.method == axum::http::Method::GET
-            && parts.uri.path().ends_with("/policy")
-            && answer.status().is_success()
-        {
-            return function_policy_as_lambda_returns_it(answer).await;
-        }
-        return answer;
-    }
 
     let mut entries = Vec::new();
     let check = match &operation {
@@ -225,13 +227,28 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     {
         return deny::access_denied(protocol, message);
     }
-    let is_assume_role = operation
-        .as_ref()
-        .is_some_and(|operation| operation.action() == "sts:AssumeRole");
     let answer = gateway
         .forward(&parts.method, &parts.uri, &parts.headers, body)
         .await;
-    if !is_assume_role || !answer.status().is_success() {
+    // Whatever a change did may change a later decision (with enforcement off, an operation
+    // the table does not know is taken for a change).
+    if operation
+        .as_ref()
+        .is_none_or(|operation| !operation.only_reads())
+    {
+        gateway.authorizer.policies.invalidate();
+    }
+    let action = operation
+        .as_ref()
+        .map(table::Operation::action)
+        .unwrap_or_default();
+    if !answer.status().is_success() {
+        return answer;
+    }
+    if action == "lambda:GetPolicy" {
+        return function_policy_as_lambda_returns_it(answer).await;
+    }
+    if action != "sts:AssumeRole" {
         return answer;
     }
     // Learn the session the answer hands out, then pass the answer on unchanged.
@@ -353,6 +370,17 @@ async fn function_policy_as_lambda_returns_it(answer: Response<Body>) -> Respons
         .into();
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(document.to_string()))
+}
+
+/// How a service answers errors when the request could not be read as an operation.
+fn fallback_protocol(service: &str) -> Protocol {
+    match service {
+        "s3" => Protocol::RestXml,
+        "dynamodb" => Protocol::Json10,
+        "secretsmanager" | "kms" | "logs" => Protocol::Json11,
+        "sts" | "iam" | "cloudformation" => Protocol::Query,
+        _ => Protocol::Rest,
+    }
 }
 
 fn plain(status: StatusCode, text: &str) -> Response<Body> {

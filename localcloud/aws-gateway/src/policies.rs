@@ -33,7 +33,7 @@ struct Cache {
     trust: HashMap<String, Value>,
     secrets: HashMap<String, Option<SecretFacts>>,
     tables: HashMap<String, Option<String>>,
-    keys: HashMap<String, KeyFacts>,
+    keys: HashMap<String, Option<KeyFacts>>,
     /// Decisions by their whole simulation (principal, action, resource, context, policies).
     decisions: HashMap<String, crate::evaluator::Decision>,
 }
@@ -194,7 +194,7 @@ impl Policies {
             Ok(described) => {
                 let key_arn = match described.kms_key_id() {
                     Some(key) if !key.is_empty() && key != "alias/aws/secretsmanager" => {
-                        Some(self.key(key).await?.arn)
+                        self.key(key).await?.map(|facts| facts.arn)
                     }
                     _ => None,
                 };
@@ -289,18 +289,28 @@ impl Policies {
         }
     }
 
-    /// A key (by id, ARN or alias) with its key policy.
-    pub async fn key(&self, key_id: &str) -> anyhow::Result<KeyFacts> {
+    /// A key (by id, ARN or alias) with its key policy; `None` when there is no such key.
+    pub async fn key(&self, key_id: &str) -> anyhow::Result<Option<KeyFacts>> {
         if let Some(found) = self.cached(|cache| cache.keys.get(key_id).cloned()) {
             return Ok(found);
         }
-        let arn = self
-            .kms
-            .describe_key()
-            .key_id(key_id)
-            .send()
-            .await
-            .with_context(|| format!("describing KMS key {key_id}"))?
+        let described = match self.kms.describe_key().key_id(key_id).send().await {
+            Ok(described) => described,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|error| error.is_not_found_exception()) =>
+            {
+                self.remember(|cache| {
+                    cache.keys.insert(key_id.to_string(), None);
+                });
+                return Ok(None);
+            }
+            Err(error) => {
+                return Err(error).with_context(|| format!("describing KMS key {key_id}"));
+            }
+        };
+        let arn = described
             .key_metadata()
             .and_then(|metadata| metadata.arn().map(str::to_string))
             .with_context(|| format!("KMS key {key_id} has no ARN"))?;
@@ -320,9 +330,9 @@ impl Policies {
             policy: document(&text)?,
         };
         self.remember(|cache| {
-            cache.keys.insert(key_id.to_string(), facts.clone());
+            cache.keys.insert(key_id.to_string(), Some(facts.clone()));
         });
-        Ok(facts)
+        Ok(Some(facts))
     }
 }
 

@@ -1,17 +1,27 @@
 //! The closed table from an AWS request to what IAM authorizes: which operation it is (from the
-//! protocol: `X-Amz-Target` for the JSON services, `Action=` for the query services, the path
-//! for the REST ones), then the action, the resource and the implicit calls it makes for its
-//! caller. An operation the table does not list is refused ("not modelled by the local
-//! cloud"), so nothing a role session does slips through unchecked.
+//! protocol: `X-Amz-Target` for the JSON services, `Action=` for the query services, the method
+//! and path for the REST ones, see [`rest`]), then the action, the resource and the implicit
+//! calls it makes for its caller. It lists every operation the project calls, whoever calls it
+//! (the functions, the local Lambda service, the `xtask` commands and the tests); an operation
+//! it does not list is refused ("not modelled by the local cloud"), so nothing slips through
+//! unchecked.
+//!
+//! Resources are named as the Service Authorization Reference names them for each action:
+//! a secret's ARN, a key's ARN, `role/NAME`, `stack/NAME/*`, `log-group:NAME`,
+//! `arn:aws:s3:::BUCKET/KEY`, or `*` for the actions that take none (`List*`, `CreateKey`).
 //!
 //! Implicit calls follow AWS's documentation: Secrets Manager decrypts a secret's data key with
 //! `kms:Decrypt` on `GetSecretValue`, and asks for a new one with `kms:GenerateDataKey` when a
-//! value is stored (`PutSecretValue`), both as the caller, through
-//! `secretsmanager.REGION.amazonaws.com`, with the secret's ARN in the encryption context;
-//! DynamoDB decrypts a table's key with `kms:Decrypt` through `dynamodb.REGION.amazonaws.com`
-//! when the table is encrypted with a customer managed key.
+//! value is stored (`CreateSecret`, `PutSecretValue`, `UpdateSecret` with a value), both as the
+//! caller, through `secretsmanager.REGION.amazonaws.com`, with the secret's ARN in the
+//! encryption context; DynamoDB decrypts a table's key with `kms:Decrypt` through
+//! `dynamodb.REGION.amazonaws.com` when the table is encrypted with a customer managed key.
 
 use serde_json::Value;
+
+pub mod rest;
+#[cfg(test)]
+mod tests;
 
 /// How a service's requests are framed, which is also how its errors must be answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,8 +32,10 @@ pub enum Protocol {
     Json11,
     /// Query (STS, IAM, CloudFormation): form bodies, XML errors.
     Query,
-    /// REST with JSON (Lambda) or XML (S3) bodies.
+    /// REST with JSON bodies (Lambda): JSON errors typed by a header.
     Rest,
+    /// REST with XML bodies (S3): `<Error><Code>` errors.
+    RestXml,
 }
 
 /// One AWS operation, as a request names it.
@@ -34,7 +46,8 @@ pub struct Operation {
     /// The operation: `GetSecretValue`, `PutItem`, `AssumeRole`, …
     pub name: String,
     pub protocol: Protocol,
-    /// The request's parameters: the JSON body, or the form's fields as strings.
+    /// The request's parameters: the JSON body, the form's fields as strings, or what a REST
+    /// path names (`FunctionName`, `Bucket`, `Key`).
     pub parameters: Value,
 }
 
@@ -47,32 +60,33 @@ impl Operation {
     fn parameter(&self, name: &str) -> Option<&str> {
         self.parameters.get(name).and_then(Value::as_str)
     }
-}
 
-/// Reads the operation of a REST request signed for `service` from its method and path: only
-/// Lambda's `Invoke` is known (`POST /2015-03-31/functions/NAME/invocations`).
-pub fn rest_operation(service: &str, method: &str, path: &str) -> Option<Operation> {
-    let name = path
-        .strip_prefix("/2015-03-31/functions/")?
-        .strip_suffix("/invocations")?;
-    (service == "lambda" && method == "POST" && !name.contains('/')).then(|| Operation {
-        service: service.to_string(),
-        name: "InvokeFunction".to_string(),
-        protocol: Protocol::Rest,
-        parameters: serde_json::json!({
-            "FunctionName": percent_encoding::percent_decode_str(name).decode_utf8_lossy(),
-        }),
-    })
+    /// Whether the operation only reads: nothing it does can change a later decision, so the
+    /// policies read for decisions stay valid.
+    pub fn only_reads(&self) -> bool {
+        ["Get", "Describe", "List", "Head", "Filter", "Validate"]
+            .iter()
+            .any(|prefix| self.name.starts_with(prefix))
+            || matches!(
+                self.name.as_str(),
+                "InvokeFunction" | "Decrypt" | "Encrypt" | "GenerateDataKey" | "ReEncrypt"
+            )
+    }
 }
 
 /// Reads the operation of a request signed for `service`; `None` when its framing is not one
-/// the table knows (a REST path, or no target or action at all).
+/// the table knows.
 pub fn operation(
     service: &str,
+    method: &str,
+    path: &str,
     target: Option<&str>,
     query: Option<&str>,
     body: &[u8],
 ) -> Option<Operation> {
+    if matches!(service, "lambda" | "s3") {
+        return rest::operation(service, method, path, query);
+    }
     if let Some(target) = target {
         let (prefix, name) = target.rsplit_once('.')?;
         let protocol = if prefix.starts_with("DynamoDB_") {
@@ -114,15 +128,33 @@ pub struct Implicit {
     pub via: &'static str,
 }
 
-/// What IAM must allow for an operation of a role session or of the Lambda service.
+/// A resource as an action names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    /// `*`: the action takes no resource (`List*`, `CreateKey`, `DescribeLogGroups`).
+    Any,
+    /// An ARN the request gave.
+    Arn(String),
+    /// A resource of the caller's account, completed into an ARN with the partition, region
+    /// and account as the service writes them (`iam` has no region; `s3` neither region nor
+    /// account): `role/NAME`, `stack/NAME/*`, `log-group:NAME`, `BUCKET/KEY`.
+    Own {
+        service: &'static str,
+        resource: String,
+    },
+}
+
+/// What IAM must allow for an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
     /// An action on a secret (named or ARN, as the request gave it), and the KMS action
-    /// Secrets Manager performs as the caller when the secret has a customer managed key.
+    /// Secrets Manager performs as the caller when the secret has a customer managed key
+    /// (`key`, when the request names one, else the secret's).
     Secret {
         action: String,
         secret_id: String,
         implicit: Option<Implicit>,
+        key: Option<String>,
     },
     /// An action on a DynamoDB table, and the KMS action DynamoDB performs as the caller when
     /// the table has a customer managed key.
@@ -131,12 +163,17 @@ pub enum Check {
         table: String,
         implicit: Option<Implicit>,
     },
-    /// A KMS action called directly (not through a service), on a key named in the request.
+    /// A KMS action on a key named in the request (id, ARN or alias), decided with the key
+    /// policy as KMS decides it.
     Key { action: String, key_id: String },
-    /// `lambda:InvokeFunction` of a function (by name or ARN).
+    /// `lambda:InvokeFunction` of a function (by name or ARN), decided with its resource
+    /// policy.
     Function { action: String, function: String },
     /// `sts:AssumeRole` of a role, decided by the role's trust policy.
     AssumeRole { role_arn: String },
+    /// Any other action on a resource whose policy, if it has one, we never write: decided by
+    /// the caller's identity policies.
+    Action { action: String, resource: Resource },
     /// An operation that needs no permission (`sts:GetCallerIdentity`).
     Free,
 }
@@ -145,182 +182,291 @@ pub enum Check {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotModelled(pub String);
 
-/// The check for an operation of a role session or of the Lambda service.
+/// The check for an operation.
 pub fn check(operation: &Operation) -> Result<Check, NotModelled> {
     let action = operation.action();
     let missing = |name: &str| NotModelled(format!("{} without {name}", operation.action()));
-    match (operation.service.as_str(), operation.name.as_str()) {
-        ("sts", "GetCallerIdentity") => Ok(Check::Free),
-        ("sts", "AssumeRole") => Ok(Check::AssumeRole {
-            role_arn: operation
-                .parameter("RoleArn")
-                .ok_or_else(|| missing("RoleArn"))?
-                .to_string(),
-        }),
-        (
-            "secretsmanager",
-            name @ ("GetSecretValue"
-            | "PutSecretValue"
-            | "DescribeSecret"
-            | "UpdateSecretVersionStage"),
-        ) => {
-            let implicit = match name {
-                "GetSecretValue" => Some(Implicit {
-                    action: "kms:Decrypt",
-                    via: "secretsmanager",
-                }),
-                "PutSecretValue" => Some(Implicit {
-                    action: "kms:GenerateDataKey",
-                    via: "secretsmanager",
-                }),
-                _ => None,
-            };
-            Ok(Check::Secret {
-                action,
-                secret_id: operation
-                    .parameter("SecretId")
-                    .ok_or_else(|| missing("SecretId"))?
-                    .to_string(),
-                implicit,
-            })
-        }
-        ("kms", "Decrypt" | "Encrypt" | "GenerateDataKey" | "ReEncrypt") => Ok(Check::Key {
-            // Decrypt may leave the key to the ciphertext; the local cloud cannot read moto's
-            // ciphertexts, so it needs the key named.
-            key_id: operation
-                .parameter("KeyId")
-                .ok_or_else(|| missing("KeyId"))?
-                .to_string(),
+    let required = |name: &str| {
+        operation
+            .parameter(name)
+            .map(str::to_string)
+            .ok_or_else(|| missing(name))
+    };
+    let any = |action: String| {
+        Ok(Check::Action {
             action,
-        }),
-        ("lambda", "InvokeFunction") => Ok(Check::Function {
-            function: operation
-                .parameter("FunctionName")
-                .ok_or_else(|| missing("FunctionName"))?
-                .to_string(),
-            action,
-        }),
-        ("dynamodb", "PutItem" | "GetItem" | "DeleteItem" | "UpdateItem") => Ok(Check::Table {
-            action,
-            table: operation
-                .parameter("TableName")
-                .ok_or_else(|| missing("TableName"))?
-                .to_string(),
-            implicit: Some(Implicit {
-                action: "kms:Decrypt",
-                via: "dynamodb",
+            resource: Resource::Any,
+        })
+    };
+    let own = |service: &'static str, resource: String| Check::Action {
+        action: operation.action(),
+        resource: Resource::Own { service, resource },
+    };
+    let name = operation.name.as_str();
+    match operation.service.as_str() {
+        "sts" => match name {
+            "GetCallerIdentity" => Ok(Check::Free),
+            "AssumeRole" => Ok(Check::AssumeRole {
+                role_arn: required("RoleArn")?,
             }),
-        }),
+            _ => Err(NotModelled(action)),
+        },
+        "secretsmanager" => secrets_manager(operation, action),
+        "kms" => match name {
+            "CreateKey" | "ListKeys" | "ListAliases" => any(action),
+            "CreateAlias" | "UpdateAlias" => Ok(Check::Key {
+                action,
+                key_id: required("TargetKeyId")?,
+            }),
+            "DeleteAlias" => Ok(Check::Key {
+                action,
+                key_id: required("AliasName")?,
+            }),
+            "Decrypt"
+            | "Encrypt"
+            | "GenerateDataKey"
+            | "ReEncrypt"
+            | "DescribeKey"
+            | "GetKeyPolicy"
+            | "PutKeyPolicy"
+            | "EnableKeyRotation"
+            | "GetKeyRotationStatus"
+            | "DisableKeyRotation"
+            | "EnableKey"
+            | "DisableKey"
+            | "ScheduleKeyDeletion"
+            | "CancelKeyDeletion"
+            | "ListResourceTags"
+            | "TagResource"
+            | "UntagResource" => {
+                Ok(Check::Key {
+                    // Decrypt may leave the key to the ciphertext; the local cloud cannot
+                    // read moto's ciphertexts, so it needs the key named.
+                    key_id: required("KeyId")?,
+                    action,
+                })
+            }
+            _ => Err(NotModelled(action)),
+        },
+        "dynamodb" => match name {
+            "ListTables" => any(action),
+            "PutItem" | "GetItem" | "DeleteItem" | "UpdateItem" | "Query" | "Scan" => {
+                Ok(Check::Table {
+                    action,
+                    table: required("TableName")?,
+                    implicit: Some(Implicit {
+                        action: "kms:Decrypt",
+                        via: "dynamodb",
+                    }),
+                })
+            }
+            "CreateTable" | "DeleteTable" | "DescribeTable" | "UpdateTable"
+            | "DescribeTimeToLive" | "UpdateTimeToLive" => Ok(Check::Table {
+                action,
+                table: required("TableName")?,
+                implicit: None,
+            }),
+            _ => Err(NotModelled(action)),
+        },
+        "lambda" => {
+            let function = || required("FunctionName");
+            match name {
+                "ListFunctions" => any(action),
+                "InvokeFunction" => Ok(Check::Function {
+                    action,
+                    function: function()?,
+                }),
+                "ListTags" | "TagResource" | "UntagResource" => Ok(Check::Action {
+                    action,
+                    resource: Resource::Arn(required("Resource")?),
+                }),
+                "GetFunction"
+                | "DeleteFunction"
+                | "GetFunctionConfiguration"
+                | "UpdateFunctionConfiguration"
+                | "UpdateFunctionCode"
+                | "GetPolicy"
+                | "AddPermission"
+                | "RemovePermission"
+                | "GetFunctionUrlConfig"
+                | "CreateFunctionUrlConfig"
+                | "UpdateFunctionUrlConfig"
+                | "DeleteFunctionUrlConfig"
+                | "ListAliases"
+                | "CreateAlias"
+                | "ListVersionsByFunction"
+                | "PublishVersion"
+                | "GetFunctionConcurrency"
+                | "PutFunctionConcurrency"
+                | "DeleteFunctionConcurrency" => {
+                    let function = function()?;
+                    Ok(if function.starts_with("arn:") {
+                        Check::Action {
+                            action,
+                            resource: Resource::Arn(function),
+                        }
+                    } else {
+                        own("lambda", format!("function:{function}"))
+                    })
+                }
+                _ => Err(NotModelled(action)),
+            }
+        }
+        "s3" => {
+            let action = rest::s3_action(name)
+                .ok_or_else(|| NotModelled(action.clone()))?
+                .to_string();
+            let resource = match (
+                operation.parameter("Bucket"),
+                operation.parameter("Key"),
+                name,
+            ) {
+                (None, _, _) => Resource::Any,
+                (Some(bucket), _, "DeleteObjects") => Resource::Own {
+                    service: "s3",
+                    resource: format!("{bucket}/*"),
+                },
+                (Some(bucket), Some(key), _) => Resource::Own {
+                    service: "s3",
+                    resource: format!("{bucket}/{key}"),
+                },
+                (Some(bucket), None, _) => Resource::Own {
+                    service: "s3",
+                    resource: bucket.to_string(),
+                },
+            };
+            Ok(Check::Action { action, resource })
+        }
+        "iam" => match name {
+            "ListRoles" | "ListPolicies" => any(action),
+            "CreateRole"
+            | "GetRole"
+            | "DeleteRole"
+            | "TagRole"
+            | "UntagRole"
+            | "ListRoleTags"
+            | "PutRolePolicy"
+            | "GetRolePolicy"
+            | "DeleteRolePolicy"
+            | "ListRolePolicies"
+            | "ListAttachedRolePolicies"
+            | "AttachRolePolicy"
+            | "DetachRolePolicy"
+            | "UpdateAssumeRolePolicy"
+            | "UpdateRole" => Ok(own("iam", format!("role/{}", required("RoleName")?))),
+            "GetPolicy"
+            | "GetPolicyVersion"
+            | "ListPolicyVersions"
+            | "DeletePolicy"
+            | "CreatePolicyVersion"
+            | "DeletePolicyVersion" => Ok(Check::Action {
+                action,
+                resource: Resource::Arn(required("PolicyArn")?),
+            }),
+            _ => Err(NotModelled(action)),
+        },
+        "cloudformation" => match name {
+            "ListStacks" | "ValidateTemplate" => any(action),
+            "DescribeStacks" if operation.parameter("StackName").is_none() => any(action),
+            "CreateChangeSet"
+            | "DescribeChangeSet"
+            | "ExecuteChangeSet"
+            | "DeleteChangeSet"
+            | "ListChangeSets"
+            | "DescribeStacks"
+            | "DescribeStackEvents"
+            | "DescribeStackResource"
+            | "DescribeStackResources"
+            | "DeleteStack"
+            | "ContinueUpdateRollback"
+            | "GetTemplate"
+            | "CancelUpdateStack"
+            | "ListStackResources" => {
+                let stack = required("StackName")?;
+                Ok(if stack.starts_with("arn:") {
+                    Check::Action {
+                        action,
+                        resource: Resource::Arn(stack),
+                    }
+                } else {
+                    own("cloudformation", format!("stack/{stack}/*"))
+                })
+            }
+            _ => Err(NotModelled(action)),
+        },
+        "logs" => {
+            let group = || required("logGroupName");
+            match name {
+                "DescribeLogGroups" => any(action),
+                "CreateLogGroup"
+                | "DeleteLogGroup"
+                | "PutRetentionPolicy"
+                | "DeleteRetentionPolicy"
+                | "DescribeLogStreams"
+                | "FilterLogEvents"
+                | "GetLogEvents"
+                | "TagLogGroup" => Ok(own("logs", format!("log-group:{}", group()?))),
+                "CreateLogStream" | "PutLogEvents" => Ok(own(
+                    "logs",
+                    format!(
+                        "log-group:{}:log-stream:{}",
+                        group()?,
+                        required("logStreamName")?
+                    ),
+                )),
+                _ => Err(NotModelled(action)),
+            }
+        }
         _ => Err(NotModelled(action)),
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_services_are_read_from_their_target() {
-        let get = operation(
-            "secretsmanager",
-            Some("secretsmanager.GetSecretValue"),
-            None,
-            br#"{"SecretId":"sfstack-demo-sf-credentials"}"#,
-        )
-        .expect("an operation");
-        assert_eq!(get.action(), "secretsmanager:GetSecretValue");
-        assert_eq!(get.protocol, Protocol::Json11);
-        assert_eq!(
-            check(&get),
-            Ok(Check::Secret {
-                action: "secretsmanager:GetSecretValue".into(),
-                secret_id: "sfstack-demo-sf-credentials".into(),
-                implicit: Some(Implicit {
-                    action: "kms:Decrypt",
-                    via: "secretsmanager"
-                }),
-            })
-        );
-        let put = operation(
-            "dynamodb",
-            Some("DynamoDB_20120810.PutItem"),
-            None,
-            br#"{"TableName":"t","Item":{}}"#,
-        )
-        .expect("an operation");
-        assert_eq!(put.protocol, Protocol::Json10);
-        assert!(matches!(check(&put), Ok(Check::Table { table, .. }) if table == "t"));
-    }
-
-    #[test]
-    fn query_services_are_read_from_their_action() {
-        let assume = operation(
-            "sts",
-            None,
-            None,
-            b"Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fr&RoleSessionName=s",
-        )
-        .expect("an operation");
-        assert_eq!(
-            check(&assume),
-            Ok(Check::AssumeRole {
-                role_arn: "arn:aws:iam::1:role/r".into()
-            })
-        );
-        let identity =
-            operation("sts", None, Some("Action=GetCallerIdentity"), b"").expect("an operation");
-        assert_eq!(check(&identity), Ok(Check::Free));
-    }
-
-    #[test]
-    fn anything_else_is_not_modelled() {
-        let delete = operation(
-            "secretsmanager",
-            Some("secretsmanager.DeleteSecret"),
-            None,
-            br#"{"SecretId":"x"}"#,
-        )
-        .expect("an operation");
-        assert_eq!(
-            check(&delete),
-            Err(NotModelled("secretsmanager:DeleteSecret".into()))
-        );
-        let decrypt =
-            operation("kms", Some("TrentService.Decrypt"), None, b"{}").expect("an operation");
-        assert!(check(&decrypt).is_err());
-        let missing = operation(
-            "secretsmanager",
-            Some("secretsmanager.GetSecretValue"),
-            None,
-            b"{}",
-        )
-        .expect("an operation");
-        assert!(check(&missing).is_err());
-        assert_eq!(operation("lambda", None, None, b""), None);
-    }
-
-    #[test]
-    fn lambda_invoke_is_read_from_its_path() {
-        let invoke = rest_operation(
-            "lambda",
-            "POST",
-            "/2015-03-31/functions/sfstack-demo-sf-invoke-api/invocations",
-        )
-        .expect("an operation");
-        assert_eq!(
-            check(&invoke),
-            Ok(Check::Function {
-                action: "lambda:InvokeFunction".into(),
-                function: "sfstack-demo-sf-invoke-api".into(),
-            })
-        );
-        assert_eq!(
-            rest_operation("lambda", "GET", "/2015-03-31/functions/f/invocations"),
-            None
-        );
-        assert_eq!(
-            rest_operation("s3", "POST", "/2015-03-31/functions/f/invocations"),
-            None
-        );
-    }
+fn secrets_manager(operation: &Operation, action: String) -> Result<Check, NotModelled> {
+    let parameter = |name: &str| operation.parameter(name).map(str::to_string);
+    let has_value = parameter("SecretString").is_some() || parameter("SecretBinary").is_some();
+    let generate = Some(Implicit {
+        action: "kms:GenerateDataKey",
+        via: "secretsmanager",
+    });
+    let (secret_id, implicit) = match operation.name.as_str() {
+        "ListSecrets" => {
+            return Ok(Check::Action {
+                action,
+                resource: Resource::Any,
+            });
+        }
+        "CreateSecret" => (parameter("Name"), if has_value { generate } else { None }),
+        "GetSecretValue" => (
+            parameter("SecretId"),
+            Some(Implicit {
+                action: "kms:Decrypt",
+                via: "secretsmanager",
+            }),
+        ),
+        "PutSecretValue" => (parameter("SecretId"), generate),
+        "UpdateSecret" => (
+            parameter("SecretId"),
+            if has_value { generate } else { None },
+        ),
+        "DescribeSecret"
+        | "UpdateSecretVersionStage"
+        | "DeleteSecret"
+        | "RestoreSecret"
+        | "RotateSecret"
+        | "CancelRotateSecret"
+        | "ListSecretVersionIds"
+        | "GetResourcePolicy"
+        | "PutResourcePolicy"
+        | "DeleteResourcePolicy"
+        | "TagResource"
+        | "UntagResource" => (parameter("SecretId"), None),
+        _ => return Err(NotModelled(action)),
+    };
+    let secret_id = secret_id.ok_or_else(|| NotModelled(format!("{action} without a secret")))?;
+    Ok(Check::Secret {
+        action,
+        secret_id,
+        implicit,
+        key: parameter("KmsKeyId"),
+    })
 }

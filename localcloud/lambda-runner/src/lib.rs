@@ -661,7 +661,7 @@ impl Runner {
                     function.name, function.identity.code_sha256
                 ))
             })?;
-            let credentials = match self.credentials_for(&function).await {
+            let credentials = match self.credentials_for(function).await {
                 Ok(credentials) => credentials,
                 Err(error) => {
                     sandbox::log_line(&log, &format!("lambda-runner: {error:#}"));

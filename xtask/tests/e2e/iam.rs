@@ -211,9 +211,10 @@ const NEEDED_STATEMENTS: &[(&str, &str, &str)] = &[
 ];
 
 /// The resource permissions of the functions that a caller needs: (function, statement id,
-/// the smoke-test step whose caller fails without it). Amazon Connect's is made only with
-/// `connect.instance_arn`, which these tests do not set.
+/// the smoke-test step whose caller fails without it). Amazon Connect's is made with
+/// `connect.instance_arn`, which the mutation test sets.
 const NEEDED_PERMISSIONS: &[(&str, &str, &str)] = &[
+    ("sf-invoke-api", "sfstack-amazon-connect", "phoneLookup"),
     (
         "sf-token-refresh",
         "sfstack-token-refresh-schedule",
@@ -247,8 +248,15 @@ const UNPROVEN_STATEMENTS: &[(&str, &str)] = &[(
 async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
     let mut local = Local::new("mutation");
     let env = "e2e-mutation";
-    // Refresh-token credentials: the only flow with rotation, so every function runs.
-    let flow = [("SFSTACK_SALESFORCE_AUTH_FLOW", "refresh_token")];
+    // Refresh-token credentials: the only flow with rotation, so every function runs; and an
+    // Amazon Connect instance, so the contact-flow steps are invoked as Connect.
+    let flow = [
+        ("SFSTACK_SALESFORCE_AUTH_FLOW", "refresh_token"),
+        (
+            "SFSTACK_CONNECT_INSTANCE_ARN",
+            "arn:aws:connect:us-east-1:123456789012:instance/0c2a4b6e-e2e0-4c0a-9d3f-5a1b2c3d4e5f",
+        ),
+    ];
     local.run(&["deploy", "--env", env], &flow)?.ok()?;
     let sdk = local.sdk().await?;
     let iam = aws_sdk_iam::Client::new(&sdk);
@@ -332,7 +340,7 @@ async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
             .retain(|statement| statement["Sid"] != *sid);
         put_policy(function, &reduced).await?;
         force_cold_start(function, round).await?;
-        let run = local.run(&["smoke-test", "--env", env, "--output", "json"], &[])?;
+        let run = local.run(&["smoke-test", "--env", env, "--output", "json"], &flow)?;
         let report = run.json()?;
         let (result, detail) = step(&report, needed_by);
         assert_eq!(
@@ -378,7 +386,7 @@ async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
             .statement_id(*sid)
             .send()
             .await?;
-        let run = local.run(&["smoke-test", "--env", env, "--output", "json"], &[])?;
+        let run = local.run(&["smoke-test", "--env", env, "--output", "json"], &flow)?;
         let report = run.json()?;
         let (result, detail) = step(&report, needed_by);
         assert_eq!(
@@ -402,7 +410,7 @@ async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
         );
     }
 
-    let run = local.run(&["smoke-test", "--env", env, "--output", "json"], &[])?;
+    let run = local.run(&["smoke-test", "--env", env, "--output", "json"], &flow)?;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     local.run(&["teardown", "--env", env], &[])?.ok()?;
     Ok(())
@@ -552,5 +560,146 @@ async fn a_function_role_can_do_nothing_else() -> anyhow::Result<()> {
     );
     local.run(&["teardown", "--env", a], &[])?.ok()?;
     local.run(&["teardown", "--env", b], &[])?.ok()?;
+    Ok(())
+}
+
+/// The deployer is decided too, as the account's administrator: an operation the local cloud
+/// does not model is refused rather than waved through, a request with no signature is refused
+/// as AWS refuses it, and a key policy that leaves the account out shuts out the functions
+/// (their role allows `kms:Decrypt`, but for KMS the key policy must allow as well) and the
+/// deployer alike, as it does on AWS.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_deployer_is_decided_too() -> anyhow::Result<()> {
+    let mut local = Local::new("deployer");
+    let env = "e2e-deployer";
+    local.run(&["deploy", "--env", env], &[])?.ok()?;
+    let sdk = local.sdk().await?;
+
+    let unmodelled = aws_sdk_secretsmanager::Client::new(&sdk)
+        .batch_get_secret_value()
+        .secret_id_list(format!("sfstack-{env}/salesforce-credentials"))
+        .send()
+        .await
+        .err()
+        .map(|error| aws_sdk_secretsmanager::error::DisplayErrorContext(error).to_string())
+        .unwrap_or_default();
+    assert!(
+        unmodelled.contains("secretsmanager:BatchGetSecretValue")
+            && unmodelled.contains("is not modelled by the local cloud"),
+        "{unmodelled}"
+    );
+
+    let gateway = local.state()?["gateway"]["url"]
+        .as_str()
+        .context("no gateway url")?
+        .to_string();
+    let unsigned = reqwest::Client::new()
+        .post(&gateway)
+        .header("x-amz-target", "secretsmanager.ListSecrets")
+        .header("content-type", "application/x-amz-json-1.1")
+        .body("{}")
+        .send()
+        .await?;
+    let body: Value = unsigned.json().await?;
+    assert_eq!(
+        body["__type"], "MissingAuthenticationTokenException",
+        "{body}"
+    );
+
+    // The key policy without the statement that lets the account's IAM policies grant access.
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let key_arn = kms
+        .describe_key()
+        .key_id(format!("alias/sfstack-{env}"))
+        .send()
+        .await?
+        .key_metadata()
+        .and_then(|metadata| metadata.arn())
+        .context("the environment's key")?
+        .to_string();
+    let original = kms
+        .get_key_policy()
+        .key_id(&key_arn)
+        .policy_name("default")
+        .send()
+        .await?
+        .policy()
+        .context("a key policy")?
+        .to_string();
+    let locked: Value = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "SomebodyElse",
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:role/somebody-else"},
+            "Action": "kms:*",
+            "Resource": "*"
+        }]
+    });
+    kms.put_key_policy()
+        .key_id(&key_arn)
+        .policy_name("default")
+        .policy(locked.to_string())
+        .bypass_policy_lockout_safety_check(true)
+        .send()
+        .await?;
+
+    let run = local.run(&["smoke-test", "--env", env, "--output", "json"], &[])?;
+    let report = run.json()?;
+    let (result, detail) = step(&report, "phoneLookup");
+    assert_eq!(result, "failed", "{report}");
+    assert!(
+        detail.contains(&format!(
+            "is not authorized to perform: kms:Decrypt on resource: {key_arn}"
+        )) && detail.contains("because no resource-based policy allows"),
+        "{detail}"
+    );
+    let run = local.run(&["deploy", "--env", env], &[])?;
+    assert_ne!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("user/sfstack-local-deployer is not authorized to perform: kms:")
+            && run.stderr.contains(&key_arn),
+        "{}",
+        run.stderr
+    );
+
+    // On AWS only AWS Support could give the key back; here the moto server can.
+    let moto = local.state()?["moto"]["url"]
+        .as_str()
+        .context("no moto url")?
+        .to_string();
+    let behind = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sts::config::Credentials::new(
+            "testing", "testing", None, None, "e2e",
+        ))
+        .load()
+        .await;
+    aws_sdk_kms::Client::new(&behind)
+        .put_key_policy()
+        .key_id(&key_arn)
+        .policy_name("default")
+        .policy(original)
+        .send()
+        .await?;
+    // The gateway keeps what it read until a change goes through it; this one went behind its
+    // back, so the test makes a harmless change through it.
+    aws_sdk_iam::Client::new(&sdk)
+        .tag_role()
+        .role_name(format!("sfstack-{env}-sf-invoke-api-role"))
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("e2e-restored")
+                .value("key-policy")
+                .build()?,
+        )
+        .send()
+        .await?;
+    local.run(&["deploy", "--env", env], &[])?.ok()?;
+    let run = local.run(&["smoke-test", "--env", env], &[])?;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    local.run(&["teardown", "--env", env], &[])?.ok()?;
     Ok(())
 }
