@@ -184,7 +184,18 @@ impl Authorizer {
                 }
                 match (implicit, self.policies.table_key(table).await?) {
                     (Some(implicit), Some(key_arn)) => {
-                        self.implicit(principal, implicit, &key_arn, BTreeMap::new(), log)
+                        // DynamoDB's encryption context on every KMS call for a table.
+                        let context = BTreeMap::from([
+                            (
+                                "kms:EncryptionContext:aws:dynamodb:tableName".to_string(),
+                                vec![table.clone()],
+                            ),
+                            (
+                                "kms:EncryptionContext:aws:dynamodb:subscriberId".to_string(),
+                                vec![self.account_id.clone()],
+                            ),
+                        ]);
+                        self.implicit(principal, implicit, &key_arn, context, log)
                             .await
                     }
                     _ => Ok(Outcome::Forward),

@@ -32,6 +32,7 @@ use axum::http::{HeaderMap, Response, StatusCode, header};
 pub mod authorize;
 pub mod deny;
 pub mod evaluator;
+pub mod fidelity;
 pub mod policies;
 pub mod principals;
 pub mod sigv4;
@@ -67,6 +68,8 @@ pub struct GatewayConfig {
 struct Gateway {
     config: GatewayConfig,
     http: reqwest::Client,
+    /// Secrets Manager in moto, unchecked: for [`fidelity`]'s corrections.
+    moto_secrets: aws_sdk_secretsmanager::Client,
     principals: Principals,
     authorizer: Authorizer,
     log: Mutex<std::fs::File>,
@@ -108,6 +111,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
             .redirect(reqwest::redirect::Policy::none())
             .build()?,
         principals: Principals::new(config.account_id.clone()),
+        moto_secrets: aws_sdk_secretsmanager::Client::new(&sdk),
         authorizer: Authorizer {
             evaluator,
             policies: policies::Policies::new(&sdk),
@@ -227,6 +231,10 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     {
         return deny::access_denied(protocol, message);
     }
+    let body = operation
+        .as_ref()
+        .and_then(fidelity::request_body)
+        .unwrap_or(body);
     let answer = gateway
         .forward(&parts.method, &parts.uri, &parts.headers, body)
         .await;
@@ -234,7 +242,7 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     // the table does not know is taken for a change).
     if operation
         .as_ref()
-        .is_none_or(|operation| !operation.only_reads())
+        .is_none_or(table::Operation::may_change_authorization)
     {
         gateway.authorizer.policies.invalidate();
     }
@@ -247,6 +255,11 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     }
     if action == "lambda:GetPolicy" {
         return function_policy_as_lambda_returns_it(answer).await;
+    }
+    if let Some(operation) = &operation
+        && fidelity::may_leave_two_current_versions(operation)
+    {
+        return gateway.settle_current_version(operation, answer).await;
     }
     if action != "sts:AssumeRole" {
         return answer;
@@ -334,6 +347,33 @@ impl Gateway {
         response
             .body(Body::from(bytes))
             .unwrap_or_else(|_| plain(StatusCode::BAD_GATEWAY, "aws-gateway: bad answer"))
+    }
+
+    /// Passes a stored secret value's answer on after [`fidelity::settle_current_version`].
+    async fn settle_current_version(
+        &self,
+        operation: &table::Operation,
+        answer: Response<Body>,
+    ) -> Response<Body> {
+        let (parts, body) = answer.into_parts();
+        let bytes = axum::body::to_bytes(body, MAX_BODY)
+            .await
+            .unwrap_or_default();
+        let answered: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        if let (Some(secret), Some(version)) =
+            (answered["ARN"].as_str(), answered["VersionId"].as_str())
+            && let Err(error) =
+                fidelity::settle_current_version(&self.moto_secrets, secret, version).await
+        {
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!(
+                    "aws-gateway: {} stored the value but the labels could not be settled: {error:#}",
+                    operation.action()
+                ),
+            );
+        }
+        Response::from_parts(parts, Body::from(bytes))
     }
 
     fn write_log(&self, entries: &[Entry]) {

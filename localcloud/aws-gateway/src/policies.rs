@@ -1,7 +1,7 @@
 //! The policies and facts a decision needs, read from moto directly (as AWS's authorization
 //! reads its own stores): a role's identity policies and trust policy, a secret's ARN, key and
 //! resource policy, a table's key, a key's ARN and key policy. Kept in a cache that is emptied
-//! whenever the deployer changes anything, so a decision never uses a policy that was replaced;
+//! whenever a request that may change them goes through, so a decision never uses a policy that was replaced;
 //! the decisions themselves are cached the same way (the same request with the same policies
 //! and context is decided the same: the gateway passes no time or network condition keys).
 
@@ -46,6 +46,7 @@ pub struct Policies {
     kms: aws_sdk_kms::Client,
     dynamodb: aws_sdk_dynamodb::Client,
     lambda: aws_sdk_lambda::Client,
+    cloudformation: aws_sdk_cloudformation::Client,
     cache: Arc<Mutex<Cache>>,
 }
 
@@ -57,6 +58,7 @@ impl Policies {
             kms: aws_sdk_kms::Client::new(config),
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             lambda: aws_sdk_lambda::Client::new(config),
+            cloudformation: aws_sdk_cloudformation::Client::new(config),
             cache: Arc::default(),
         }
     }
@@ -243,10 +245,14 @@ impl Policies {
             .send()
             .await
         {
-            Ok(output) => output
+            Ok(output) => match output
                 .table()
                 .and_then(|table| table.sse_description())
-                .and_then(|sse| sse.kms_master_key_arn().map(str::to_string)),
+                .and_then(|sse| sse.kms_master_key_arn().map(str::to_string))
+            {
+                Some(key) => Some(key),
+                None => self.table_key_from_its_stack(table).await?,
+            },
             Err(error)
                 if error
                     .as_service_error()
@@ -260,6 +266,57 @@ impl Policies {
             cache.tables.insert(table.to_string(), key.clone());
         });
         Ok(key)
+    }
+
+    /// The customer managed key of a table CloudFormation made, from its stack's template.
+    /// moto keeps a template's `SSESpecification` but reads it by the API's field name
+    /// (`Enabled`) instead of the resource's (`SSEEnabled`), so `DescribeTable` never reports
+    /// the key of such a table; the template says what AWS would have done.
+    async fn table_key_from_its_stack(&self, table: &str) -> anyhow::Result<Option<String>> {
+        let stacks = self
+            .cloudformation
+            .describe_stacks()
+            .send()
+            .await
+            .context("listing the stacks")?;
+        for stack in stacks.stacks() {
+            let Some(name) = stack.stack_name() else {
+                continue;
+            };
+            let resources = self
+                .cloudformation
+                .describe_stack_resources()
+                .stack_name(name)
+                .send()
+                .await
+                .with_context(|| format!("listing the resources of stack {name}"))?;
+            let Some(logical_id) = resources
+                .stack_resources()
+                .iter()
+                .find(|resource| {
+                    resource.resource_type() == Some("AWS::DynamoDB::Table")
+                        && resource.physical_resource_id() == Some(table)
+                })
+                .and_then(|resource| resource.logical_resource_id())
+            else {
+                continue;
+            };
+            let template = self
+                .cloudformation
+                .get_template()
+                .stack_name(name)
+                .send()
+                .await
+                .with_context(|| format!("reading the template of stack {name}"))?;
+            let key = template
+                .template_body()
+                .and_then(|body| table_key_in_template(body, logical_id));
+            return match key {
+                Some(key) => Ok(self.key(&key).await?.map(|facts| facts.arn)),
+                None => Ok(None),
+            };
+        }
+        Ok(None)
     }
 
     /// A function's resource policy (by ARN), `None` when it has none or does not exist.
@@ -334,6 +391,25 @@ impl Policies {
         });
         Ok(Some(facts))
     }
+}
+
+/// The customer managed key a template gives a table (`SSESpecification` with `SSEEnabled`,
+/// `SSEType: KMS` and a literal `KMSMasterKeyId`); `None` for the AWS owned or AWS managed key.
+fn table_key_in_template(body: &str, logical_id: &str) -> Option<String> {
+    let template: serde_yaml::Value = serde_yaml::from_str(body).ok()?;
+    let sse = template
+        .get("Resources")?
+        .get(logical_id)?
+        .get("Properties")?
+        .get("SSESpecification")?;
+    let enabled = match sse.get("SSEEnabled")? {
+        serde_yaml::Value::Bool(enabled) => *enabled,
+        serde_yaml::Value::String(text) => text.eq_ignore_ascii_case("true"),
+        _ => false,
+    };
+    (enabled && sse.get("SSEType").and_then(serde_yaml::Value::as_str) == Some("KMS"))
+        .then(|| sse.get("KMSMasterKeyId")?.as_str().map(str::to_string))
+        .flatten()
 }
 
 /// A function policy as Lambda keeps it. `AddPermission` with `FunctionUrlAuthType` or
@@ -420,6 +496,40 @@ mod tests {
             })
         );
         assert!(lambda["Statement"][0].get("FunctionUrlAuthType").is_none());
+    }
+
+    #[test]
+    fn a_table_s_customer_managed_key_is_read_from_its_template() {
+        let template = r#"
+Resources:
+  Tokens:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      TableName: t
+      SSESpecification:
+        SSEEnabled: true
+        SSEType: KMS
+        KMSMasterKeyId: "arn:aws:kms:us-east-1:1:key/k"
+  Plain:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      SSESpecification:
+        SSEEnabled: true
+  Off:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      SSESpecification:
+        SSEEnabled: false
+        SSEType: KMS
+        KMSMasterKeyId: k
+"#;
+        assert_eq!(
+            table_key_in_template(template, "Tokens").as_deref(),
+            Some("arn:aws:kms:us-east-1:1:key/k")
+        );
+        assert_eq!(table_key_in_template(template, "Plain"), None);
+        assert_eq!(table_key_in_template(template, "Off"), None);
+        assert_eq!(table_key_in_template(template, "Missing"), None);
     }
 
     #[test]

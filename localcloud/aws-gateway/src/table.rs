@@ -61,16 +61,32 @@ impl Operation {
         self.parameters.get(name).and_then(Value::as_str)
     }
 
-    /// Whether the operation only reads: nothing it does can change a later decision, so the
-    /// policies read for decisions stay valid.
-    pub fn only_reads(&self) -> bool {
-        ["Get", "Describe", "List", "Head", "Filter", "Validate"]
+    /// Whether the operation may change what a later decision reads (a policy, a key, a
+    /// resource's existence): anything but reads and writes of data, which leave the policies
+    /// read for decisions valid.
+    pub fn may_change_authorization(&self) -> bool {
+        let reads = ["Get", "Describe", "List", "Head", "Filter", "Validate"]
             .iter()
-            .any(|prefix| self.name.starts_with(prefix))
-            || matches!(
-                self.name.as_str(),
-                "InvokeFunction" | "Decrypt" | "Encrypt" | "GenerateDataKey" | "ReEncrypt"
-            )
+            .any(|prefix| self.name.starts_with(prefix));
+        let data = matches!(
+            self.name.as_str(),
+            "InvokeFunction"
+                | "Decrypt"
+                | "Encrypt"
+                | "GenerateDataKey"
+                | "ReEncrypt"
+                | "PutItem"
+                | "UpdateItem"
+                | "DeleteItem"
+                | "Query"
+                | "Scan"
+                | "PutSecretValue"
+                | "UpdateSecretVersionStage"
+                | "PutObject"
+                | "CreateLogStream"
+                | "PutLogEvents"
+        );
+        !reads && !data
     }
 }
 

@@ -175,38 +175,82 @@ async fn iam_is_enforced_on_the_local_target() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the Salesforce org does during a mutation's smoke test, so that every path a statement
+/// serves is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Org {
+    /// As deployed: the stored session works.
+    AsDeployed,
+    /// Sessions expired first: `sf-invoke-api` finds the stored session rejected and logs in
+    /// with the credentials.
+    SessionsExpired,
+    /// Every refresh hands out a new refresh token, which the token refresh must store.
+    RefreshTokensRotate,
+}
+
 /// The statements of every function policy that a smoke-test step needs: (function, Sid, the
-/// step that fails without it).
-const NEEDED_STATEMENTS: &[(&str, &str, &str)] = &[
-    ("sf-invoke-api", "ReadSalesforceSecrets", "phoneLookup"),
+/// step that fails without it or without any one of its actions, resources or condition
+/// values, and what the org does meanwhile).
+const NEEDED_STATEMENTS: &[(&str, &str, &str, Org)] = &[
+    (
+        "sf-invoke-api",
+        "ReadSalesforceSecrets",
+        "phoneLookup",
+        Org::SessionsExpired,
+    ),
     (
         "sf-invoke-api",
         "DecryptSecretsThroughSecretsManager",
         "phoneLookup",
+        Org::AsDeployed,
     ),
-    ("sf-oauth-callback", "ReadCredentials", "oauthCallback"),
-    ("sf-oauth-callback", "StoreTokens", "oauthCallback"),
     (
         "sf-oauth-callback",
-        "EncryptThroughSecretsManagerAndDynamoDB",
+        "ReadCredentials",
         "oauthCallback",
+        Org::AsDeployed,
     ),
-    ("sf-secret-rotation", "RotateCredentials", "rotation"),
+    (
+        "sf-oauth-callback",
+        "StoreTokens",
+        "oauthCallback",
+        Org::AsDeployed,
+    ),
+    (
+        "sf-oauth-callback",
+        "DecryptThroughSecretsManagerAndDynamoDB",
+        "oauthCallback",
+        Org::AsDeployed,
+    ),
+    (
+        "sf-secret-rotation",
+        "RotateCredentials",
+        "rotation",
+        Org::AsDeployed,
+    ),
     (
         "sf-secret-rotation",
         "EncryptSecretsThroughSecretsManager",
         "rotation",
+        Org::AsDeployed,
     ),
     (
         "sf-token-refresh",
         "ReadCredentialsAndKeepRotatedRefreshToken",
         "tokenRefresh",
+        Org::RefreshTokensRotate,
     ),
-    ("sf-token-refresh", "WriteSession", "tokenRefresh"),
+    (
+        "sf-token-refresh",
+        "WriteSession",
+        "tokenRefresh",
+        Org::AsDeployed,
+    ),
     (
         "sf-token-refresh",
         "EncryptSecretsThroughSecretsManager",
         "tokenRefresh",
+        Org::AsDeployed,
     ),
 ];
 
@@ -309,6 +353,24 @@ async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
         Ok(())
     };
 
+    let emulator = local.emulator()?;
+    let http = reqwest::Client::new();
+    let org = async |org: Org| -> anyhow::Result<()> {
+        let rotate = org == Org::RefreshTokensRotate;
+        http.put(format!("{emulator}/__emulator/refresh-tokens/rotation"))
+            .json(&serde_json::json!({ "enabled": rotate }))
+            .send()
+            .await?
+            .error_for_status()?;
+        if org == Org::SessionsExpired {
+            http.post(format!("{emulator}/__emulator/sessions/expire"))
+                .send()
+                .await?
+                .error_for_status()?;
+        }
+        Ok(())
+    };
+
     // Every statement is accounted for.
     for function in [
         "sf-invoke-api",
@@ -322,7 +384,7 @@ async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
             assert!(
                 NEEDED_STATEMENTS
                     .iter()
-                    .any(|(needed_by, needed, _)| *needed_by == function && *needed == sid)
+                    .any(|(needed_by, needed, _, _)| *needed_by == function && *needed == sid)
                     || UNPROVEN_STATEMENTS
                         .iter()
                         .any(|(unproven, _)| *unproven == sid),
@@ -331,30 +393,38 @@ async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
         }
     }
 
-    for (round, (function, sid, needed_by)) in NEEDED_STATEMENTS.iter().enumerate() {
+    // Each statement, and each action, resource and condition value of a statement that lists
+    // several, is removed in turn.
+    let mut round = 0;
+    for (function, sid, needed_by, during) in NEEDED_STATEMENTS {
         let original = policy_of(function).await?;
-        let mut reduced = original.clone();
-        reduced["Statement"]
-            .as_array_mut()
-            .context("statements")?
-            .retain(|statement| statement["Sid"] != *sid);
-        put_policy(function, &reduced).await?;
-        force_cold_start(function, round).await?;
-        let run = local.run(&["smoke-test", "--env", env, "--output", "json"], &flow)?;
-        let report = run.json()?;
-        let (result, detail) = step(&report, needed_by);
-        assert_eq!(
-            (run.code, result),
-            (3, "failed"),
-            "without {function}'s {sid}, {needed_by} must fail: {report}"
-        );
-        assert!(
-            detail.contains("is not authorized to perform:")
-                && detail.contains(&format!("assumed-role/{}/", role(function))),
-            "without {function}'s {sid}, {needed_by} must fail on an AccessDenied of its role: {detail}"
-        );
-        put_policy(function, &original).await?;
-        force_cold_start(function, round + 1000).await?;
+        for (what, reduced) in reductions(&original, sid) {
+            round += 1;
+            put_policy(function, &reduced).await?;
+            force_cold_start(function, round).await?;
+            org(*during).await?;
+            let run = local.run(&["smoke-test", "--env", env, "--output", "json"], &flow)?;
+            let report = run.json()?;
+            let (result, detail) = step(&report, needed_by);
+            assert_eq!(
+                (run.code, result),
+                (3, "failed"),
+                "without {function}'s {what}, {needed_by} must fail: {report}"
+            );
+            assert!(
+                detail.contains("is not authorized to perform:")
+                    && detail.contains(&format!("assumed-role/{}/", role(function))),
+                "without {function}'s {what}, {needed_by} must fail on an AccessDenied of its role: {detail}"
+            );
+            put_policy(function, &original).await?;
+            force_cold_start(function, round + 1000).await?;
+            org(Org::AsDeployed).await?;
+            if *during == Org::RefreshTokensRotate {
+                // The rotated refresh token was lost with the permission to store it, and the
+                // org retired the old one: sign in again, as a user would.
+                store_fresh_refresh_token(&sdk, env, &emulator).await?;
+            }
+        }
     }
 
     // Every resource permission is accounted for, and each is needed by its caller.
@@ -414,6 +484,122 @@ async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
     local.run(&["teardown", "--env", env], &[])?.ok()?;
     Ok(())
+}
+
+/// Stores a new refresh token for the demo user (signed in through the org's authorization-code
+/// flow) in the environment's credentials secret.
+async fn store_fresh_refresh_token(
+    sdk: &aws_config::SdkConfig,
+    env: &str,
+    emulator: &str,
+) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let redirect = http
+        .get(format!("{emulator}/services/oauth2/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", sf_emulator::DEMO_CONSUMER_KEY),
+            ("redirect_uri", sf_emulator::DEMO_CALLBACK_URL),
+            ("state", "e2e"),
+        ])
+        .send()
+        .await?;
+    let location = redirect
+        .headers()
+        .get("location")
+        .and_then(|value| value.to_str().ok())
+        .context("no redirect from the authorize endpoint")?;
+    let code = url::Url::parse(location)?
+        .query_pairs()
+        .find(|(key, _)| key == "code")
+        .map(|(_, value)| value.into_owned())
+        .context("no code in the redirect")?;
+    let tokens: Value = http
+        .post(format!("{emulator}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("client_id", sf_emulator::DEMO_CONSUMER_KEY),
+            ("client_secret", sf_emulator::DEMO_CONSUMER_SECRET),
+            ("redirect_uri", sf_emulator::DEMO_CALLBACK_URL),
+        ])
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    // The whole document, as deploy stores the demo org's (a failed rotation may have left
+    // the current version unreadable).
+    let credentials = serde_json::json!({
+        "AuthFlow": "refresh_token",
+        "LoginUrl": emulator,
+        "ConsumerKey": sf_emulator::DEMO_CONSUMER_KEY,
+        "ConsumerSecret": sf_emulator::DEMO_CONSUMER_SECRET,
+        "Username": sf_emulator::DEMO_USERNAME,
+        "StateSigningKey": "e2e-state-signing-key-restored-after-a-lost-refresh-token",
+        "RefreshToken": tokens["refresh_token"],
+    });
+    aws_sdk_secretsmanager::Client::new(sdk)
+        .put_secret_value()
+        .secret_id(format!("sfstack-{env}/salesforce-credentials"))
+        .secret_string(credentials.to_string())
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// `policy` without statement `sid`, then without each of its actions, resources and condition
+/// values where it lists several: (what was removed, the reduced policy).
+fn reductions(policy: &Value, sid: &str) -> Vec<(String, Value)> {
+    let Some(index) = policy["Statement"].as_array().and_then(|statements| {
+        statements
+            .iter()
+            .position(|statement| statement["Sid"] == sid)
+    }) else {
+        panic!("no statement {sid} in {policy}");
+    };
+    let mut whole = policy.clone();
+    if let Some(statements) = whole["Statement"].as_array_mut() {
+        statements.remove(index);
+    }
+    let mut found = vec![(format!("statement {sid}"), whole)];
+    let mut without = |what: String, change: &dyn Fn(&mut Value)| {
+        let mut reduced = policy.clone();
+        change(&mut reduced["Statement"][index]);
+        found.push((what, reduced));
+    };
+    let statement = &policy["Statement"][index];
+    for field in ["Action", "Resource"] {
+        let values = statement[field].as_array().cloned().unwrap_or_default();
+        if values.len() < 2 {
+            continue;
+        }
+        for value in &values {
+            without(format!("{sid}'s {field} {value}"), &|statement| {
+                if let Some(list) = statement[field].as_array_mut() {
+                    list.retain(|kept| kept != value);
+                }
+            });
+        }
+    }
+    for (operator, keys) in statement["Condition"].as_object().into_iter().flatten() {
+        for (key, values) in keys.as_object().into_iter().flatten() {
+            let values = values.as_array().cloned().unwrap_or_default();
+            if values.len() < 2 {
+                continue;
+            }
+            for value in &values {
+                without(format!("{sid}'s {key} {value}"), &|statement| {
+                    if let Some(list) = statement["Condition"][operator][key].as_array_mut() {
+                        list.retain(|kept| kept != value);
+                    }
+                });
+            }
+        }
+    }
+    found
 }
 
 /// What a function's role does not need, it cannot do: each role's session (assumed through the

@@ -313,9 +313,15 @@ fn s3_operations_are_read_from_path_and_sub_resource_and_named_as_iam_names_them
 }
 
 #[test]
-fn reads_are_told_from_changes() {
+fn changes_that_may_change_a_decision_are_told_from_reads_and_data() {
     let read = json("kms", "TrentService.DescribeKey", r#"{"KeyId":"k"}"#);
-    assert!(read.only_reads());
+    assert!(!read.may_change_authorization());
+    let data = json(
+        "dynamodb",
+        "DynamoDB_20120810.PutItem",
+        r#"{"TableName":"t"}"#,
+    );
+    assert!(!data.may_change_authorization());
     let change = json("kms", "TrentService.PutKeyPolicy", r#"{"KeyId":"k"}"#);
-    assert!(!change.only_reads());
+    assert!(change.may_change_authorization());
 }

@@ -1,0 +1,153 @@
+//! Where moto answers differently from AWS, the gateway corrects the request before moto sees
+//! it, so that callers meet AWS's behaviour. Each correction cites what AWS documents.
+
+use axum::body::Bytes;
+use serde_json::Value;
+
+use crate::table::Operation;
+
+/// The request body moto should get for `operation` (`None`: the body as sent).
+pub fn request_body(operation: &Operation) -> Option<Bytes> {
+    match operation.action().as_str() {
+        "secretsmanager:GetSecretValue" => current_version_by_default(&operation.parameters),
+        _ => None,
+    }
+}
+
+/// `GetSecretValue` without `VersionId` or `VersionStage` returns the version labelled
+/// `AWSCURRENT` (Secrets Manager API Reference, GetSecretValue: "If you don't specify either a
+/// VersionStage or VersionId, Secrets Manager returns the AWSCURRENT version"). moto returns
+/// the version it last made its default instead, and `RotateSecret` makes the new, still empty
+/// pending version its default: after a rotation whose steps failed, moto answers "can't find
+/// the specified secret value" where AWS answers with the unchanged current value.
+fn current_version_by_default(parameters: &Value) -> Option<Bytes> {
+    let names_a_version = ["VersionId", "VersionStage"]
+        .iter()
+        .any(|key| parameters.get(key).is_some_and(|value| !value.is_null()));
+    if names_a_version {
+        return None;
+    }
+    let mut parameters = parameters.clone();
+    parameters
+        .as_object_mut()?
+        .insert("VersionStage".to_string(), "AWSCURRENT".into());
+    Some(Bytes::from(parameters.to_string()))
+}
+
+/// The operations after which moto may leave `AWSCURRENT` on two versions (see
+/// [`settle_current_version`]).
+pub fn may_leave_two_current_versions(operation: &Operation) -> bool {
+    let stores_a_value = ["SecretString", "SecretBinary"]
+        .iter()
+        .any(|key| operation.parameters.get(key).is_some());
+    let labels_other_than_current = operation
+        .parameters
+        .get("VersionStages")
+        .and_then(Value::as_array)
+        .is_some_and(|stages| !stages.iter().any(|stage| stage == "AWSCURRENT"));
+    matches!(
+        operation.action().as_str(),
+        "secretsmanager:PutSecretValue" | "secretsmanager:UpdateSecret"
+    ) && stores_a_value
+        && !labels_other_than_current
+}
+
+/// Storing a value as `AWSCURRENT` moves the label from the version that had it, which becomes
+/// `AWSPREVIOUS` (Secrets Manager API Reference, PutSecretValue: "Secrets Manager
+/// automatically moves the staging label AWSCURRENT to this version … and AWSPREVIOUS to the
+/// version that AWSCURRENT was removed from"). moto instead demotes the version it last made its
+/// default, which after a `RotateSecret` whose steps failed is the empty pending version, and
+/// the old current version keeps `AWSCURRENT` beside the new one. This takes the label off every
+/// version but `new_version`, as AWS would have.
+pub async fn settle_current_version(
+    moto: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+    new_version: &str,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let versions = moto
+        .list_secret_version_ids()
+        .secret_id(secret_id)
+        .send()
+        .await
+        .with_context(|| format!("listing the versions of {secret_id}"))?;
+    for stale in versions.versions().iter().filter(|version| {
+        version.version_id() != Some(new_version)
+            && version
+                .version_stages()
+                .iter()
+                .any(|stage| stage == "AWSCURRENT")
+    }) {
+        moto.update_secret_version_stage()
+            .secret_id(secret_id)
+            .version_stage("AWSCURRENT")
+            .remove_from_version_id(stale.version_id().unwrap_or_default())
+            .send()
+            .await
+            .with_context(|| format!("moving AWSCURRENT of {secret_id} off a stale version"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{self, Protocol};
+
+    fn get(body: &str) -> Operation {
+        table::operation(
+            "secretsmanager",
+            "POST",
+            "/",
+            Some("secretsmanager.GetSecretValue"),
+            None,
+            body.as_bytes(),
+        )
+        .expect("an operation")
+    }
+
+    #[test]
+    fn a_secret_read_without_a_version_reads_the_current_one() {
+        let body = request_body(&get(r#"{"SecretId":"s"}"#)).expect("a corrected body");
+        let sent: Value = serde_json::from_slice(&body).expect("JSON");
+        assert_eq!(
+            sent,
+            serde_json::json!({"SecretId": "s", "VersionStage": "AWSCURRENT"})
+        );
+        assert_eq!(get(r#"{"SecretId":"s"}"#).protocol, Protocol::Json11);
+    }
+
+    #[test]
+    fn only_stores_of_a_current_value_can_leave_two_current_versions() {
+        let put = |body: &str| {
+            table::operation(
+                "secretsmanager",
+                "POST",
+                "/",
+                Some("secretsmanager.PutSecretValue"),
+                None,
+                body.as_bytes(),
+            )
+            .expect("an operation")
+        };
+        assert!(may_leave_two_current_versions(&put(
+            r#"{"SecretId":"s","SecretString":"{}"}"#
+        )));
+        assert!(!may_leave_two_current_versions(&put(
+            r#"{"SecretId":"s","SecretString":"{}","VersionStages":["AWSPENDING"]}"#
+        )));
+        assert!(!may_leave_two_current_versions(&get(r#"{"SecretId":"s"}"#)));
+    }
+
+    #[test]
+    fn a_named_version_is_left_alone() {
+        assert_eq!(
+            request_body(&get(r#"{"SecretId":"s","VersionStage":"AWSPENDING"}"#)),
+            None
+        );
+        assert_eq!(
+            request_body(&get(r#"{"SecretId":"s","VersionId":"v"}"#)),
+            None
+        );
+    }
+}
