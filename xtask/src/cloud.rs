@@ -32,6 +32,13 @@ pub struct ServiceCaller {
     pub context: std::collections::BTreeMap<&'static str, String>,
 }
 
+/// How a function's output reaches CloudWatch Logs (see [`Cloud::log_delivery`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogDelivery {
+    pub wait: std::time::Duration,
+    pub clock_slack: std::time::Duration,
+}
+
 /// Who runs the four steps of a secret's rotation once `RotateSecret` has staged a version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RotationDriver {
@@ -233,6 +240,24 @@ impl Cloud {
                 .ok()
                 .map(|callers| (lambda_runner::INVOKED_BY_HEADER, callers)),
             Target::Aws => None,
+        }
+    }
+
+    /// How a function's output reaches CloudWatch Logs on this target: how long it may take,
+    /// and how far the clock that stamps it may be behind this machine's.
+    pub fn log_delivery(&self) -> LogDelivery {
+        match self.target {
+            // The local Lambda service sends lines within a fraction of a second, stamped
+            // with this machine's clock.
+            Target::Local => LogDelivery {
+                wait: std::time::Duration::from_secs(3),
+                clock_slack: std::time::Duration::ZERO,
+            },
+            // Lambda delivers asynchronously, stamped by AWS's clocks.
+            Target::Aws => LogDelivery {
+                wait: std::time::Duration::from_secs(90),
+                clock_slack: std::time::Duration::from_secs(5),
+            },
         }
     }
 

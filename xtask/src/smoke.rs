@@ -44,6 +44,8 @@ struct Smoke<'a> {
     /// The Amazon Connect instance of the settings (`connect.instance_arn`): the contact-flow
     /// steps are then invoked as that instance would, with its ARN in the events.
     connect_instance: Option<String>,
+    /// The functions that ran (their output must reach their log groups).
+    ran: std::sync::Mutex<std::collections::BTreeSet<&'static str>>,
 }
 
 /// The steps' results, in order.
@@ -107,7 +109,7 @@ impl Smoke<'_> {
 
     /// Invokes a function and returns its JSON answer; a function error is an error naming the
     /// function and the error's type and message.
-    async fn invoke(&self, crate_name: &str, payload: &Value) -> anyhow::Result<Value> {
+    async fn invoke(&self, crate_name: &'static str, payload: &Value) -> anyhow::Result<Value> {
         self.invoke_as(crate_name, payload, &[]).await
     }
 
@@ -115,7 +117,7 @@ impl Smoke<'_> {
     /// on the local target the function's resource policy must allow each of them.
     async fn invoke_as(
         &self,
-        crate_name: &str,
+        crate_name: &'static str,
         payload: &Value,
         callers: &[ServiceCaller],
     ) -> anyhow::Result<Value> {
@@ -138,6 +140,9 @@ impl Smoke<'_> {
             .send()
             .await
             .aws_context(|| format!("invoking {function}"))?;
+        if let Ok(mut ran) = self.ran.lock() {
+            ran.insert(crate_name);
+        }
         let body = output
             .payload()
             .map(|blob| blob.as_ref())
@@ -159,15 +164,31 @@ impl Smoke<'_> {
 }
 
 impl Recorder {
+    /// Where the decision log ends now.
+    fn log_end(&self) -> u64 {
+        self.decision_log
+            .as_deref()
+            .map_or(0, crate::local::decision_log_end)
+    }
+
     async fn run<T>(
         &mut self,
         name: &str,
         step: impl std::future::Future<Output = anyhow::Result<(T, String)>>,
     ) -> Option<T> {
-        let logged_before = self
-            .decision_log
-            .as_deref()
-            .map_or(0, crate::local::decision_log_end);
+        let from = self.log_end();
+        self.run_from(name, from, None, step).await
+    }
+
+    /// Runs a step; when it fails, its detail lists the denials logged since `logged_before`
+    /// (of actions starting with `only`, when given).
+    async fn run_from<T>(
+        &mut self,
+        name: &str,
+        logged_before: u64,
+        only: Option<&str>,
+        step: impl std::future::Future<Output = anyhow::Result<(T, String)>>,
+    ) -> Option<T> {
         let started = Instant::now();
         let outcome = step.await;
         let millis = started.elapsed().as_secs_f64() * 1000.0;
@@ -182,6 +203,13 @@ impl Recorder {
                     .unwrap_or_default()
                     .iter()
                     .filter(|decision| decision["decision"] == "deny")
+                    .filter(|decision| {
+                        only.is_none_or(|prefix| {
+                            decision["action"]
+                                .as_str()
+                                .is_some_and(|action| action.starts_with(prefix))
+                        })
+                    })
                     .map(crate::local::decision_line)
                     .collect();
                 if !denials.is_empty() {
@@ -234,11 +262,15 @@ pub async fn smoke_test(
         root,
         names: Names::new(environment),
         connect_instance: connect_instance.map(str::to_string),
+        ran: std::sync::Mutex::default(),
     };
     let mut record = Recorder {
         decision_log: cloud.decision_log().map(Path::to_path_buf),
         ..Recorder::default()
     };
+    let began = record.log_end();
+    let slack = i64::try_from(cloud.log_delivery().clock_slack.as_millis()).unwrap_or_default();
+    let began_at = chrono::Utc::now().timestamp_millis() - slack;
     let contact = record
         .run("phoneLookup", async {
             let answer = &smoke
@@ -329,6 +361,14 @@ pub async fn smoke_test(
             "needs a browser sign-in on AWS; open the callback URL's authorize link by hand",
         ),
     }
+    record
+        .run_from(
+            "logs",
+            began,
+            Some("logs:"),
+            function_logs(&smoke, began_at),
+        )
+        .await;
     let passed = record.steps.iter().all(|step| step.result != "failed");
     Ok(SmokeReport {
         environment: environment.to_string(),
@@ -509,6 +549,59 @@ async fn rotation(smoke: &Smoke<'_>) -> anyhow::Result<((), String)> {
         bail!("the credentials secret did not get a new version");
     }
     Ok(((), "the new version is AWSCURRENT and works".to_string()))
+}
+
+/// Every function that ran wrote to its log group since `since` (milliseconds), as Lambda
+/// sends a function's output to CloudWatch Logs with the function's own role.
+async fn function_logs(smoke: &Smoke<'_>, since: i64) -> anyhow::Result<((), String)> {
+    let ran: Vec<&'static str> = smoke
+        .ran
+        .lock()
+        .map(|ran| ran.iter().copied().collect())
+        .unwrap_or_default();
+    let wait = smoke.cloud.log_delivery().wait;
+    let deadline = Instant::now() + wait;
+    let mut missing: Vec<String> = Vec::new();
+    for function in &ran {
+        let group = smoke.names.log_group(function);
+        loop {
+            let events = smoke
+                .cloud
+                .logs
+                .filter_log_events()
+                .log_group_name(&group)
+                .start_time(since)
+                .into_paginator()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map(|pages| pages.iter().any(|page| !page.events().is_empty()));
+            match events {
+                Ok(true) => break,
+                Ok(_) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Ok(_) => {
+                    missing.push(group);
+                    break;
+                }
+                Err(error) => {
+                    return Err(error).aws_context(|| format!("reading the log group {group}"));
+                }
+            }
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "no output reached {} within {} s of the invocations\nhint: the functions' roles need logs:CreateLogStream and logs:PutLogEvents on their log groups",
+            missing.join(", "),
+            wait.as_secs()
+        );
+    }
+    Ok((
+        (),
+        format!("output of {} in CloudWatch Logs", ran.join(", ")),
+    ))
 }
 
 /// The OAuth web-server flow: the emulator's authorize endpoint issues a code for the

@@ -34,6 +34,39 @@ fn current_version_by_default(parameters: &Value) -> Option<Bytes> {
     Some(Bytes::from(parameters.to_string()))
 }
 
+/// Whether moto's answer to `operation` needs [`answer_body`].
+pub fn corrects_answer(operation: &Operation) -> bool {
+    matches!(
+        operation.action().as_str(),
+        "logs:FilterLogEvents" | "logs:GetLogEvents"
+    )
+}
+
+/// moto's answer to `operation` as AWS would give it (`None`: as moto gave it).
+///
+/// When `RotateSecret` names a rotation function, moto makes its own Lambda backend invoke it;
+/// that backend needs Docker, fails, and writes `error running docker: …` into the function's
+/// log group, with a fractional timestamp no AWS SDK can read. The local Lambda service runs
+/// the functions, never moto's backend, and on AWS no such event exists: the gateway drops
+/// those events from what it answers.
+pub fn answer_body(operation: &Operation, body: &[u8]) -> Option<Bytes> {
+    if !corrects_answer(operation) {
+        return None;
+    }
+    let mut answer: Value = serde_json::from_slice(body).ok()?;
+    let events = answer.get_mut("events")?.as_array_mut()?;
+    let before = events.len();
+    events.retain(|event| {
+        !event["message"]
+            .as_str()
+            .is_some_and(|message| message.starts_with(MOTO_LAMBDA_BACKEND_ERROR))
+    });
+    (events.len() != before).then(|| Bytes::from(answer.to_string()))
+}
+
+/// How moto's Lambda backend begins the log event it writes when it cannot run a function.
+const MOTO_LAMBDA_BACKEND_ERROR: &str = "error running docker:";
+
 /// The operations after which moto may leave `AWSCURRENT` on two versions (see
 /// [`settle_current_version`]).
 pub fn may_leave_two_current_versions(operation: &Operation) -> bool {
@@ -137,6 +170,27 @@ mod tests {
             r#"{"SecretId":"s","SecretString":"{}","VersionStages":["AWSPENDING"]}"#
         )));
         assert!(!may_leave_two_current_versions(&get(r#"{"SecretId":"s"}"#)));
+    }
+
+    #[test]
+    fn moto_s_own_lambda_errors_are_not_a_function_s_output() {
+        let filter = table::operation(
+            "logs",
+            "POST",
+            "/",
+            Some("Logs_20140328.FilterLogEvents"),
+            None,
+            br#"{"logGroupName":"/aws/lambda/f"}"#,
+        )
+        .expect("an operation");
+        let answer = br#"{"events":[{"eventId":"1","timestamp":1796149025553.2,"message":"error running docker: no socket"},{"eventId":"2","timestamp":1796149025554,"message":"START RequestId: r"}],"searchedLogStreams":[]}"#;
+        let corrected: Value =
+            serde_json::from_slice(&answer_body(&filter, answer).expect("corrected"))
+                .expect("JSON");
+        assert_eq!(corrected["events"].as_array().map(Vec::len), Some(1));
+        assert_eq!(corrected["events"][0]["eventId"], "2");
+        let clean = br#"{"events":[{"eventId":"2","timestamp":1,"message":"START"}]}"#;
+        assert_eq!(answer_body(&filter, clean), None);
     }
 
     #[test]

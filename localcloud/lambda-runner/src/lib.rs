@@ -10,6 +10,7 @@
 //! The Lambda Runtime API those processes talk to is the public [`runtime_api`] module, which
 //! `cargo xtask bench` uses as well.
 
+mod cloudwatch;
 mod code;
 pub mod runtime_api;
 mod sandbox;
@@ -112,6 +113,8 @@ impl Drop for StopGuard {
 #[derive(Default)]
 struct Slot {
     sandbox: Option<Sandbox>,
+    /// Sends the environment's output to CloudWatch Logs.
+    shipper: Option<cloudwatch::LogShipper>,
 }
 
 struct Runner {
@@ -678,22 +681,40 @@ impl Runner {
                     });
                 }
             };
+            let aws_endpoint = self
+                .config
+                .gateway
+                .as_deref()
+                .unwrap_or(&self.config.aws_endpoint);
+            let output_from = tokio::fs::metadata(&log)
+                .await
+                .map(|meta| meta.len())
+                .unwrap_or(0);
             let launch = Launch {
                 function_name: &function.name,
                 function_arn: &function.arn,
                 identity: &function.identity,
                 task_root: &task_root,
                 log: &log,
-                aws_endpoint: self
-                    .config
-                    .gateway
-                    .as_deref()
-                    .unwrap_or(&self.config.aws_endpoint),
+                aws_endpoint,
                 region: &self.config.region,
                 credentials: &credentials,
             };
             match Sandbox::start(launch).await {
-                Ok(sandbox) => slot.sandbox = Some(sandbox),
+                Ok(sandbox) => {
+                    slot.sandbox = Some(sandbox);
+                    slot.shipper = Some(
+                        cloudwatch::LogShipper::new(
+                            &function.name,
+                            aws_endpoint,
+                            &self.config.region,
+                            &credentials,
+                            log.clone(),
+                            output_from,
+                        )
+                        .await,
+                    );
+                }
                 Err(error) => {
                     sandbox::log_line(&log, &format!("lambda-runner: {error:#}"));
                     return Ok(Done {
@@ -739,6 +760,9 @@ impl Runner {
                 started.elapsed().as_secs_f64() * 1000.0
             ),
         );
+        if let Some(shipper) = &slot.shipper {
+            shipper.ship_soon();
+        }
         if !keep && let Some(gone) = slot.sandbox.take() {
             gone.terminate().await;
         }

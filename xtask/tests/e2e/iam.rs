@@ -252,6 +252,16 @@ const NEEDED_STATEMENTS: &[(&str, &str, &str, Org)] = &[
         "tokenRefresh",
         Org::AsDeployed,
     ),
+    // Lambda sends a function's output to CloudWatch Logs with the function's role.
+    ("sf-invoke-api", "WriteOwnLogs", "logs", Org::AsDeployed),
+    ("sf-oauth-callback", "WriteOwnLogs", "logs", Org::AsDeployed),
+    (
+        "sf-secret-rotation",
+        "WriteOwnLogs",
+        "logs",
+        Org::AsDeployed,
+    ),
+    ("sf-token-refresh", "WriteOwnLogs", "logs", Org::AsDeployed),
 ];
 
 /// The resource permissions of the functions that a caller needs: (function, statement id,
@@ -277,17 +287,12 @@ const NEEDED_PERMISSIONS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Statements the local cloud cannot prove needed yet, and why.
-const UNPROVEN_STATEMENTS: &[(&str, &str)] = &[(
-    "WriteOwnLogs",
-    "the local Lambda service writes function output to files, not to CloudWatch Logs",
-)];
-
-/// Least privilege, proven: every statement of every function's policy is needed. Each is
-/// removed in turn (its function's next invocation forced cold, as after a deploy), and the
-/// smoke-test step that needs it must fail with the AccessDenied AWS would give; the policy is
-/// then put back and everything passes again. A statement added to a policy without a row in
-/// `NEEDED_STATEMENTS` (or a reason in `UNPROVEN_STATEMENTS`) fails this test.
+/// Least privilege, proven: every statement of every function's policy is needed, and every
+/// action, resource and condition value of a statement that lists several. Each is removed in
+/// turn (its function's next invocation forced cold, as after a deploy), and the smoke-test
+/// step that needs it must fail with the AccessDenied AWS would give; the policy is then put
+/// back and everything passes again. A statement added to a policy without a row in
+/// `NEEDED_STATEMENTS` fails this test.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
     let mut local = Local::new("mutation");
@@ -384,11 +389,8 @@ async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
             assert!(
                 NEEDED_STATEMENTS
                     .iter()
-                    .any(|(needed_by, needed, _, _)| *needed_by == function && *needed == sid)
-                    || UNPROVEN_STATEMENTS
-                        .iter()
-                        .any(|(unproven, _)| *unproven == sid),
-                "{function}'s statement {sid:?} is neither proven needed nor explained"
+                    .any(|(needed_by, needed, _, _)| *needed_by == function && *needed == sid),
+                "{function}'s statement {sid:?} is not proven needed"
             );
         }
     }
