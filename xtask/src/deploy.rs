@@ -39,6 +39,22 @@ use plan::{
     PENDING_CALLBACK_URL, function_arn, render_template, stack_input, stack_tags, tags_for,
 };
 
+/// The settings a deploy uses and the architecture its zips are built for: one and the same.
+/// `--arch` overrides `functions.architecture` (which the template's `Architectures` comes
+/// from); a zip built for one architecture never goes to a function declared for the other,
+/// which could not exec it.
+pub fn with_architecture(
+    mut settings: Settings,
+    arch: Option<Arch>,
+) -> anyhow::Result<(Settings, Arch)> {
+    let arch = match arch {
+        Some(arch) => arch,
+        None => settings.functions.architecture.parse()?,
+    };
+    settings.functions.architecture = arch.as_str().to_string();
+    Ok((settings, arch))
+}
+
 /// Everything `deploy` needs besides the cloud.
 #[derive(Debug, Clone)]
 pub struct DeployRequest {
@@ -319,4 +335,28 @@ pub async fn deploy(
         outputs: Some(outputs),
         outputs_file: Some(outputs_file),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_architecture_built_is_the_architecture_declared() {
+        let settings = Settings::load(
+            &crate::render::repository_root().join(crate::config::FILE_NAME),
+            "demo",
+        )
+        .expect("the repository's settings");
+        assert_eq!(settings.functions.architecture, "x86_64");
+        let (settings, arch) =
+            with_architecture(settings, Some(Arch::Arm64)).expect("an architecture");
+        assert_eq!(arch, Arch::Arm64);
+        assert_eq!(settings.functions.architecture, "arm64");
+        let (settings, arch) = with_architecture(settings, None).expect("an architecture");
+        assert_eq!(
+            (arch, settings.functions.architecture.as_str()),
+            (Arch::Arm64, "arm64")
+        );
+    }
 }

@@ -340,10 +340,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let root = render::repository_root();
             let (environment, settings) = environment_and_settings(&root, env.as_deref())?;
-            let arch = match arch {
-                Some(arch) => arch,
-                None => settings.functions.architecture.parse()?,
-            };
+            let (settings, arch) = deploy::with_architecture(settings, arch)?;
             let request = deploy::DeployRequest {
                 environment,
                 settings,

@@ -38,7 +38,7 @@ fn current_version_by_default(parameters: &Value) -> Option<Bytes> {
 pub fn corrects_answer(operation: &Operation) -> bool {
     matches!(
         operation.action().as_str(),
-        "logs:FilterLogEvents" | "logs:GetLogEvents"
+        "logs:FilterLogEvents" | "logs:GetLogEvents" | "secretsmanager:DescribeSecret"
     )
 }
 
@@ -54,6 +54,10 @@ pub fn answer_body(operation: &Operation, body: &[u8]) -> Option<Bytes> {
         return None;
     }
     let mut answer: Value = serde_json::from_slice(body).ok()?;
+    if operation.action() == "secretsmanager:DescribeSecret" {
+        return key_id_as_secrets_manager_gives_it(&mut answer)
+            .then(|| Bytes::from(answer.to_string()));
+    }
     let events = answer.get_mut("events")?.as_array_mut()?;
     let before = events.len();
     events.retain(|event| {
@@ -62,6 +66,22 @@ pub fn answer_body(operation: &Operation, body: &[u8]) -> Option<Bytes> {
             .is_some_and(|message| message.starts_with(MOTO_LAMBDA_BACKEND_ERROR))
     });
     (events.len() != before).then(|| Bytes::from(answer.to_string()))
+}
+
+/// `DescribeSecret`'s `KmsKeyId` is "the key ID or alias ARN of the KMS key" (Secrets Manager
+/// API Reference, DescribeSecret), not necessarily the form the key was given in; moto echoes
+/// the form it was given. The gateway answers a key ARN with the bare key id, the other
+/// documented form, so that a caller comparing it with the ARN it set sees the difference it
+/// would meet on AWS.
+fn key_id_as_secrets_manager_gives_it(answer: &mut Value) -> bool {
+    let Some(key) = answer.get("KmsKeyId").and_then(Value::as_str) else {
+        return false;
+    };
+    let Some((_, id)) = key.rsplit_once(":key/") else {
+        return false;
+    };
+    answer["KmsKeyId"] = id.to_string().into();
+    true
 }
 
 /// How moto's Lambda backend begins the log event it writes when it cannot run a function.
@@ -191,6 +211,31 @@ mod tests {
         assert_eq!(corrected["events"][0]["eventId"], "2");
         let clean = br#"{"events":[{"eventId":"2","timestamp":1,"message":"START"}]}"#;
         assert_eq!(answer_body(&filter, clean), None);
+    }
+
+    #[test]
+    fn a_secret_s_key_is_described_by_its_id() {
+        let describe = table::operation(
+            "secretsmanager",
+            "POST",
+            "/",
+            Some("secretsmanager.DescribeSecret"),
+            None,
+            br#"{"SecretId":"s"}"#,
+        )
+        .expect("an operation");
+        let answer = br#"{"Name":"s","KmsKeyId":"arn:aws:kms:us-east-1:1:key/k-1"}"#;
+        let corrected: Value =
+            serde_json::from_slice(&answer_body(&describe, answer).expect("corrected"))
+                .expect("JSON");
+        assert_eq!(corrected["KmsKeyId"], "k-1");
+        assert_eq!(
+            answer_body(
+                &describe,
+                br#"{"Name":"s","KmsKeyId":"alias/aws/secretsmanager"}"#
+            ),
+            None
+        );
     }
 
     #[test]

@@ -500,6 +500,11 @@ impl Runner {
             handler: output.handler().map(str::to_string),
             runtime: output.runtime().map(|runtime| runtime.as_str().to_string()),
             role: output.role().unwrap_or_default().to_string(),
+            architecture: output
+                .architectures()
+                .first()
+                .map_or("x86_64", |architecture| architecture.as_str())
+                .to_string(),
         };
         Ok(Function {
             name,

@@ -29,6 +29,8 @@ pub(crate) struct Identity {
     pub runtime: Option<String>,
     /// The execution role's ARN.
     pub role: String,
+    /// `x86_64` or `arm64`: the instruction set the function declares.
+    pub architecture: String,
 }
 
 /// The credentials a function runs with: its execution role's session (behind the AWS
@@ -86,6 +88,41 @@ pub(crate) struct Sandbox {
     timeout: Duration,
 }
 
+/// Lambda runs `bootstrap` on the instruction set the function declares; a binary for the
+/// other one fails to start ("exec format error", `Runtime.InvalidEntrypoint`). The local
+/// machine might run it anyway (or not, for another reason), so the runner compares the ELF
+/// header's machine with the declared architecture first.
+async fn check_architecture(bootstrap: &Path, declared: &str) -> anyhow::Result<()> {
+    let mut header = [0_u8; 20];
+    let mut file = tokio::fs::File::open(bootstrap)
+        .await
+        .with_context(|| format!("opening {}", bootstrap.display()))?;
+    tokio::io::AsyncReadExt::read_exact(&mut file, &mut header)
+        .await
+        .with_context(|| format!("reading the header of {}", bootstrap.display()))?;
+    match (elf_architecture(&header), declared) {
+        (Some(built), declared) if built != declared => bail!(
+            "exec format error: the deployed bootstrap is built for {built}, but the function's \
+             architecture is {declared} (Runtime.InvalidEntrypoint on Lambda); build and deploy \
+             for one architecture (`cargo xtask deploy --arch {declared}`)"
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// The Lambda architecture of an ELF executable's header (`e_machine`, little-endian: 62 is
+/// x86-64, 183 is AArch64), `None` when it is neither (or not ELF).
+fn elf_architecture(header: &[u8; 20]) -> Option<&'static str> {
+    if &header[..4] != b"\x7fELF" {
+        return None;
+    }
+    match u16::from_le_bytes([header[18], header[19]]) {
+        62 => Some("x86_64"),
+        183 => Some("arm64"),
+        _ => None,
+    }
+}
+
 /// Appends a line of the runner's own to a function's log.
 pub(crate) fn log_line(log: &Path, line: &str) {
     use std::io::Write;
@@ -109,6 +146,7 @@ impl Sandbox {
                 launch.identity.runtime.as_deref().unwrap_or("unknown")
             );
         }
+        check_architecture(&bootstrap, &launch.identity.architecture).await?;
         if let Some(parent) = launch.log.parent() {
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("creating {}", parent.display()))?;
@@ -330,6 +368,34 @@ fn describe_exit(status: std::process::ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_binary_for_the_other_architecture_does_not_start() {
+        let dir = std::env::temp_dir().join(format!("lambda-runner-elf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let binary = |machine: u16| {
+            let mut header = vec![0_u8; 64];
+            header[..4].copy_from_slice(b"\x7fELF");
+            header[18..20].copy_from_slice(&machine.to_le_bytes());
+            header
+        };
+        let arm = dir.join("arm");
+        std::fs::write(&arm, binary(183)).expect("written");
+        let intel = dir.join("intel");
+        std::fs::write(&intel, binary(62)).expect("written");
+        let refused = check_architecture(&arm, "x86_64")
+            .await
+            .expect_err("an arm64 binary on x86_64");
+        assert!(
+            refused.to_string().contains("exec format error")
+                && refused.to_string().contains("built for arm64"),
+            "{refused}"
+        );
+        assert!(check_architecture(&arm, "arm64").await.is_ok());
+        assert!(check_architecture(&intel, "x86_64").await.is_ok());
+        assert!(check_architecture(&intel, "arm64").await.is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn describes_exits() {

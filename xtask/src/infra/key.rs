@@ -66,6 +66,23 @@ async fn describe(client: &Client, key_id: &str) -> anyhow::Result<Option<KeyMet
     }
 }
 
+/// Whether two references name the same key: a key id and a key ARN name it by its id
+/// (`DescribeSecret`'s `KmsKeyId` comes back in either form); an alias is never taken for a key.
+pub fn same_key(a: &str, b: &str) -> bool {
+    let id = |reference: &str| -> Option<String> {
+        if reference.starts_with("alias/") || reference.contains(":alias/") {
+            return None;
+        }
+        Some(
+            reference
+                .rsplit_once(":key/")
+                .map_or(reference, |(_, id)| id)
+                .to_string(),
+        )
+    };
+    matches!((id(a), id(b)), (Some(a), Some(b)) if a == b)
+}
+
 async fn tags_of(client: &Client, key_id: &str) -> anyhow::Result<BTreeMap<String, String>> {
     let output = client
         .list_resource_tags()

@@ -178,7 +178,10 @@ async fn ensure_secret(
             .aws_context(|| format!("restoring secret {name}, which was scheduled for deletion"))?;
         super::changed(format!("restored secret {name}"));
     }
-    if described.kms_key_id() != Some(key_arn) {
+    if !described
+        .kms_key_id()
+        .is_some_and(|current| super::key::same_key(current, key_arn))
+    {
         client
             .update_secret()
             .secret_id(&arn)

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::infra::key;
 use crate::infra::*;
 
 use super::harness::*;
@@ -23,6 +24,21 @@ fn key_policy_delegates_to_the_account_and_grants_no_role_by_itself() {
         china["Statement"][0]["Principal"]["AWS"],
         "arn:aws-cn:iam::1:root"
     );
+}
+
+#[test]
+fn a_key_is_the_same_by_id_or_arn_but_never_by_alias() {
+    let arn = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let id = "1234abcd-12ab-34cd-56ef-1234567890ab";
+    assert!(key::same_key(arn, id));
+    assert!(key::same_key(id, arn));
+    assert!(key::same_key(arn, arn));
+    assert!(!key::same_key(arn, "0000abcd-12ab-34cd-56ef-1234567890ab"));
+    assert!(!key::same_key("alias/sfstack-main", "alias/sfstack-main"));
+    assert!(!key::same_key(
+        "arn:aws:kms:eu-west-1:123456789012:alias/sfstack-main",
+        arn
+    ));
 }
 
 #[test]
