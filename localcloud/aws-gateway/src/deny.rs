@@ -93,6 +93,21 @@ pub fn unsigned(protocol: Protocol) -> Response<Body> {
     )
 }
 
+/// A request AWS refuses as invalid in the current state of the resource
+/// (`InvalidRequestException`, HTTP 400).
+pub fn invalid_request(protocol: Protocol, message: &str) -> Response<Body> {
+    error(
+        protocol,
+        StatusCode::BAD_REQUEST,
+        Codes {
+            json: "InvalidRequestException",
+            query: "InvalidRequest",
+            s3: "InvalidRequest",
+        },
+        message,
+    )
+}
+
 /// An error's code in each protocol's naming.
 struct Codes {
     json: &'static str,

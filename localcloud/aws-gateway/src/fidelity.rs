@@ -1,10 +1,120 @@
 //! Where moto answers differently from AWS, the gateway corrects the request before moto sees
 //! it, so that callers meet AWS's behaviour. Each correction cites what AWS documents.
 
-use axum::body::Bytes;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::http::{Response, header};
 use serde_json::Value;
 
+use crate::deny;
 use crate::table::Operation;
+
+/// How long a force-deleted secret's name stays taken on the local cloud: AWS deletes
+/// asynchronously and documents no bound ("it can take several seconds"), scaled down here so
+/// a local teardown followed by a deploy stays quick while still taking the path AWS makes a
+/// deploy take.
+pub const SECRET_DELETION_WINDOW: Duration = Duration::from_millis(1500);
+
+/// Secrets force-deleted a moment ago, whose deletion AWS would still be carrying out.
+///
+/// Secrets Manager API Reference, DeleteSecret: with `ForceDeleteWithoutRecovery`, "Secrets
+/// Manager performs the actual deletion with an asynchronous and separate mechanism"; creating
+/// a secret of the same name meanwhile fails ("You can't create this secret because a secret
+/// with this name is already scheduled for deletion"), and the secret can still be described,
+/// with its `DeletedDate`, but not restored. moto deletes at once; the gateway answers for the
+/// window as AWS does.
+#[derive(Default)]
+pub struct Deletions {
+    recent: Mutex<HashMap<String, Deleted>>,
+}
+
+#[derive(Clone)]
+struct Deleted {
+    arn: String,
+    name: String,
+    at: Instant,
+    /// Seconds since the epoch, as `DeletedDate` is given.
+    date: f64,
+}
+
+impl Deletions {
+    /// Notes a successful `DeleteSecret` answer when the request forced the deletion.
+    pub fn record(&self, operation: &Operation, answer: &Value) {
+        let forced = operation
+            .parameters
+            .get("ForceDeleteWithoutRecovery")
+            .and_then(Value::as_bool)
+            == Some(true);
+        let (Some(arn), Some(name)) = (answer["ARN"].as_str(), answer["Name"].as_str()) else {
+            return;
+        };
+        if operation.action() != "secretsmanager:DeleteSecret" || !forced {
+            return;
+        }
+        let date = answer["DeletionDate"]
+            .as_f64()
+            .unwrap_or_else(|| chrono::Utc::now().timestamp() as f64);
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.insert(
+                name.to_string(),
+                Deleted {
+                    arn: arn.to_string(),
+                    name: name.to_string(),
+                    at: Instant::now(),
+                    date,
+                },
+            );
+        }
+    }
+
+    /// AWS's answer to `operation` while a secret it names is still being deleted (`None`:
+    /// moto may answer).
+    pub fn answer(&self, operation: &Operation) -> Option<Response<Body>> {
+        let action = operation.action();
+        let id = match action.as_str() {
+            "secretsmanager:CreateSecret" => operation.parameters.get("Name"),
+            "secretsmanager:DescribeSecret" | "secretsmanager:RestoreSecret" => {
+                operation.parameters.get("SecretId")
+            }
+            _ => None,
+        }?
+        .as_str()?;
+        let deleted = {
+            let mut recent = self.recent.lock().ok()?;
+            recent.retain(|_, deleted| deleted.at.elapsed() < SECRET_DELETION_WINDOW);
+            recent
+                .values()
+                .find(|deleted| deleted.name == id || deleted.arn == id)
+                .cloned()?
+        };
+        Some(match action.as_str() {
+            "secretsmanager:CreateSecret" => deny::invalid_request(
+                operation.protocol,
+                "You can't create this secret because a secret with this name is already scheduled for deletion.",
+            ),
+            "secretsmanager:RestoreSecret" => deny::invalid_request(
+                operation.protocol,
+                "You can't perform this operation on the secret because it was deleted.",
+            ),
+            _ => Response::builder()
+                .header(header::CONTENT_TYPE, "application/x-amz-json-1.1")
+                .body(Body::from(
+                    serde_json::json!({
+                        "ARN": deleted.arn,
+                        "Name": deleted.name,
+                        "DeletedDate": deleted.date,
+                        "VersionIdsToStages": {},
+                        "Tags": [],
+                    })
+                    .to_string(),
+                ))
+                .unwrap_or_else(|_| Response::new(Body::empty())),
+        })
+    }
+}
 
 /// The request body moto should get for `operation` (`None`: the body as sent).
 pub fn request_body(operation: &Operation) -> Option<Bytes> {

@@ -72,6 +72,7 @@ struct Gateway {
     moto_secrets: aws_sdk_secretsmanager::Client,
     principals: Principals,
     authorizer: Authorizer,
+    deletions: fidelity::Deletions,
     log: Mutex<std::fs::File>,
 }
 
@@ -112,6 +113,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
             .build()?,
         principals: Principals::new(config.account_id.clone()),
         moto_secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+        deletions: fidelity::Deletions::default(),
         authorizer: Authorizer {
             evaluator,
             policies: policies::Policies::new(&sdk),
@@ -231,6 +233,12 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     {
         return deny::access_denied(protocol, message);
     }
+    if let Some(answer) = operation
+        .as_ref()
+        .and_then(|operation| gateway.deletions.answer(operation))
+    {
+        return answer;
+    }
     let body = operation
         .as_ref()
         .and_then(fidelity::request_body)
@@ -260,6 +268,17 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         && fidelity::may_leave_two_current_versions(operation)
     {
         return gateway.settle_current_version(operation, answer).await;
+    }
+    if let Some(operation) = &operation
+        && operation.action() == "secretsmanager:DeleteSecret"
+    {
+        let (parts, body) = answer.into_parts();
+        let bytes = axum::body::to_bytes(body, MAX_BODY)
+            .await
+            .unwrap_or_default();
+        let answered: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        gateway.deletions.record(operation, &answered);
+        return Response::from_parts(parts, Body::from(bytes));
     }
     if let Some(operation) = &operation
         && fidelity::corrects_answer(operation)

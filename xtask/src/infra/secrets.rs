@@ -124,6 +124,20 @@ pub async fn ensure_secrets(
     })
 }
 
+/// How long a deploy waits for a force-deleted secret's name, and its first pause.
+const SECRET_NAME_BUDGET: std::time::Duration = std::time::Duration::from_secs(120);
+const SECRET_NAME_FIRST_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Whether Secrets Manager refused because a secret of that name is still being deleted
+/// (`InvalidRequestException` from CreateSecret or RestoreSecret).
+pub(crate) fn is_name_still_being_deleted(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let text = cause.to_string();
+        text.contains("InvalidRequestException")
+            && (text.contains("scheduled for deletion") || text.contains("because it was deleted"))
+    })
+}
+
 fn secret_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     tags.iter()
         .map(|(key, value)| Tag::builder().key(key).value(value).build())
@@ -138,46 +152,90 @@ async fn ensure_secret(
     tags: &Tags,
     value: Value<'_>,
 ) -> anyhow::Result<String> {
-    let described = match client.describe_secret().secret_id(name).send().await {
-        Ok(output) => output,
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|error| error.is_resource_not_found_exception()) =>
-        {
-            let initial = value.initial(name)?;
-            let output = client
-                .create_secret()
-                .name(name)
-                .description(description)
-                .kms_key_id(key_arn)
-                .secret_string(initial)
-                .set_tags(Some(secret_tags(&tags.pairs())))
-                .send()
-                .await
-                .aws_context(|| format!("creating secret {name}"))?;
-            super::changed(format!("created secret {name}"));
-            return output
-                .arn
-                .with_context(|| format!("creating secret {name}: no ARN returned"));
+    // A secret force-deleted a moment ago (a teardown just before this deploy) keeps its name
+    // for a while: Secrets Manager deletes asynchronously, and meanwhile CreateSecret fails
+    // with "already scheduled for deletion" and RestoreSecret with "it was deleted". The
+    // DeleteSecret reference says to wait and retry; nothing is restored that is being deleted.
+    let started = std::time::Instant::now();
+    let mut delay = SECRET_NAME_FIRST_DELAY;
+    let described = loop {
+        let attempt = match client.describe_secret().secret_id(name).send().await {
+            Ok(output) => {
+                if output.deleted_date().is_some() {
+                    // Its name stays reserved until the recovery window ends: reuse it.
+                    match client
+                        .restore_secret()
+                        .secret_id(name)
+                        .send()
+                        .await
+                        .aws_context(|| {
+                            format!("restoring secret {name}, which was scheduled for deletion")
+                        }) {
+                        Ok(_) => {
+                            super::changed(format!("restored secret {name}"));
+                            Ok(output)
+                        }
+                        Err(error) => Err(error),
+                    }
+                } else {
+                    Ok(output)
+                }
+            }
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|error| error.is_resource_not_found_exception()) =>
+            {
+                let initial = value.initial(name)?;
+                match client
+                    .create_secret()
+                    .name(name)
+                    .description(description)
+                    .kms_key_id(key_arn)
+                    .secret_string(initial)
+                    .set_tags(Some(secret_tags(&tags.pairs())))
+                    .send()
+                    .await
+                    .aws_context(|| format!("creating secret {name}"))
+                {
+                    Ok(output) => {
+                        super::changed(format!("created secret {name}"));
+                        return output
+                            .arn
+                            .with_context(|| format!("creating secret {name}: no ARN returned"));
+                    }
+                    Err(error) => Err(error),
+                }
+            }
+            Err(error) => return Err(error).aws_context(|| format!("describing secret {name}")),
+        };
+        match attempt {
+            Ok(described) => break described,
+            Err(error)
+                if is_name_still_being_deleted(&error)
+                    && started.elapsed() < SECRET_NAME_BUDGET =>
+            {
+                note!(
+                    "waiting for Secrets Manager to finish deleting the old secret {name} before re-creating it"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(SECRET_NAME_FIRST_DELAY * 8);
+            }
+            Err(error) if is_name_still_being_deleted(&error) => {
+                return Err(error).with_context(|| {
+                    format!(
+                        "secret {name} is still being deleted after {} s\nhint: run the deploy again in a minute",
+                        SECRET_NAME_BUDGET.as_secs()
+                    )
+                });
+            }
+            Err(error) => return Err(error),
         }
-        Err(error) => return Err(error).aws_context(|| format!("describing secret {name}")),
     };
     let arn = described
         .arn()
         .with_context(|| format!("secret {name} has no ARN"))?
         .to_string();
-
-    if described.deleted_date().is_some() {
-        // Its name stays reserved until the recovery window ends: reuse it.
-        client
-            .restore_secret()
-            .secret_id(&arn)
-            .send()
-            .await
-            .aws_context(|| format!("restoring secret {name}, which was scheduled for deletion"))?;
-        super::changed(format!("restored secret {name}"));
-    }
     if !described
         .kms_key_id()
         .is_some_and(|current| super::key::same_key(current, key_arn))
@@ -251,6 +309,15 @@ pub async fn delete_secrets(client: &Client, names: &Names) -> anyhow::Result<Ve
     let mut removed = Vec::new();
     for name in [names.credentials_secret(), names.session_secret()] {
         match client.describe_secret().secret_id(&name).send().await {
+            // Deleted, and its deletion date has come: it is going already (a force-deleted
+            // secret stays visible for a while, dated when it was deleted).
+            Ok(described)
+                if described
+                    .deleted_date()
+                    .is_some_and(|date| date.secs() <= chrono::Utc::now().timestamp()) =>
+            {
+                continue;
+            }
             Ok(_) => {}
             Err(error)
                 if error

@@ -4,6 +4,7 @@
 //! names. This file is the harness; the tests are in `flow` (the whole flow and the drills)
 //! and `iam` (what the local cloud refuses, and least privilege proven).
 
+mod aws_behaviour;
 mod flow;
 mod iam;
 
