@@ -126,6 +126,12 @@ impl Cloud {
                 let config = aws_config::defaults(BehaviorVersion::latest())
                     .endpoint_url(&gateway.url)
                     .region(Region::new(LOCAL_REGION))
+                    // The SDK's standard retries, with time scaled down as the local cloud
+                    // scales AWS's delays (its throttling is a burst of one request).
+                    .retry_config(
+                        aws_config::retry::RetryConfig::standard()
+                            .with_initial_backoff(std::time::Duration::from_millis(20)),
+                    )
                     .credentials_provider(aws_sdk_sts::config::Credentials::new(
                         LOCAL_ACCESS_KEY,
                         LOCAL_ACCESS_KEY,

@@ -641,6 +641,7 @@ fn serve_gateway(
             region: cloud::LOCAL_REGION.to_string(),
             decision_log,
             enforce,
+            throttle_every: aws_gateway::fidelity::THROTTLE_EVERY,
         };
         until_stopped(aws_gateway::serve(listener, config)).await?;
         Ok(ExitCode::SUCCESS)

@@ -108,6 +108,35 @@ pub fn invalid_request(protocol: Protocol, message: &str) -> Response<Body> {
     )
 }
 
+/// A throttled request, as each service answers one: `ThrottlingException` (JSON services),
+/// `Throttling` (query services), `TooManyRequestsException` with 429 (Lambda), `SlowDown` with
+/// 503 (S3). The AWS SDKs retry each of these.
+pub fn throttled(protocol: Protocol) -> Response<Body> {
+    let (status, message) = match protocol {
+        Protocol::Rest => (StatusCode::TOO_MANY_REQUESTS, "Rate exceeded"),
+        Protocol::RestXml => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Please reduce your request rate.",
+        ),
+        _ => (StatusCode::BAD_REQUEST, "Rate exceeded"),
+    };
+    let json = if protocol == Protocol::Rest {
+        "TooManyRequestsException"
+    } else {
+        "ThrottlingException"
+    };
+    error(
+        protocol,
+        status,
+        Codes {
+            json,
+            query: "Throttling",
+            s3: "SlowDown",
+        },
+        message,
+    )
+}
+
 /// An error's code in each protocol's naming.
 struct Codes {
     json: &'static str,

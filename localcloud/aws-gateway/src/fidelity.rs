@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -11,6 +12,61 @@ use serde_json::Value;
 
 use crate::deny;
 use crate::table::Operation;
+
+/// Every how many of the deployer's requests one is throttled, by default.
+pub const THROTTLE_EVERY: u64 = 25;
+
+/// Throttling, as AWS's control planes throttle bursts of calls ("Rate exceeded"; each service's
+/// API reference lists its throttling error, and the AWS SDKs' developer guides describe the
+/// retries that absorb it).
+///
+/// By default one request in [`THROTTLE_EVERY`] of the deployer's is refused once, so every
+/// deploy meets throttling and its retries. Tests force bursts on one action with
+/// [`Throttle::force`] (`POST /__sfstack/throttle`), longer than the SDK's retries last, to
+/// see what the caller does when they run out.
+#[derive(Default)]
+pub struct Throttle {
+    every: u64,
+    seen: AtomicU64,
+    forced: Mutex<HashMap<String, u32>>,
+}
+
+impl Throttle {
+    /// Throttles one deployer request in `every` (0: none but forced ones).
+    pub fn new(every: u64) -> Self {
+        Self {
+            every,
+            ..Self::default()
+        }
+    }
+
+    /// Refuses the next `times` requests of `action`, whoever makes them.
+    pub fn force(&self, action: &str, times: u32) {
+        if let Ok(mut forced) = self.forced.lock() {
+            forced.insert(action.to_string(), times);
+        }
+    }
+
+    /// The throttling answer to this request, if it is throttled.
+    pub fn answer(&self, operation: &Operation, by_deployer: bool) -> Option<Response<Body>> {
+        let action = operation.action();
+        let forced =
+            self.forced
+                .lock()
+                .ok()
+                .is_some_and(|mut forced| match forced.get_mut(&action) {
+                    Some(left) if *left > 0 => {
+                        *left -= 1;
+                        true
+                    }
+                    _ => false,
+                });
+        let periodic = by_deployer
+            && self.every > 0
+            && (self.seen.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(self.every);
+        (forced || periodic).then(|| deny::throttled(operation.protocol))
+    }
+}
 
 /// How long a force-deleted secret's name stays taken on the local cloud: AWS deletes
 /// asynchronously and documents no bound ("it can take several seconds"), scaled down here so
@@ -345,6 +401,37 @@ mod tests {
                 br#"{"Name":"s","KmsKeyId":"alias/aws/secretsmanager"}"#
             ),
             None
+        );
+    }
+
+    #[test]
+    fn one_deployer_request_in_every_few_is_throttled_and_bursts_can_be_forced() {
+        let throttle = Throttle::new(3);
+        let describe = get(r#"{"SecretId":"s"}"#);
+        let throttled: Vec<bool> = (0..6)
+            .map(|_| throttle.answer(&describe, true).is_some())
+            .collect();
+        assert_eq!(throttled, [false, false, true, false, false, true]);
+        assert!(
+            (0..6).all(|_| throttle.answer(&describe, false).is_none()),
+            "a role session's calls are only throttled when forced"
+        );
+        let quiet = Throttle::new(0);
+        quiet.force("secretsmanager:GetSecretValue", 2);
+        let forced: Vec<bool> = (0..3)
+            .map(|_| quiet.answer(&describe, false).is_some())
+            .collect();
+        assert_eq!(forced, [true, true, false]);
+        let answer = quiet.answer(&describe, false);
+        assert!(answer.is_none());
+        quiet.force("secretsmanager:GetSecretValue", 1);
+        let answer = quiet.answer(&describe, true).expect("throttled");
+        assert_eq!(
+            answer
+                .headers()
+                .get("x-amzn-errortype")
+                .and_then(|value| value.to_str().ok()),
+            Some("ThrottlingException")
         );
     }
 

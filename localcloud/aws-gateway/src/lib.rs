@@ -39,7 +39,7 @@ pub mod sigv4;
 pub mod table;
 
 use authorize::{Authorizer, Entry, Outcome};
-use principals::Principals;
+use principals::{Principal, Principals};
 use table::Protocol;
 
 /// Answers when the gateway is up (no AWS API uses this path).
@@ -48,6 +48,9 @@ pub const HEALTH_PATH: &str = "/__sfstack/health";
 /// Where the local Lambda service asks whether an AWS service may invoke a function
 /// (`POST`, a [`authorize::ServiceInvocation`]; answers `{"allowed", "message"}`).
 pub const SERVICE_INVOCATION_PATH: &str = "/__sfstack/service-invocation";
+
+/// Where tests ask for a burst of throttling on one action (`POST`, `{"action", "times"}`).
+pub const THROTTLE_PATH: &str = "/__sfstack/throttle";
 
 /// The largest request body the gateway buffers (Lambda zips are a few MB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -63,6 +66,9 @@ pub struct GatewayConfig {
     pub decision_log: PathBuf,
     /// `false` logs what would be denied and forwards it anyway (debugging only).
     pub enforce: bool,
+    /// One of every this many deployer requests is throttled once (0: never; see
+    /// [`fidelity::Throttle`]).
+    pub throttle_every: u64,
 }
 
 struct Gateway {
@@ -73,6 +79,7 @@ struct Gateway {
     principals: Principals,
     authorizer: Authorizer,
     deletions: fidelity::Deletions,
+    throttle: fidelity::Throttle,
     log: Mutex<std::fs::File>,
 }
 
@@ -114,6 +121,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
         principals: Principals::new(config.account_id.clone()),
         moto_secrets: aws_sdk_secretsmanager::Client::new(&sdk),
         deletions: fidelity::Deletions::default(),
+        throttle: fidelity::Throttle::new(config.throttle_every),
         authorizer: Authorizer {
             evaluator,
             policies: policies::Policies::new(&sdk),
@@ -129,6 +137,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
             SERVICE_INVOCATION_PATH,
             axum::routing::post(service_invocation),
         )
+        .route(THROTTLE_PATH, axum::routing::post(force_throttling))
         .fallback(handle)
         .with_state(gateway);
     axum::serve(listener, app)
@@ -233,10 +242,13 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     {
         return deny::access_denied(protocol, message);
     }
-    if let Some(answer) = operation
-        .as_ref()
-        .and_then(|operation| gateway.deletions.answer(operation))
-    {
+    let by_deployer = matches!(principal, Principal::Deployer { .. });
+    if let Some(answer) = operation.as_ref().and_then(|operation| {
+        gateway
+            .throttle
+            .answer(operation, by_deployer)
+            .or_else(|| gateway.deletions.answer(operation))
+    }) {
         return answer;
     }
     let body = operation
@@ -303,6 +315,21 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         .principals
         .learn_from_assume_role(&String::from_utf8_lossy(&bytes));
     Response::from_parts(parts, Body::from(bytes))
+}
+
+#[derive(serde::Deserialize)]
+struct ForcedThrottling {
+    action: String,
+    times: u32,
+}
+
+/// Tests: the next `times` requests of `action` are throttled.
+async fn force_throttling(
+    State(gateway): State<Arc<Gateway>>,
+    axum::Json(forced): axum::Json<ForcedThrottling>,
+) -> StatusCode {
+    gateway.throttle.force(&forced.action, forced.times);
+    StatusCode::NO_CONTENT
 }
 
 /// The local Lambda service asks before it runs a function for an AWS service or an anonymous

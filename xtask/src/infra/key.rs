@@ -83,18 +83,34 @@ pub fn same_key(a: &str, b: &str) -> bool {
     matches!((id(a), id(b)), (Some(a), Some(b)) if a == b)
 }
 
-async fn tags_of(client: &Client, key_id: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let output = client
-        .list_resource_tags()
-        .key_id(key_id)
-        .send()
-        .await
-        .aws_context(|| format!("listing the tags of KMS key {key_id}"))?;
-    Ok(output
-        .tags()
-        .iter()
-        .map(|tag| (tag.tag_key().to_string(), tag.tag_value().to_string()))
-        .collect())
+/// A key's tags; `None` for a key we may not read (another team's, or one gone meanwhile).
+/// Any other error (throttling that outlasted the SDK's retries, an outage) is an error: a key
+/// whose tags could not be read is not known to be someone else's.
+async fn tags_of(
+    client: &Client,
+    key_id: &str,
+) -> anyhow::Result<Option<BTreeMap<String, String>>> {
+    match client.list_resource_tags().key_id(key_id).send().await {
+        Ok(output) => Ok(Some(
+            output
+                .tags()
+                .iter()
+                .map(|tag| (tag.tag_key().to_string(), tag.tag_value().to_string()))
+                .collect(),
+        )),
+        Err(error)
+            if error.as_service_error().is_some_and(|service| {
+                service.is_not_found_exception()
+                    || aws_sdk_kms::error::ProvideErrorMetadata::code(service)
+                        == Some("AccessDeniedException")
+            }) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(error).aws_context(|| {
+            format!("listing the tags of KMS key {key_id}\nhint: if AWS is throttling, run the command again")
+        }),
+    }
 }
 
 /// Customer-managed keys tagged with this environment, in any state but deleted, newest first.
@@ -118,8 +134,8 @@ pub async fn find_environment_keys(
         let Some(key_id) = entry.key_id() else {
             continue;
         };
-        // Keys we may not read the tags of (another team's, AWS-managed ones) are not ours.
-        let Ok(tags) = tags_of(client, key_id).await else {
+        // Keys we may not read the tags of (another team's) are not ours.
+        let Some(tags) = tags_of(client, key_id).await? else {
             continue;
         };
         if tags.get(TAG_ENV).map(String::as_str) != Some(environment) {
@@ -233,7 +249,11 @@ pub async fn ensure_key(
 
     if !created {
         converge_policy(client, &key_id, &key_arn, &policy, &policy_text).await?;
-        let existing = tags_of(client, &key_id).await?;
+        let existing = tags_of(client, &key_id).await?.with_context(|| {
+            format!(
+                "KMS key {key_arn} ({alias}) cannot be read: its tags are refused or it is gone"
+            )
+        })?;
         if let Some(desired) = tags.missing_from(&existing) {
             client
                 .tag_resource()

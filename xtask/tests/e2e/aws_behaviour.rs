@@ -1,6 +1,8 @@
 //! AWS behaviours moto does not have, which the local cloud reproduces, and the deploy paths
 //! they exercise.
 
+use anyhow::Context;
+
 use super::*;
 
 /// Secrets Manager deletes a force-deleted secret asynchronously: for a while its name cannot
@@ -23,6 +25,77 @@ fn a_deploy_right_after_a_teardown_converges() -> anyhow::Result<()> {
     );
     let smoke = local.run(&["smoke-test", "--env", env], &[])?;
     assert_eq!(smoke.code, 0, "{}\n{}", smoke.stdout, smoke.stderr);
+    local.run(&["teardown", "--env", env], &[])?.ok()?;
+    Ok(())
+}
+
+/// Throttling is not absence: when listing a key's tags stays throttled longer than the SDK's
+/// retries last, the deploy that looks for the environment's key by its tags fails and says
+/// so, instead of taking the key for someone else's and creating a second one; run again, it
+/// finds the key it made.
+#[tokio::test(flavor = "multi_thread")]
+async fn throttling_is_not_taken_for_absence() -> anyhow::Result<()> {
+    let mut local = Local::new("throttle");
+    let env = "e2e-throttle";
+    local.run(&["deploy", "--env", env], &[])?.ok()?;
+    let sdk = local.sdk().await?;
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let alias = format!("alias/sfstack-{env}");
+    let key_id = kms
+        .describe_key()
+        .key_id(&alias)
+        .send()
+        .await?
+        .key_metadata()
+        .map(|metadata| metadata.key_id().to_string())
+        .context("the environment's key")?;
+    // Without its alias, the key is found by its tags.
+    kms.delete_alias().alias_name(&alias).send().await?;
+    let gateway = local.state()?["gateway"]["url"]
+        .as_str()
+        .context("no gateway url")?
+        .to_string();
+    reqwest::Client::new()
+        .post(format!("{gateway}/__sfstack/throttle"))
+        .json(&serde_json::json!({"action": "kms:ListResourceTags", "times": 3}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let throttled = local.run(&["deploy", "--env", env], &[])?;
+    assert_ne!(throttled.code, 0, "{}", throttled.stderr);
+    assert!(
+        throttled.stderr.contains("ThrottlingException")
+            && throttled.stderr.contains("listing the tags of KMS key"),
+        "{}",
+        throttled.stderr
+    );
+    local.run(&["deploy", "--env", env], &[])?.ok()?;
+    let now = kms
+        .describe_key()
+        .key_id(&alias)
+        .send()
+        .await?
+        .key_metadata()
+        .map(|metadata| metadata.key_id().to_string())
+        .context("the environment's key")?;
+    assert_eq!(now, key_id, "the alias leads back to the same key");
+    let keys = kms.list_keys().send().await?;
+    let mut ours = 0;
+    for entry in keys.keys() {
+        let tags = kms
+            .list_resource_tags()
+            .key_id(entry.key_id().unwrap_or_default())
+            .send()
+            .await?;
+        if tags
+            .tags()
+            .iter()
+            .any(|tag| tag.tag_key() == "sfstack:env" && tag.tag_value() == env)
+        {
+            ours += 1;
+        }
+    }
+    assert_eq!(ours, 1, "one key for the environment");
     local.run(&["teardown", "--env", env], &[])?.ok()?;
     Ok(())
 }

@@ -120,6 +120,10 @@ impl Local {
             .credentials_provider(aws_sdk_sts::config::Credentials::new(
                 "testing", "testing", None, None, "e2e",
             ))
+            .retry_config(
+                aws_config::retry::RetryConfig::standard()
+                    .with_initial_backoff(std::time::Duration::from_millis(20)),
+            )
             .load()
             .await)
     }
