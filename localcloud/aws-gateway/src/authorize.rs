@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::deny::{self, Reason};
 use crate::evaluator::{self, Evaluator, Simulation, Verdict};
-use crate::policies::Policies;
+use crate::policies::{KeyFacts, Policies};
 use crate::principals::Principal;
 use crate::table::{Check, Implicit, Resource};
 
@@ -57,7 +57,42 @@ pub struct ServiceInvocation {
 pub enum Outcome {
     Forward,
     Deny(String),
+    /// Allowed, but the service fails it as AWS would (a key that is disabled or pending
+    /// deletion): the error's code and message.
+    Fail {
+        code: &'static str,
+        message: String,
+    },
 }
+
+/// KMS refuses cryptographic operations with a key that is not enabled (KMS Developer Guide,
+/// "Key states of AWS KMS keys"): `DisabledException` for a disabled key,
+/// `KMSInvalidStateException` for one pending deletion. moto uses such keys anyway.
+fn unusable_key(key: &KeyFacts) -> Option<Outcome> {
+    match key.state.as_str() {
+        "Enabled" => None,
+        "Disabled" => Some(Outcome::Fail {
+            code: "DisabledException",
+            message: format!("{} is disabled.", key.arn),
+        }),
+        "PendingDeletion" => Some(Outcome::Fail {
+            code: "KMSInvalidStateException",
+            message: format!("{} is pending deletion.", key.arn),
+        }),
+        other => Some(Outcome::Fail {
+            code: "KMSInvalidStateException",
+            message: format!("{} is {other}.", key.arn),
+        }),
+    }
+}
+
+/// The KMS actions that use a key's material, which its state can refuse.
+const CRYPTOGRAPHIC: &[&str] = &[
+    "kms:Decrypt",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:ReEncrypt",
+];
 
 /// Everything a decision needs.
 #[derive(Clone)]
@@ -121,11 +156,23 @@ impl Authorizer {
                         )]);
                         self.implicit(principal, implicit, &key_arn, context, log)
                             .await
-                            // Secrets Manager's own words when the key refuses its caller.
+                            // Secrets Manager's own words when the key refuses its caller, or
+                            // cannot be used (Secrets Manager API Reference: DecryptionFailure,
+                            // EncryptionFailure).
                             .map(|outcome| match outcome {
                                 Outcome::Deny(reason) => {
                                     Outcome::Deny(format!("Access to KMS is not allowed. {reason}"))
                                 }
+                                Outcome::Fail { .. } if implicit.action == "kms:Decrypt" => {
+                                    Outcome::Fail {
+                                        code: "DecryptionFailure",
+                                        message: "Secrets Manager can't decrypt the protected secret text using the provided KMS key.".to_string(),
+                                    }
+                                }
+                                Outcome::Fail { .. } => Outcome::Fail {
+                                    code: "EncryptionFailure",
+                                    message: "Secrets Manager can't encrypt the protected secret text using the provided KMS key. Check that the KMS key is available, enabled, and not in an invalid state.".to_string(),
+                                },
                                 forward => forward,
                             })
                     }
@@ -141,8 +188,22 @@ impl Authorizer {
                     "kms:CallerAccount".to_string(),
                     vec![self.account_id.clone()],
                 )]);
-                self.evaluate(principal, action, &key.arn, context, Some(key.policy), log)
-                    .await
+                let outcome = self
+                    .evaluate(
+                        principal,
+                        action,
+                        &key.arn,
+                        context,
+                        Some(key.policy.clone()),
+                        log,
+                    )
+                    .await?;
+                Ok(match outcome {
+                    Outcome::Forward if CRYPTOGRAPHIC.contains(&action.as_str()) => {
+                        unusable_key(&key).unwrap_or(Outcome::Forward)
+                    }
+                    outcome => outcome,
+                })
             }
             Check::Function { action, function } => {
                 let arn = if function.starts_with("arn:") {
@@ -304,15 +365,20 @@ impl Authorizer {
             "kms:CallerAccount".to_string(),
             vec![self.account_id.clone()],
         );
-        self.evaluate(
-            principal,
-            implicit.action,
-            &key.arn,
-            context,
-            Some(key.policy),
-            log,
-        )
-        .await
+        let outcome = self
+            .evaluate(
+                principal,
+                implicit.action,
+                &key.arn,
+                context,
+                Some(key.policy.clone()),
+                log,
+            )
+            .await?;
+        Ok(match outcome {
+            Outcome::Forward => unusable_key(&key).unwrap_or(Outcome::Forward),
+            outcome => outcome,
+        })
     }
 
     async fn evaluate(

@@ -137,6 +137,20 @@ pub fn throttled(protocol: Protocol) -> Response<Body> {
     )
 }
 
+/// A request the service fails with `code` (HTTP 400), in the protocol's shape.
+pub fn failure(protocol: Protocol, code: &'static str, message: &str) -> Response<Body> {
+    error(
+        protocol,
+        StatusCode::BAD_REQUEST,
+        Codes {
+            json: code,
+            query: code,
+            s3: code,
+        },
+        message,
+    )
+}
+
 /// An error's code in each protocol's naming.
 struct Codes {
     json: &'static str,

@@ -242,6 +242,9 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     {
         return deny::access_denied(protocol, message);
     }
+    if let Outcome::Fail { code, message } = &outcome {
+        return deny::failure(protocol, code, message);
+    }
     let by_deployer = matches!(principal, Principal::Deployer { .. });
     if let Some(answer) = operation.as_ref().and_then(|operation| {
         gateway
@@ -345,7 +348,7 @@ async fn service_invocation(
         .await;
     gateway.write_log(&entries);
     let answer = match outcome {
-        Ok(Outcome::Forward) => serde_json::json!({ "allowed": true }),
+        Ok(Outcome::Forward | Outcome::Fail { .. }) => serde_json::json!({ "allowed": true }),
         Ok(Outcome::Deny(message)) => serde_json::json!({
             "allowed": !gateway.config.enforce,
             "message": message,

@@ -25,6 +25,8 @@ pub struct SecretFacts {
 pub struct KeyFacts {
     pub arn: String,
     pub policy: Value,
+    /// `Enabled`, `Disabled`, `PendingDeletion`, …
+    pub state: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -371,6 +373,11 @@ impl Policies {
             .key_metadata()
             .and_then(|metadata| metadata.arn().map(str::to_string))
             .with_context(|| format!("KMS key {key_id} has no ARN"))?;
+        let state = described
+            .key_metadata()
+            .and_then(|metadata| metadata.key_state())
+            .map_or("Enabled", |state| state.as_str())
+            .to_string();
         let text = self
             .kms
             .get_key_policy()
@@ -385,6 +392,7 @@ impl Policies {
         let facts = KeyFacts {
             arn,
             policy: document(&text)?,
+            state,
         };
         self.remember(|cache| {
             cache.keys.insert(key_id.to_string(), Some(facts.clone()));

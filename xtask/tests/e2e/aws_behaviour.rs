@@ -8,7 +8,9 @@ use super::*;
 /// Secrets Manager deletes a force-deleted secret asynchronously: for a while its name cannot
 /// be reused and the secret cannot be restored. A deploy right after a teardown of the same
 /// environment waits for the name and converges, instead of failing or restoring a secret that
-/// is being deleted.
+/// is being deleted. It also revives the environment's KMS key, which the teardown scheduled
+/// for deletion: a key pending deletion, or disabled after its deletion is cancelled, refuses
+/// every use (Secrets Manager then fails with `EncryptionFailure` / `DecryptionFailure`).
 #[test]
 fn a_deploy_right_after_a_teardown_converges() -> anyhow::Result<()> {
     let mut local = Local::new("recreate");
