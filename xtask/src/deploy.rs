@@ -248,13 +248,19 @@ pub async fn deploy(
     let apply = async |callback_url: &str| {
         let input = stack_input(cloud, &names, settings, &infra, callback_url, &stack_tags);
         let yaml = render_template(&dir, root, &input)?;
-        stack::deploy(
-            &cloud.cloudformation,
-            &names.stack(),
-            &yaml,
-            &stack_tags,
-            false,
-        )
+        // Roles made a moment ago may not be assumable by Lambda yet: the stack then rolls back
+        // ("cannot be assumed by Lambda"), and is deployed again (a rolled-back new stack is
+        // deleted and created again), with backoff, for a bounded time.
+        let stack_name = names.stack();
+        infra::retry_while_role_propagates("deploying the stack", || {
+            stack::deploy(
+                &cloud.cloudformation,
+                &stack_name,
+                &yaml,
+                &stack_tags,
+                false,
+            )
+        })
         .await
     };
     let mut outcome = step(

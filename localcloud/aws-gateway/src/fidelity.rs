@@ -13,6 +13,8 @@ use serde_json::Value;
 use crate::deny;
 use crate::table::Operation;
 
+pub mod propagation;
+
 /// Every how many of the deployer's requests one is throttled, by default.
 pub const THROTTLE_EVERY: u64 = 25;
 

@@ -80,6 +80,7 @@ struct Gateway {
     authorizer: Authorizer,
     deletions: fidelity::Deletions,
     throttle: fidelity::Throttle,
+    propagation: fidelity::propagation::Propagation,
     log: Mutex<std::fs::File>,
 }
 
@@ -122,6 +123,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
         moto_secrets: aws_sdk_secretsmanager::Client::new(&sdk),
         deletions: fidelity::Deletions::default(),
         throttle: fidelity::Throttle::new(config.throttle_every),
+        propagation: fidelity::propagation::Propagation::default(),
         authorizer: Authorizer {
             evaluator,
             policies: policies::Policies::new(&sdk),
@@ -254,6 +256,29 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     }) {
         return answer;
     }
+    if let Some(operation) = &operation {
+        if operation.action() == "sts:AssumeRole"
+            && matches!(principal, Principal::LambdaService)
+            && let Some(role) = operation.parameters.get("RoleArn").and_then(|v| v.as_str())
+            && gateway.propagation.too_new(role)
+        {
+            return deny::access_denied(
+                protocol,
+                &format!(
+                    "User: lambda.amazonaws.com is not authorized to perform: sts:AssumeRole on resource: {role} (the role was created a moment ago and IAM has not propagated it yet)"
+                ),
+            );
+        }
+        if gateway.propagation.fails_execution(operation) {
+            // CloudFormation accepts the execution and fails it while creating the function.
+            return Response::builder()
+                .header(header::CONTENT_TYPE, "text/xml")
+                .body(Body::from(
+                    "<ExecuteChangeSetResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\"><ExecuteChangeSetResult/><ResponseMetadata><RequestId>sfstack-gateway</RequestId></ResponseMetadata></ExecuteChangeSetResponse>",
+                ))
+                .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "aws-gateway: bad answer"));
+        }
+    }
     let body = operation
         .as_ref()
         .and_then(fidelity::request_body)
@@ -275,6 +300,27 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         .unwrap_or_default();
     if !answer.status().is_success() {
         return answer;
+    }
+    if let Some(operation) = &operation {
+        gateway
+            .propagation
+            .record(operation, &gateway.config.account_id);
+        if matches!(
+            action.as_str(),
+            "cloudformation:DescribeStacks" | "cloudformation:DescribeStackEvents"
+        ) {
+            let (mut parts, body) = answer.into_parts();
+            let bytes = axum::body::to_bytes(body, MAX_BODY)
+                .await
+                .unwrap_or_default();
+            let text = String::from_utf8_lossy(&bytes);
+            let corrected = gateway
+                .propagation
+                .answer(operation, &text)
+                .map_or(bytes.clone(), Bytes::from);
+            parts.headers.remove(header::CONTENT_LENGTH);
+            return Response::from_parts(parts, Body::from(corrected));
+        }
     }
     if action == "lambda:GetPolicy" {
         return function_policy_as_lambda_returns_it(answer).await;

@@ -101,3 +101,29 @@ async fn throttling_is_not_taken_for_absence() -> anyhow::Result<()> {
     local.run(&["teardown", "--env", env], &[])?.ok()?;
     Ok(())
 }
+
+/// IAM is eventually consistent: the roles a first deploy makes are not assumable by Lambda
+/// for a moment, so CloudFormation fails to create the functions and rolls the new stack back.
+/// The deploy says so, deletes the rolled-back stack, waits and creates it again, and the
+/// environment works.
+#[test]
+fn a_first_deploy_outlasts_iam_propagation() -> anyhow::Result<()> {
+    let mut local = Local::new("propagation");
+    let env = "e2e-propagation";
+    let first = local.run(&["deploy", "--env", env], &[])?.ok()?;
+    for expected in [
+        "cannot be assumed by Lambda",
+        "ROLLBACK_COMPLETE",
+        "waiting for IAM roles to propagate before deploying the stack",
+    ] {
+        assert!(
+            first.stderr.contains(expected),
+            "{expected}: {}",
+            first.stderr
+        );
+    }
+    let smoke = local.run(&["smoke-test", "--env", env], &[])?;
+    assert_eq!(smoke.code, 0, "{}\n{}", smoke.stdout, smoke.stderr);
+    local.run(&["teardown", "--env", env], &[])?.ok()?;
+    Ok(())
+}
