@@ -42,7 +42,10 @@ impl Session {
     /// Checks a session built by hand or read from storage before it is used.
     pub(crate) fn validated(mut self) -> Result<Self> {
         self.instance_url = normalize_instance_url(&self.instance_url).ok_or_else(|| {
-            Error::InvalidInput("the session's instance_url is not an http(s) URL".into())
+            Error::InvalidInput(
+                "the session's instance_url is not an https URL (plain http only on 127.0.0.1)"
+                    .into(),
+            )
         })?;
         if self.access_token.is_empty() {
             return Err(Error::InvalidInput(
@@ -185,8 +188,7 @@ async fn post_token_form(
     form: &[(&str, &str)],
 ) -> Result<Session> {
     let url = format!("{login_url}{TOKEN_PATH}");
-    url::Url::parse(&url)
-        .map_err(|_| Error::InvalidCredentials(format!("login URL {login_url:?} is not a URL")))?;
+    crate::transport::secure_url(&url, "the login URL").map_err(Error::InvalidCredentials)?;
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form)
         .finish();
@@ -246,10 +248,11 @@ fn parse_token_response(status: u16, body: &[u8]) -> Result<Session> {
     })
 }
 
+/// The instance URL, when it may receive the bearer token (https, or loopback http).
 fn normalize_instance_url(instance_url: &str) -> Option<String> {
     let trimmed = instance_url.trim().trim_end_matches('/');
     let url = url::Url::parse(trimmed).ok()?;
-    (matches!(url.scheme(), "http" | "https") && url.host().is_some()).then(|| trimmed.to_owned())
+    crate::transport::is_secure_url(&url).then(|| trimmed.to_owned())
 }
 
 #[cfg(test)]

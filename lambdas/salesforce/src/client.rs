@@ -315,6 +315,14 @@ fn data_url(session: &Session, request: &DataRequest<'_>) -> Result<url::Url> {
         url::Url::parse(&format!("{}{}", session.instance_url, request.path)).map_err(|_| {
             Error::InvalidInput(format!("{:?} does not make a valid URL", request.path))
         })?;
+    // The URL parser resolves `..` segments, percent-encoded ones (`%2e%2e`) included: what
+    // is checked is the path that would be requested.
+    if !url.path().starts_with("/services/data/") {
+        return Err(Error::InvalidInput(format!(
+            "refusing to call {:?}: not a REST data path",
+            request.path
+        )));
+    }
     if !request.query.is_empty() {
         url.query_pairs_mut().extend_pairs(&request.query);
     }
@@ -416,6 +424,11 @@ mod tests {
             ("https://evil.example/services/data/", false),
             ("//evil.example/services/data/", false),
             ("/services/data/../../oauth2/token", false),
+            ("/services/data/%2e%2e/%2E%2E/oauth2/token", false),
+            (
+                "/services/data/v62.0/%2e%2e/%2e%2e/%2e%2e/oauth2/token",
+                false,
+            ),
             ("/services/oauth2/token", false),
         ];
         for (path, allowed) in cases {

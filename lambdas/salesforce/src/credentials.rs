@@ -342,14 +342,13 @@ impl<'a> Document<'a> {
 
 fn normalize_login_url(login_url: &str) -> Result<String> {
     let trimmed = login_url.trim().trim_end_matches('/');
-    match url::Url::parse(trimmed) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
-            Ok(trimmed.to_owned())
-        }
-        _ => Err(Error::InvalidCredentials(format!(
-            "LoginUrl {trimmed:?} is not an http(s) URL such as {DEFAULT_LOGIN_URL}"
-        ))),
-    }
+    crate::transport::secure_url(trimmed, "LoginUrl")
+        .map(|_| trimmed.to_owned())
+        .map_err(|reason| {
+            Error::InvalidCredentials(format!(
+                "{reason}; use an https URL such as {DEFAULT_LOGIN_URL}"
+            ))
+        })
 }
 
 fn check_private_key(private_key: &Secret) -> Result<()> {
@@ -462,7 +461,11 @@ mod tests {
             ),
             (
                 r#"{"ConsumerKey":"ck","RefreshToken":"rt","LoginUrl":"login.salesforce.com"}"#,
-                "LoginUrl \"login.salesforce.com\" is not an http(s) URL such as https://login.salesforce.com",
+                "LoginUrl \"login.salesforce.com\" is not a URL; use an https URL such as https://login.salesforce.com",
+            ),
+            (
+                r#"{"ConsumerKey":"ck","RefreshToken":"rt","LoginUrl":"http://login.salesforce.com"}"#,
+                "LoginUrl \"http://login.salesforce.com\" is not https: credentials and tokens only travel over TLS (plain http is accepted for 127.0.0.1 only, the local cloud); use an https URL such as https://login.salesforce.com",
             ),
             (bad_key, "PrivateKey is not an RSA private key in PEM form"),
         ];

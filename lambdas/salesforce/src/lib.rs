@@ -80,4 +80,4 @@ pub use credentials::{AuthFlow, Credentials, DEFAULT_LOGIN_URL};
 pub use error::{Error, Result};
 pub use ops::QueryResult;
 pub use secret::{REDACTED, Secret};
-pub use transport::{ClientConfig, DEFAULT_API_VERSION};
+pub use transport::{ClientConfig, DEFAULT_API_VERSION, is_secure_url, secure_url};

@@ -167,8 +167,37 @@ fn backoff_delay(base: Duration, attempt: u32) -> Duration {
     half + Duration::from_micros(rand::random_range(0..=jitter_range))
 }
 
+/// Whether `url` may carry credentials or tokens: `https`, or plain `http` to a loopback host
+/// (the local cloud's Salesforce emulator on 127.0.0.1, never reachable from elsewhere).
+pub fn is_secure_url(url: &url::Url) -> bool {
+    match (url.scheme(), url.host()) {
+        ("https", Some(_)) => true,
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Domain(name))) => name.eq_ignore_ascii_case("localhost"),
+        _ => false,
+    }
+}
+
+/// `text` as a URL that may carry credentials (see [`is_secure_url`]); `what` names it in the
+/// message.
+pub fn secure_url(text: &str, what: &str) -> std::result::Result<url::Url, String> {
+    let url = url::Url::parse(text.trim()).map_err(|_| format!("{what} {text:?} is not a URL"))?;
+    if is_secure_url(&url) {
+        Ok(url)
+    } else {
+        Err(format!(
+            "{what} {text:?} is not https: credentials and tokens only travel over TLS (plain http is accepted for 127.0.0.1 only, the local cloud)"
+        ))
+    }
+}
+
+/// The HTTP client of every Salesforce call. Every request carries a credential (a token form
+/// or a bearer token), so no redirect is ever followed: a redirect would repeat it to a host
+/// the configuration never named.
 pub(crate) fn build_http_client(config: &ClientConfig) -> Result<reqwest::Client> {
     reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(config.connect_timeout)
         .timeout(config.request_timeout)
         .user_agent(concat!("sfstack-salesforce/", env!("CARGO_PKG_VERSION")))
@@ -179,6 +208,29 @@ pub(crate) fn build_http_client(config: &ClientConfig) -> Result<reqwest::Client
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_travel_over_tls_or_to_loopback_only() {
+        for secure in [
+            "https://login.salesforce.com",
+            "https://acme.my.salesforce.com/services/oauth2/token",
+            "http://127.0.0.1:8080",
+            "http://[::1]:8080",
+            "http://localhost:9000",
+        ] {
+            assert!(secure_url(secure, "LoginUrl").is_ok(), "{secure}");
+        }
+        for insecure in [
+            "http://login.salesforce.com",
+            "http://10.0.0.5",
+            "ftp://login.salesforce.com",
+            "https://",
+            "not a url",
+        ] {
+            let refused = secure_url(insecure, "LoginUrl").expect_err(insecure);
+            assert!(refused.contains("LoginUrl"), "{refused}");
+        }
+    }
 
     #[test]
     fn api_versions_are_validated_and_stored_without_v() {

@@ -48,7 +48,9 @@ pub struct Rotator {
 
 impl Rotator {
     pub fn new(secrets: SecretsManagerClient, config: RotationConfig) -> Result<Self, Error> {
+        // The test request carries the new token: never followed elsewhere by a redirect.
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .build()
@@ -206,6 +208,8 @@ impl Rotator {
             invalid_secret(secret_id, AWSPENDING, "it has no SessionAccessToken".into())
         })?;
         if let Some(test_url) = text("TestUrl") {
+            let test_url = salesforce::secure_url(test_url, "TestUrl")
+                .map_err(|reason| invalid_secret(secret_id, AWSPENDING, reason))?;
             let response = self
                 .http
                 .get(test_url)

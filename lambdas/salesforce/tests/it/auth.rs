@@ -318,3 +318,57 @@ async fn a_client_without_credentials_cannot_log_in() -> TestResult {
     ));
     Ok(())
 }
+
+/// A token request carries the credentials, so a redirect is never followed: the login fails
+/// with the redirect's status and the host it pointed at receives nothing.
+#[tokio::test]
+async fn a_login_never_follows_a_redirect() -> TestResult {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let elsewhere_port = elsewhere.local_addr()?.port();
+    let reached = Arc::new(AtomicUsize::new(0));
+    let counter = reached.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = elsewhere.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                .await;
+        }
+    });
+    let redirecting = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let login_url = format!("http://{}", redirecting.local_addr()?);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = redirecting.accept().await {
+            let mut buffer = vec![0_u8; 16 * 1024];
+            let _ = stream.read(&mut buffer).await;
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:{elsewhere_port}/services/oauth2/token\r\ncontent-length: 0\r\n\r\n"
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    let credentials = Credentials::password(
+        CONSUMER_KEY,
+        Secret::new(CONSUMER_SECRET),
+        USERNAME,
+        &Secret::new(PASSWORD),
+        Some(&Secret::new(SECURITY_TOKEN)),
+    )
+    .with_login_url(&login_url)?;
+    let client = Client::new(credentials, fast_config())?;
+    let refused = client
+        .session()
+        .await
+        .expect_err("a redirect is not a session");
+    assert!(refused.to_string().contains("307"), "{refused}");
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "the redirect was followed"
+    );
+    Ok(())
+}

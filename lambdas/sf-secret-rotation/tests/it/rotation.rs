@@ -362,3 +362,47 @@ async fn secrets_managers_configuration_check_passes_without_a_new_token() {
         .await;
     assert!(refused.is_err(), "{refused:?}");
 }
+
+/// `testSecret` sends the new access token to `TestUrl` only over TLS (plain http to the local
+/// cloud's 127.0.0.1 only), and a redirect from it is not followed.
+#[tokio::test]
+async fn test_secret_sends_the_new_token_over_tls_only() {
+    let harness = Harness::start().await;
+    let mut document = harness.credentials_document().await;
+    document["TestUrl"] = json!("http://salesforce.example.com/services/data/v62.0/limits");
+    let arn = harness
+        .create_secret("sfstack/rotating-test-url", &document, true)
+        .await;
+    harness.start_rotation(&arn, TOKEN).await;
+    for step in ["createSecret", "setSecret"] {
+        assert!(harness.step(&arn, TOKEN, step).await.is_ok(), "{step}");
+    }
+    let refused = harness
+        .step(&arn, TOKEN, "testSecret")
+        .await
+        .expect_err("plain http to another host");
+    assert!(
+        refused.to_string().contains("TestUrl") && refused.to_string().contains("is not https"),
+        "{refused}"
+    );
+
+    let mut document = harness.credentials_document().await;
+    document["TestUrl"] = json!(format!(
+        "{}/services/data/v62.0/limits",
+        harness.emulator.base_url()
+    ));
+    let arn = harness
+        .create_secret("sfstack/rotating-local-test-url", &document, true)
+        .await;
+    harness.start_rotation(&arn, SECOND_TOKEN).await;
+    for step in ["createSecret", "setSecret"] {
+        assert!(
+            harness.step(&arn, SECOND_TOKEN, step).await.is_ok(),
+            "{step}"
+        );
+    }
+    assert_eq!(
+        harness.step(&arn, SECOND_TOKEN, "testSecret").await,
+        Ok(Outcome::Tested)
+    );
+}
