@@ -251,9 +251,18 @@ pub fn down(root: &Path) -> anyhow::Result<bool> {
         let _ = std::fs::remove_file(state_file(&dir));
         return Ok(false);
     };
-    for (_, service, _) in cloud.services() {
-        if let Some(service) = service {
+    for (name, service, _) in cloud.services() {
+        let Some(service) = service else {
+            continue;
+        };
+        if is_our_service(service.pid, service.port) {
             stop(service.pid);
+        } else if process_running(service.pid) {
+            // The PID was reused: the process now holding it is someone else's.
+            eprintln!(
+                "local: process {} is no longer the {name} (its command line does not name port {}); left running",
+                service.pid, service.port
+            );
         }
     }
     std::fs::remove_file(state_file(&dir))
@@ -317,6 +326,18 @@ fn process_running(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         stat.rsplit_once(") ")
             .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+    })
+}
+
+/// Whether `pid` is still the service `local up` started on `port`: every one is started with
+/// its port among its arguments. A PID recorded in `state.json` may since belong to another
+/// process (after a reboot, say), which `down` must not kill.
+fn is_our_service(pid: u32, port: u16) -> bool {
+    let port = port.to_string();
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+        cmdline
+            .split(|byte| *byte == 0)
+            .any(|argument| argument == port.as_bytes())
     })
 }
 
@@ -469,6 +490,30 @@ pub fn print_decisions(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reused_pid_is_not_taken_for_a_service() {
+        // Two commands, so the shell stays (it would exec a single one in its place).
+        let mut ours = Command::new("sh")
+            .args(["-c", "sleep 30; true", "sh", "--port", "47123"])
+            .spawn()
+            .expect("a process");
+        let mut stranger = Command::new("sleep").arg("30").spawn().expect("a process");
+        // Until the child has exec'd, its command line is still the test's.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !is_our_service(ours.id(), 47123) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(is_our_service(ours.id(), 47123));
+        assert!(!is_our_service(stranger.id(), 47123));
+        assert!(!is_our_service(ours.id(), 47124));
+        let _ = ours.kill();
+        let _ = stranger.kill();
+        let _ = ours.wait();
+        let _ = stranger.wait();
+    }
+
     /// The local Lambda service and the AWS gateway speak to each other through a key and a
     /// path each crate names; `local up` wires them, so they must agree.
     #[test]

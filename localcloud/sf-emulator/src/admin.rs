@@ -28,6 +28,41 @@ pub fn router() -> Router<Shared> {
             "/connected-apps/{consumer_key}/callback-urls",
             post(add_callback_url),
         )
+        .layer(axum::middleware::from_fn(loopback_host_only))
+}
+
+/// The admin API answers only requests addressed to a loopback host. A web page the developer
+/// opens can make the browser send requests to 127.0.0.1 under its own domain name (DNS
+/// rebinding): they carry that name in `Host` and are refused.
+async fn loopback_host_only(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request
+        .headers()
+        .get(axum::http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if is_loopback_host(host) {
+        next.run(request).await
+    } else {
+        json_response(
+            StatusCode::FORBIDDEN,
+            &json!({"error": format!("the admin API answers requests to 127.0.0.1 or localhost only, not {host:?}")}),
+        )
+    }
+}
+
+/// Whether a `Host` header names a loopback host (any port).
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
 }
 
 fn bad_request(message: impl std::fmt::Display) -> Response {
@@ -178,4 +213,31 @@ async fn add_callback_url(
         app.config.callback_urls.push(body.url);
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn only_loopback_hosts_reach_the_admin_api() {
+        for host in [
+            "127.0.0.1:8080",
+            "localhost:8080",
+            "[::1]:8080",
+            "127.0.0.1",
+            "LOCALHOST",
+        ] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in [
+            "evil.example:8080",
+            "evil.example",
+            "",
+            "10.0.0.1:8080",
+            "127.0.0.1.evil.example",
+        ] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
 }

@@ -256,3 +256,30 @@ async fn a_documentation_only_client_completes_the_cti_flow() {
     .await
     .expect("raw client thread");
 }
+
+/// A request to the admin API under another host name (a web page using DNS rebinding to reach
+/// 127.0.0.1) is refused; the same request addressed to 127.0.0.1 is served.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_api_answers_loopback_hosts_only() {
+    let org = Org::start().await;
+    let addr = org.emulator.addr();
+    let raw = move |host: String| {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        let request = format!(
+            "GET /__emulator/requests HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read");
+        answer
+    };
+    let port = addr.port();
+    let rebound = tokio::task::spawn_blocking(move || raw(format!("evil.example:{port}")))
+        .await
+        .expect("a request");
+    assert!(rebound.starts_with("HTTP/1.1 403"), "{rebound}");
+    let local = tokio::task::spawn_blocking(move || raw(format!("127.0.0.1:{port}")))
+        .await
+        .expect("a request");
+    assert!(local.starts_with("HTTP/1.1 200"), "{local}");
+}
