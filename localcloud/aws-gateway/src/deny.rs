@@ -211,7 +211,7 @@ fn error(protocol: Protocol, status: StatusCode, codes: Codes, message: &str) ->
         .unwrap_or_else(|_| Response::new(Body::empty()))
 }
 
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -294,76 +294,58 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     {
         gateway.authorizer.policies.invalidate();
     }
-    let action = operation
-        .as_ref()
-        .map(table::Operation::action)
-        .unwrap_or_default();
-    if !answer.status().is_success() {
+    let Some(operation) = operation.filter(|_| answer.status().is_success()) else {
         return answer;
-    }
-    if let Some(operation) = &operation {
-        gateway
-            .propagation
-            .record(operation, &gateway.config.account_id);
-        if matches!(
-            action.as_str(),
-            "cloudformation:DescribeStacks" | "cloudformation:DescribeStackEvents"
-        ) {
-            let (mut parts, body) = answer.into_parts();
-            let bytes = axum::body::to_bytes(body, MAX_BODY)
-                .await
-                .unwrap_or_default();
-            let text = String::from_utf8_lossy(&bytes);
-            let corrected = gateway
-                .propagation
-                .answer(operation, &text)
-                .map_or(bytes.clone(), Bytes::from);
-            parts.headers.remove(header::CONTENT_LENGTH);
-            return Response::from_parts(parts, Body::from(corrected));
-        }
-    }
-    if action == "lambda:GetPolicy" {
-        return function_policy_as_lambda_returns_it(answer).await;
-    }
-    if let Some(operation) = &operation
-        && fidelity::may_leave_two_current_versions(operation)
-    {
-        return gateway.settle_current_version(operation, answer).await;
-    }
-    if let Some(operation) = &operation
-        && operation.action() == "secretsmanager:DeleteSecret"
-    {
+    };
+    // What a successful answer teaches the gateway, and the corrections that make it AWS's.
+    let (mut parts, bytes) = {
         let (parts, body) = answer.into_parts();
         let bytes = axum::body::to_bytes(body, MAX_BODY)
             .await
             .unwrap_or_default();
-        let answered: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        gateway.deletions.record(operation, &answered);
-        return Response::from_parts(parts, Body::from(bytes));
-    }
-    if let Some(operation) = &operation
-        && fidelity::corrects_answer(operation)
-    {
-        let (mut parts, body) = answer.into_parts();
-        let bytes = axum::body::to_bytes(body, MAX_BODY)
-            .await
-            .unwrap_or_default();
-        let bytes = fidelity::answer_body(operation, &bytes).unwrap_or(bytes);
-        parts.headers.remove(header::CONTENT_LENGTH);
-        return Response::from_parts(parts, Body::from(bytes));
-    }
-    if action != "sts:AssumeRole" {
-        return answer;
-    }
-    // Learn the session the answer hands out, then pass the answer on unchanged.
-    let (parts, body) = answer.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .unwrap_or_default();
+        (parts, bytes)
+    };
     gateway
-        .principals
-        .learn_from_assume_role(&String::from_utf8_lossy(&bytes));
-    Response::from_parts(parts, Body::from(bytes))
+        .propagation
+        .record(&operation, &gateway.config.account_id);
+    let json = || serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default();
+    let corrected = match operation.action().as_str() {
+        "cloudformation:DescribeStacks" | "cloudformation:DescribeStackEvents" => gateway
+            .propagation
+            .answer(&operation, &String::from_utf8_lossy(&bytes))
+            .map(Bytes::from),
+        "lambda:GetPolicy" => function_policy_as_lambda_returns_it(&bytes),
+        "secretsmanager:DeleteSecret" => {
+            gateway.deletions.record(&operation, &json());
+            None
+        }
+        "sts:AssumeRole" => {
+            // Learn the session the answer hands out; the answer passes on unchanged.
+            gateway
+                .principals
+                .learn_from_assume_role(&String::from_utf8_lossy(&bytes));
+            None
+        }
+        _ => fidelity::answer_body(&operation, &bytes),
+    };
+    if fidelity::may_leave_two_current_versions(&operation) {
+        let answered = json();
+        if let (Some(secret), Some(version)) =
+            (answered["ARN"].as_str(), answered["VersionId"].as_str())
+            && let Err(error) =
+                fidelity::settle_current_version(&gateway.moto_secrets, secret, version).await
+        {
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!(
+                    "aws-gateway: {} stored the value but the labels could not be settled: {error:#}",
+                    operation.action()
+                ),
+            );
+        }
+    }
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(corrected.unwrap_or(bytes)))
 }
 
 #[derive(serde::Deserialize)]
@@ -455,33 +437,6 @@ impl Gateway {
             .unwrap_or_else(|_| plain(StatusCode::BAD_GATEWAY, "aws-gateway: bad answer"))
     }
 
-    /// Passes a stored secret value's answer on after [`fidelity::settle_current_version`].
-    async fn settle_current_version(
-        &self,
-        operation: &table::Operation,
-        answer: Response<Body>,
-    ) -> Response<Body> {
-        let (parts, body) = answer.into_parts();
-        let bytes = axum::body::to_bytes(body, MAX_BODY)
-            .await
-            .unwrap_or_default();
-        let answered: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        if let (Some(secret), Some(version)) =
-            (answered["ARN"].as_str(), answered["VersionId"].as_str())
-            && let Err(error) =
-                fidelity::settle_current_version(&self.moto_secrets, secret, version).await
-        {
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!(
-                    "aws-gateway: {} stored the value but the labels could not be settled: {error:#}",
-                    operation.action()
-                ),
-            );
-        }
-        Response::from_parts(parts, Body::from(bytes))
-    }
-
     fn write_log(&self, entries: &[Entry]) {
         let Ok(mut file) = self.log.lock() else {
             return;
@@ -496,26 +451,15 @@ impl Gateway {
 }
 
 /// Lambda's `GetPolicy` answer with the function policy as Lambda keeps it (see
-/// [`policies::with_function_url_conditions`]), so callers see what AWS would show them.
-async fn function_policy_as_lambda_returns_it(answer: Response<Body>) -> Response<Body> {
-    let (mut parts, body) = answer.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .unwrap_or_default();
-    let Ok(mut document) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-        return Response::from_parts(parts, Body::from(bytes));
-    };
-    let Some(policy) = document["Policy"]
-        .as_str()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(text).ok())
-    else {
-        return Response::from_parts(parts, Body::from(bytes));
-    };
+/// [`policies::with_function_url_conditions`]), so callers see what AWS would show them
+/// (`None`: moto's answer stands).
+fn function_policy_as_lambda_returns_it(answer: &[u8]) -> Option<Bytes> {
+    let mut document = serde_json::from_slice::<serde_json::Value>(answer).ok()?;
+    let policy = serde_json::from_str::<serde_json::Value>(document["Policy"].as_str()?).ok()?;
     document["Policy"] = policies::with_function_url_conditions(policy)
         .to_string()
         .into();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    Response::from_parts(parts, Body::from(document.to_string()))
+    Some(Bytes::from(document.to_string()))
 }
 
 /// How a service answers errors when the request could not be read as an operation.

@@ -100,7 +100,7 @@ impl Principals {
 
 /// The text of the first `<name>…</name>` element. STS answers are flat, generated XML; the
 /// elements read here hold no markup or entities.
-fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
     let open = format!("<{name}>");
     let start = xml.find(&open)? + open.len();
     let end = xml[start..].find(&format!("</{name}>"))? + start;

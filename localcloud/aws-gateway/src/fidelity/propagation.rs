@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::deny::escape;
+use crate::principals::element;
 use crate::table::Operation;
 
 /// How long a new role is not usable by Lambda on the local cloud (AWS documents no bound;
@@ -283,20 +285,6 @@ fn function_roles(template: &str) -> Vec<(String, String)> {
             ))
         })
         .collect()
-}
-
-fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
-    let open = format!("<{name}>");
-    let start = xml.find(&open)? + open.len();
-    let end = xml[start..].find(&format!("</{name}>"))? + start;
-    Some(&xml[start..end])
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
