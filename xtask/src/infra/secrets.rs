@@ -163,19 +163,24 @@ async fn ensure_secret(
             Ok(output) => {
                 if output.deleted_date().is_some() {
                     // Its name stays reserved until the recovery window ends: reuse it.
-                    match client
-                        .restore_secret()
-                        .secret_id(name)
-                        .send()
-                        .await
-                        .aws_context(|| {
-                            format!("restoring secret {name}, which was scheduled for deletion")
-                        }) {
+                    match client.restore_secret().secret_id(name).send().await {
                         Ok(_) => {
                             super::changed(format!("restored secret {name}"));
                             Ok(output)
                         }
-                        Err(error) => Err(error),
+                        // Deleted for good between the two calls (a force-deleted secret stays
+                        // visible for a while): describe it again, and create it.
+                        Err(error)
+                            if error
+                                .as_service_error()
+                                .is_some_and(|error| error.is_resource_not_found_exception())
+                                && started.elapsed() < SECRET_NAME_BUDGET =>
+                        {
+                            continue;
+                        }
+                        Err(error) => Err(error).aws_context(|| {
+                            format!("restoring secret {name}, which was scheduled for deletion")
+                        }),
                     }
                 } else {
                     Ok(output)
@@ -347,4 +352,108 @@ pub async fn delete_secrets(client: &Client, names: &Names) -> anyhow::Result<Ve
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials as Keys, Region};
+    use aws_smithy_http_client::test_util::infallible_client_fn;
+
+    use super::*;
+
+    const NAME: &str = "sfstack-e2e/salesforce-credentials";
+    const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sfstack-e2e/salesforce-credentials-AbCdEf";
+
+    fn answer(status: u16, body: String) -> http::Response<String> {
+        http::Response::builder()
+            .status(status)
+            .header("content-type", "application/x-amz-json-1.1")
+            .body(body)
+            .expect("a valid response")
+    }
+
+    fn not_found() -> http::Response<String> {
+        answer(
+            400,
+            r#"{"__type":"ResourceNotFoundException","message":"Secrets Manager can't find the specified secret."}"#.to_string(),
+        )
+    }
+
+    /// A Secrets Manager whose secret, force-deleted a moment ago, is still described (with its
+    /// deletion date) and is gone for good by the time RestoreSecret arrives. Records the
+    /// operations it was asked for.
+    fn vanishing_secret() -> (Client, Arc<Mutex<Vec<String>>>) {
+        let calls = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&calls);
+        let http = infallible_client_fn(move |request: http::Request<_>| {
+            let operation = request
+                .headers()
+                .get("x-amz-target")
+                .and_then(|target| target.to_str().ok())
+                .and_then(|target| target.strip_prefix("secretsmanager."))
+                .unwrap_or_default()
+                .to_string();
+            let mut calls = seen.lock().expect("the call log");
+            let gone = calls.iter().any(|call| call == "RestoreSecret");
+            calls.push(operation.clone());
+            match operation.as_str() {
+                "DescribeSecret" if !gone => answer(
+                    200,
+                    format!(
+                        r#"{{"ARN":"{ARN}","Name":"{NAME}","DeletedDate":{}}}"#,
+                        chrono::Utc::now().timestamp()
+                    ),
+                ),
+                "DescribeSecret" | "RestoreSecret" => not_found(),
+                "CreateSecret" => answer(200, format!(r#"{{"ARN":"{ARN}","Name":"{NAME}"}}"#)),
+                other => answer(
+                    500,
+                    format!(
+                        r#"{{"__type":"InternalServiceError","message":"unexpected {other}"}}"#
+                    ),
+                ),
+            }
+        });
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Keys::new("AKIDEXAMPLE", "secret", None, None, "test"))
+            .http_client(http)
+            .build();
+        (Client::from_conf(config), calls)
+    }
+
+    #[tokio::test]
+    async fn a_secret_deleted_between_describe_and_restore_is_created_anew() {
+        let (client, calls) = vanishing_secret();
+        let tags = Tags {
+            env: "e2e".into(),
+            branch: "main".into(),
+            commit: "0123456".into(),
+            created_at: "2026-12-01T00:00:00Z".into(),
+            expires_at: "2026-12-08T00:00:00Z".into(),
+        };
+        let arn = ensure_secret(
+            &client,
+            NAME,
+            "credentials",
+            "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            &tags,
+            Value::Initially("{}"),
+        )
+        .await
+        .expect("the secret is created once the old one is gone");
+        assert_eq!(arn, ARN);
+        assert_eq!(
+            *calls.lock().expect("the call log"),
+            [
+                "DescribeSecret",
+                "RestoreSecret",
+                "DescribeSecret",
+                "CreateSecret"
+            ]
+        );
+    }
 }
