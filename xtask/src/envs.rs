@@ -294,6 +294,18 @@ pub async fn prune(
             failures.join("\n")
         );
     }
+    // The zips no stack references any more (see infra::artifacts on retention).
+    let bucket = crate::infra::artifacts_bucket_name(&cloud.account_id, &cloud.region);
+    let garbage =
+        crate::infra::collect_garbage(&cloud.clients.s3, &cloud.cloudformation, &bucket, dry_run)
+            .await?;
+    for key in &garbage {
+        if dry_run {
+            println!("would delete s3://{bucket}/{key} (no stack uses it)");
+        } else {
+            println!("deleted s3://{bucket}/{key} (no stack uses it)");
+        }
+    }
     Ok(removed)
 }
 

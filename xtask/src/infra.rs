@@ -22,8 +22,8 @@
 //! [`teardown_environment`] removes roles, secrets (without a recovery window) and the key's
 //! alias, and schedules the key's deletion (7 days, not waited for). "Does not exist" is success
 //! everywhere, so teardown finishes a half-created or half-deleted environment. The artifacts
-//! bucket is shared by every environment of the account and region and is left alone (its
-//! lifecycle rule expires old zips).
+//! bucket is shared by every environment of the account and region and is left alone (`prune`
+//! deletes the zips no stack references; see [`artifacts`]).
 //!
 //! # Secrets
 //!
@@ -51,7 +51,7 @@ mod tests;
 // The public surface deploy will use; until it lands, parts of it are unused outside tests.
 #[allow(unused_imports)]
 pub use artifacts::{
-    ARTIFACT_RETENTION_DAYS, artifact_key, artifacts_bucket_name, ensure_artifacts,
+    ARTIFACT_RETENTION_DAYS, artifact_key, artifacts_bucket_name, collect_garbage, ensure_artifacts,
 };
 #[allow(unused_imports)]
 pub use key::{KeyInfo, ensure_key, find_environment_keys, key_policy, retire_key};

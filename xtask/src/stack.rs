@@ -217,6 +217,65 @@ async fn first_failure(
         })
 }
 
+/// Continues a failed update rollback, skipping `skip`, and waits for it to settle.
+async fn continue_rollback(
+    client: &Client,
+    stack_name: &str,
+    skip: &[String],
+) -> anyhow::Result<Option<String>> {
+    let history = event_ids(client, stack_name).await;
+    client
+        .continue_update_rollback()
+        .stack_name(stack_name)
+        .set_resources_to_skip((!skip.is_empty()).then(|| skip.to_vec()))
+        .send()
+        .await
+        .aws_context(|| format!("continuing the rollback of {stack_name}"))?;
+    settle_after(client, stack_name, history).await
+}
+
+/// The resources whose rollback failed in the stack's latest rollback attempt: the only ones
+/// `ContinueUpdateRollback` accepts in `ResourcesToSkip`.
+async fn stuck_in_rollback(client: &Client, stack_name: &str) -> anyhow::Result<Vec<String>> {
+    let output = client
+        .describe_stack_events()
+        .stack_name(stack_name)
+        .send()
+        .await
+        .aws_context(|| format!("reading the events of stack {stack_name}"))?;
+    Ok(failed_in_latest_rollback(output.stack_events().iter().map(
+        |event| {
+            (
+                event.logical_resource_id().unwrap_or_default(),
+                event.resource_type().unwrap_or_default(),
+                event
+                    .resource_status()
+                    .map(|status| status.as_str())
+                    .unwrap_or_default(),
+            )
+        },
+    )))
+}
+
+/// From events newest first as (logical id, type, status): the resources `UPDATE_FAILED` since
+/// the stack's latest `UPDATE_ROLLBACK_IN_PROGRESS`.
+fn failed_in_latest_rollback<'a>(
+    events: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+) -> Vec<String> {
+    let mut stuck: Vec<String> = Vec::new();
+    for (logical, kind, status) in events {
+        if kind == "AWS::CloudFormation::Stack" {
+            if status == "UPDATE_ROLLBACK_IN_PROGRESS" {
+                break;
+            }
+        } else if status == "UPDATE_FAILED" && !stuck.iter().any(|known| known == logical) {
+            stuck.push(logical.to_string());
+        }
+    }
+    stuck.reverse();
+    stuck
+}
+
 async fn delete_and_wait(client: &Client, stack_name: &str) -> anyhow::Result<()> {
     client
         .delete_stack()
@@ -272,16 +331,26 @@ pub async fn deploy(
             }
             StackAction::ContinueRollbackThenUpdate if !dry_run => {
                 note!("stack: {stack_name} is UPDATE_ROLLBACK_FAILED; continuing the rollback");
-                client
-                    .continue_update_rollback()
-                    .stack_name(stack_name)
-                    .send()
-                    .await
-                    .aws_context(|| format!("continuing the rollback of {stack_name}"))?;
-                current = settle(client, stack_name).await?;
+                current = continue_rollback(client, stack_name, &[]).await?;
+                if current.as_deref() == Some("UPDATE_ROLLBACK_FAILED") {
+                    // Resources that cannot return to their previous state (a function whose
+                    // previous zip is gone) fail every retry: CloudFormation lets them be
+                    // skipped, marked as rolled back, and the update that follows sets them anew.
+                    let stuck = stuck_in_rollback(client, stack_name).await?;
+                    if stuck.is_empty() {
+                        bail!(
+                            "the rollback of {stack_name} failed again, and no resource says why\nhint: read the stack's events in the CloudFormation console"
+                        );
+                    }
+                    note!(
+                        "stack: the rollback failed again on {}; continuing it without them (the update that follows sets them anew)",
+                        stuck.join(", ")
+                    );
+                    current = continue_rollback(client, stack_name, &stuck).await?;
+                }
                 if current.as_deref() == Some("UPDATE_ROLLBACK_FAILED") {
                     bail!(
-                        "the rollback of {stack_name} failed again\nhint: continue it in the console, skipping the resources that cannot roll back"
+                        "the rollback of {stack_name} failed again\nhint: read the stack's events in the CloudFormation console; continue the rollback there, skipping the resources that cannot roll back"
                     );
                 }
             }
@@ -522,6 +591,27 @@ mod tests {
         for (status, action) in cases {
             assert_eq!(action_for(status), action, "{status:?}");
         }
+    }
+
+    #[test]
+    fn only_the_resources_that_failed_the_latest_rollback_are_skipped() {
+        let stack = "AWS::CloudFormation::Stack";
+        let function = "AWS::Lambda::Function";
+        // Newest first, as CloudFormation lists them: an update failed on the table, its
+        // rollback failed on two functions, a continued rollback failed on one again.
+        let events = [
+            ("s", stack, "UPDATE_ROLLBACK_FAILED"),
+            ("B", function, "UPDATE_FAILED"),
+            ("A", function, "UPDATE_COMPLETE"),
+            ("s", stack, "UPDATE_ROLLBACK_IN_PROGRESS"),
+            ("s", stack, "UPDATE_ROLLBACK_FAILED"),
+            ("B", function, "UPDATE_FAILED"),
+            ("A", function, "UPDATE_FAILED"),
+            ("s", stack, "UPDATE_ROLLBACK_IN_PROGRESS"),
+            ("Table", "AWS::DynamoDB::Table", "UPDATE_FAILED"),
+        ];
+        assert_eq!(failed_in_latest_rollback(events.into_iter()), ["B"]);
+        assert!(failed_in_latest_rollback(events[3..].iter().copied()).is_empty());
     }
 
     #[test]

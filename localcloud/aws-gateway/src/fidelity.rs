@@ -13,7 +13,9 @@ use serde_json::Value;
 use crate::deny;
 use crate::table::Operation;
 
+pub mod lifecycle;
 pub mod propagation;
+pub mod rollback;
 
 /// Every how many of the deployer's requests one is throttled, by default.
 pub const THROTTLE_EVERY: u64 = 25;

@@ -28,6 +28,7 @@ use anyhow::Context;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Response, StatusCode, header};
+use axum::response::IntoResponse;
 
 pub mod authorize;
 pub mod deny;
@@ -51,6 +52,14 @@ pub const SERVICE_INVOCATION_PATH: &str = "/__sfstack/service-invocation";
 
 /// Where tests ask for a burst of throttling on one action (`POST`, `{"action", "times"}`).
 pub const THROTTLE_PATH: &str = "/__sfstack/throttle";
+
+/// Tests: `POST {"advance_days": N}` moves the local cloud's clock ahead and applies the S3
+/// lifecycle rules at the new time (see [`fidelity::lifecycle`]); answers the objects expired.
+pub const CLOCK_PATH: &str = "/__sfstack/clock";
+
+/// Tests: `POST {"stack", "logical_id", "resource_type", "reason"}` makes the next change set
+/// executed on that stack fail on that resource (see [`fidelity::rollback`]).
+pub const FAIL_UPDATE_PATH: &str = "/__sfstack/fail-update";
 
 /// The largest request body the gateway buffers (Lambda zips are a few MB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -76,11 +85,16 @@ struct Gateway {
     http: reqwest::Client,
     /// Secrets Manager in moto, unchecked: for [`fidelity`]'s corrections.
     moto_secrets: aws_sdk_secretsmanager::Client,
+    /// S3 and CloudFormation in moto, unchecked: for lifecycle expiry and rollbacks.
+    moto_s3: aws_sdk_s3::Client,
+    moto_cloudformation: aws_sdk_cloudformation::Client,
     principals: Principals,
     authorizer: Authorizer,
     deletions: fidelity::Deletions,
     throttle: fidelity::Throttle,
     propagation: fidelity::propagation::Propagation,
+    rollbacks: fidelity::rollback::Rollbacks,
+    lifecycle: fidelity::lifecycle::Lifecycle,
     log: Mutex<std::fs::File>,
 }
 
@@ -121,9 +135,17 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
             .build()?,
         principals: Principals::new(config.account_id.clone()),
         moto_secrets: aws_sdk_secretsmanager::Client::new(&sdk),
+        moto_s3: aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&sdk)
+                .force_path_style(true)
+                .build(),
+        ),
+        moto_cloudformation: aws_sdk_cloudformation::Client::new(&sdk),
         deletions: fidelity::Deletions::default(),
         throttle: fidelity::Throttle::new(config.throttle_every),
         propagation: fidelity::propagation::Propagation::default(),
+        rollbacks: fidelity::rollback::Rollbacks::default(),
+        lifecycle: fidelity::lifecycle::Lifecycle::default(),
         authorizer: Authorizer {
             evaluator,
             policies: policies::Policies::new(&sdk),
@@ -140,6 +162,8 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
             axum::routing::post(service_invocation),
         )
         .route(THROTTLE_PATH, axum::routing::post(force_throttling))
+        .route(CLOCK_PATH, axum::routing::post(advance_clock))
+        .route(FAIL_UPDATE_PATH, axum::routing::post(force_update_failure))
         .fallback(handle)
         .with_state(gateway);
     axum::serve(listener, app)
@@ -269,14 +293,32 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
                 ),
             );
         }
-        if gateway.propagation.fails_execution(operation) {
-            // CloudFormation accepts the execution and fails it while creating the function.
-            return Response::builder()
-                .header(header::CONTENT_TYPE, "text/xml")
-                .body(Body::from(
-                    "<ExecuteChangeSetResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\"><ExecuteChangeSetResult/><ResponseMetadata><RequestId>sfstack-gateway</RequestId></ResponseMetadata></ExecuteChangeSetResponse>",
-                ))
-                .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "aws-gateway: bad answer"));
+        if let Some(execution) = gateway.rollbacks.execution(operation)
+            && let Some(failure) = gateway
+                .propagation
+                .failure(operation)
+                .or_else(|| gateway.rollbacks.take_forced(&execution.stack))
+        {
+            // CloudFormation accepts the execution, fails it on the resource and rolls back; the
+            // change set never reaches moto, which keeps the previous template and resources.
+            let stuck = if execution.creates {
+                Vec::new()
+            } else {
+                gateway.rollback_blockers(&execution, &failure).await
+            };
+            gateway.rollbacks.roll_back(&execution, failure, stuck);
+            return xml_answer(
+                "<ExecuteChangeSetResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\"><ExecuteChangeSetResult/><ResponseMetadata><RequestId>sfstack-gateway</RequestId></ResponseMetadata></ExecuteChangeSetResponse>",
+            );
+        }
+        match gateway.rollbacks.continue_rollback(operation) {
+            Some(Ok(())) => {
+                return xml_answer(
+                    "<ContinueUpdateRollbackResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\"><ContinueUpdateRollbackResult/><ResponseMetadata><RequestId>sfstack-gateway</RequestId></ResponseMetadata></ContinueUpdateRollbackResponse>",
+                );
+            }
+            Some(Err(message)) => return deny::failure(protocol, "ValidationError", &message),
+            None => {}
         }
     }
     let body = operation
@@ -308,10 +350,11 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     gateway
         .propagation
         .record(&operation, &gateway.config.account_id);
+    gateway.rollbacks.record(&operation);
     let json = || serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default();
     let corrected = match operation.action().as_str() {
         "cloudformation:DescribeStacks" | "cloudformation:DescribeStackEvents" => gateway
-            .propagation
+            .rollbacks
             .answer(&operation, &String::from_utf8_lossy(&bytes))
             .map(Bytes::from),
         "lambda:GetPolicy" => function_policy_as_lambda_returns_it(&bytes),
@@ -363,6 +406,60 @@ async fn force_throttling(
     StatusCode::NO_CONTENT
 }
 
+#[derive(serde::Deserialize)]
+struct ClockAdvance {
+    advance_days: i64,
+}
+
+/// Tests: the clock moves ahead, and S3's lifecycle rules apply at the new time.
+async fn advance_clock(
+    State(gateway): State<Arc<Gateway>>,
+    axum::Json(advance): axum::Json<ClockAdvance>,
+) -> Response<Body> {
+    match gateway
+        .lifecycle
+        .advance(&gateway.moto_s3, advance.advance_days)
+        .await
+    {
+        Ok(expired) => axum::Json(serde_json::json!({ "expired": expired })).into_response(),
+        Err(error) => plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("aws-gateway: applying the lifecycle rules: {error:#}"),
+        ),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ForcedFailure {
+    stack: String,
+    logical_id: String,
+    resource_type: String,
+    reason: String,
+}
+
+/// Tests: the next change set executed on a stack fails on one resource.
+async fn force_update_failure(
+    State(gateway): State<Arc<Gateway>>,
+    axum::Json(forced): axum::Json<ForcedFailure>,
+) -> StatusCode {
+    gateway.rollbacks.force(
+        &forced.stack,
+        fidelity::rollback::Failure {
+            logical_id: forced.logical_id,
+            resource_type: forced.resource_type,
+            reason: forced.reason,
+        },
+    );
+    StatusCode::NO_CONTENT
+}
+
+fn xml_answer(body: &'static str) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/xml")
+        .body(Body::from(body))
+        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "aws-gateway: bad answer"))
+}
+
 /// The local Lambda service asks before it runs a function for an AWS service or an anonymous
 /// Function URL caller.
 async fn service_invocation(
@@ -395,6 +492,43 @@ async fn service_invocation(
 }
 
 impl Gateway {
+    /// The functions whose rollback cannot fetch their previous code: the stack's current
+    /// template (moto never saw the failed change set) names code the update replaces, and that
+    /// object is gone from S3.
+    async fn rollback_blockers(
+        &self,
+        execution: &fidelity::rollback::Execution,
+        failure: &fidelity::rollback::Failure,
+    ) -> Vec<fidelity::rollback::Failure> {
+        let Ok(current) = self
+            .moto_cloudformation
+            .get_template()
+            .stack_name(&execution.stack)
+            .send()
+            .await
+        else {
+            return Vec::new();
+        };
+        let previous = fidelity::rollback::function_code(current.template_body().unwrap_or(""));
+        let mut stuck = Vec::new();
+        for (logical_id, code) in
+            fidelity::rollback::code_to_restore(execution, &previous, &failure.logical_id)
+        {
+            let found = self
+                .moto_s3
+                .head_object()
+                .bucket(&code.bucket)
+                .key(&code.key)
+                .send()
+                .await;
+            if found.is_err_and(|error| error.as_service_error().is_some_and(|e| e.is_not_found()))
+            {
+                stuck.push(fidelity::rollback::missing_code(code, logical_id));
+            }
+        }
+        stuck
+    }
+
     async fn forward(
         &self,
         method: &axum::http::Method,

@@ -127,3 +127,199 @@ fn a_first_deploy_outlasts_iam_propagation() -> anyhow::Result<()> {
     local.run(&["teardown", "--env", env], &[])?.ok()?;
     Ok(())
 }
+
+/// The `S3Key` of each Lambda function in a stack's current template, by logical id.
+async fn function_keys(
+    sdk: &aws_config::SdkConfig,
+    stack: &str,
+) -> anyhow::Result<(String, BTreeMap<String, String>)> {
+    let template = aws_sdk_cloudformation::Client::new(sdk)
+        .get_template()
+        .stack_name(stack)
+        .send()
+        .await?
+        .template_body()
+        .context("a template")?
+        .to_string();
+    let parsed: serde_yaml::Value = serde_yaml::from_str(&template)?;
+    let keys = parsed["Resources"]
+        .as_mapping()
+        .context("resources")?
+        .iter()
+        .filter(|(_, resource)| resource["Type"].as_str() == Some("AWS::Lambda::Function"))
+        .filter_map(|(logical, resource)| {
+            Some((
+                logical.as_str()?.to_string(),
+                resource["Properties"]["Code"]["S3Key"]
+                    .as_str()?
+                    .to_string(),
+            ))
+        })
+        .collect();
+    Ok((template, keys))
+}
+
+/// Tells the local cloud's gateway something (`/__sfstack/...`); returns its JSON answer.
+async fn tell_gateway(local: &Local, path: &str, body: Value) -> anyhow::Result<Value> {
+    let gateway = local.state()?["gateway"]["url"]
+        .as_str()
+        .context("no gateway url")?
+        .to_string();
+    let answer = reqwest::Client::new()
+        .post(format!("{gateway}{path}"))
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(answer.json().await.unwrap_or(Value::Null))
+}
+
+/// S3 lifecycle rules expire objects by age alone, whoever uses them. The zips a live stack
+/// was deployed from must stay, or a failed update cannot roll back: a month after a deploy
+/// (the local cloud's clock moved ahead, S3's rules applied), every zip the stack names is
+/// still in the bucket.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_zips_a_live_stack_uses_never_expire() -> anyhow::Result<()> {
+    let mut local = Local::new("retention");
+    let env = "e2e-retention";
+    local.run(&["deploy", "--env", env], &[])?.ok()?;
+    let sdk = local.sdk().await?;
+    let (_, keys) = function_keys(&sdk, &format!("sfstack-{env}")).await?;
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    let expired = tell_gateway(
+        &local,
+        "/__sfstack/clock",
+        serde_json::json!({"advance_days": 31}),
+    )
+    .await?;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = "sfstack-artifacts-123456789012-us-east-1";
+    for key in keys.values() {
+        let found = s3.head_object().bucket(bucket).key(key).send().await;
+        assert!(
+            found.is_ok(),
+            "{key} expired while the stack uses it (expired: {expired})"
+        );
+    }
+    local.run(&["teardown", "--env", env], &[])?.ok()?;
+    Ok(())
+}
+
+/// A failed update rolls the functions back to their previous zips; when one is gone, the
+/// rollback fails (UPDATE_ROLLBACK_FAILED) and ContinueUpdateRollback fails again unless it
+/// skips that function. The next deploy continues the rollback, skipping what cannot roll
+/// back, then updates the stack, and the environment works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_that_cannot_find_its_zip_is_continued_past_it() -> anyhow::Result<()> {
+    let mut local = Local::new("stuck-rollback");
+    let env = "e2e-stuck-rollback";
+    let stack = format!("sfstack-{env}");
+    local.run(&["deploy", "--env", env], &[])?.ok()?;
+    let sdk = local.sdk().await?;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
+    let bucket = "sfstack-artifacts-123456789012-us-east-1";
+
+    // Someone updated the invoke-api function from a zip of its own, which has since been
+    // deleted (an older sfstack's lifecycle rule expired it, say).
+    let (template, keys) = function_keys(&sdk, &stack).await?;
+    let (logical, key) = keys
+        .iter()
+        .find(|(_, key)| key.starts_with("sf-invoke-api/"))
+        .context("the invoke-api function")?;
+    let own = "sf-invoke-api/someone-elses.zip";
+    let bytes = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await?
+        .body
+        .collect()
+        .await?;
+    s3.put_object()
+        .bucket(bucket)
+        .key(own)
+        .body(bytes.into_bytes().into())
+        .send()
+        .await?;
+    cloudformation
+        .create_change_set()
+        .stack_name(&stack)
+        .change_set_name("by-hand")
+        .change_set_type(aws_sdk_cloudformation::types::ChangeSetType::Update)
+        .template_body(template.replace(key.as_str(), own))
+        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
+        .send()
+        .await?;
+    let mut ready = false;
+    for _ in 0..100 {
+        let described = cloudformation
+            .describe_change_set()
+            .stack_name(&stack)
+            .change_set_name("by-hand")
+            .send()
+            .await?;
+        if described.status().map(|status| status.as_str()) == Some("CREATE_COMPLETE") {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the change set is ready");
+    cloudformation
+        .execute_change_set()
+        .stack_name(&stack)
+        .change_set_name("by-hand")
+        .send()
+        .await?;
+    s3.delete_object().bucket(bucket).key(own).send().await?;
+
+    // The next update fails on the table, and its rollback cannot find that zip.
+    tell_gateway(
+        &local,
+        "/__sfstack/fail-update",
+        serde_json::json!({
+            "stack": stack,
+            "logical_id": "OAuthTokensTable",
+            "resource_type": "AWS::DynamoDB::Table",
+            "reason": "Resource handler returned message: \"Rate exceeded\" (HandlerErrorCode: Throttling)",
+        }),
+    )
+    .await?;
+    let failed = local.run(&["deploy", "--env", env], &[])?;
+    assert_ne!(failed.code, 0, "{}", failed.stderr);
+    for expected in ["UPDATE_ROLLBACK_FAILED", "NoSuchKey", logical.as_str()] {
+        assert!(
+            failed.stderr.contains(expected),
+            "{expected}: {}",
+            failed.stderr
+        );
+    }
+
+    let again = local.run(&["deploy", "--env", env], &[])?.ok()?;
+    assert!(
+        again.stderr.contains(&format!(
+            "the rollback failed again on {logical}; continuing it without them"
+        )),
+        "{}",
+        again.stderr
+    );
+    let (_, now) = function_keys(&sdk, &stack).await?;
+    assert_eq!(
+        &now[logical], key,
+        "the deploy put the function's own zip back"
+    );
+    let smoke = local.run(&["smoke-test", "--env", env], &[])?;
+    assert_eq!(smoke.code, 0, "{}\n{}", smoke.stdout, smoke.stderr);
+    local.run(&["teardown", "--env", env], &[])?.ok()?;
+    Ok(())
+}

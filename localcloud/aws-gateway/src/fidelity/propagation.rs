@@ -7,9 +7,8 @@
 //!
 //! moto has no such delay and no rollback. The gateway models both: for [`WINDOW`] after a
 //! role's creation the Lambda service may not assume it; and the first change set executed
-//! within [`FIRST_USE`] of the creation of a role one of its functions uses is not executed:
-//! the stack reads as rolled back instead (its status and the events a rollback writes) until
-//! it is deleted or a new change set is made for it. That first attempt fails whatever the
+//! within [`FIRST_USE`] of the creation of a role one of its functions uses fails on that
+//! function, and [`super::rollback`] rolls the stack back. That first attempt fails whatever the
 //! machine's speed, so every first deploy on the local cloud takes the path a first deploy on
 //! AWS may take.
 
@@ -19,8 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::deny::escape;
-use crate::principals::element;
+use super::rollback::Failure;
 use crate::table::Operation;
 
 /// How long a new role is not usable by Lambda on the local cloud (AWS documents no bound;
@@ -30,7 +28,7 @@ pub const WINDOW: Duration = Duration::from_secs(1);
 /// How long after a role's creation the first change set that uses it fails.
 pub const FIRST_USE: Duration = Duration::from_secs(60);
 
-/// What propagation has yet to reach, and the stacks it made roll back.
+/// What propagation has yet to reach.
 #[derive(Default)]
 pub struct Propagation {
     state: Mutex<State>,
@@ -40,30 +38,13 @@ pub struct Propagation {
 struct State {
     /// Role ARN → when it was created, and whether a change set has failed on it since.
     roles: HashMap<String, Role>,
-    /// (stack, change set) → whether it creates the stack, and the roles of its functions by
-    /// the function's logical id.
-    change_sets: HashMap<(String, String), ChangeSet>,
-    /// Stack name → the rollback the gateway reports for it.
-    rolled_back: HashMap<String, Rollback>,
+    /// (stack, change set) → the roles of its functions by the function's logical id.
+    change_sets: HashMap<(String, String), Vec<(String, String)>>,
 }
 
 struct Role {
     at: Instant,
     failed_once: bool,
-}
-
-struct ChangeSet {
-    creates: bool,
-    functions: Vec<(String, String)>,
-}
-
-#[derive(Clone)]
-struct Rollback {
-    status: &'static str,
-    logical_id: String,
-    reason: String,
-    at: chrono::DateTime<chrono::Utc>,
-    id: u64,
 }
 
 impl Propagation {
@@ -109,46 +90,27 @@ impl Propagation {
                 let functions = parameter("TemplateBody")
                     .map(function_roles)
                     .unwrap_or_default();
-                // A new change set is a new attempt: the old rollback is history.
-                state.rolled_back.remove(stack);
-                state.change_sets.insert(
-                    (stack.to_string(), name.to_string()),
-                    ChangeSet {
-                        creates: parameter("ChangeSetType") == Some("CREATE"),
-                        functions,
-                    },
-                );
-            }
-            "cloudformation:DeleteStack" => {
-                if let Some(stack) = parameter("StackName") {
-                    state.rolled_back.remove(stack);
-                }
+                state
+                    .change_sets
+                    .insert((stack.to_string(), name.to_string()), functions);
             }
             _ => {}
         }
     }
 
-    /// Whether executing this change set must fail as CloudFormation would; if so, the stack is
-    /// marked rolled back and the change set must not reach moto.
-    pub fn fails_execution(&self, operation: &Operation) -> bool {
+    /// The function on which executing this change set fails, as CloudFormation would fail it,
+    /// if it does.
+    pub fn failure(&self, operation: &Operation) -> Option<Failure> {
         if operation.action() != "cloudformation:ExecuteChangeSet" {
-            return false;
+            return None;
         }
         let parameter = |name: &str| operation.parameters.get(name).and_then(Value::as_str);
-        let (Some(stack), Some(name)) = (parameter("StackName"), parameter("ChangeSetName")) else {
-            return false;
-        };
-        let Ok(mut state) = self.state.lock() else {
-            return false;
-        };
-        let Some(change_set) = state
+        let (stack, name) = (parameter("StackName")?, parameter("ChangeSetName")?);
+        let mut state = self.state.lock().ok()?;
+        let functions = state
             .change_sets
-            .get(&(stack.to_string(), name.to_string()))
-        else {
-            return false;
-        };
-        let young: Vec<(String, String)> = change_set
-            .functions
+            .get(&(stack.to_string(), name.to_string()))?;
+        let young: Vec<(String, String)> = functions
             .iter()
             .filter(|(_, role)| {
                 state
@@ -158,105 +120,17 @@ impl Propagation {
             })
             .cloned()
             .collect();
-        let Some((logical_id, _)) = young.first().cloned() else {
-            return false;
-        };
-        let creates = change_set.creates;
+        let (logical_id, _) = young.first().cloned()?;
         for (_, role) in &young {
             if let Some(role) = state.roles.get_mut(role) {
                 role.failed_once = true;
             }
         }
-        let status = if creates {
-            "ROLLBACK_COMPLETE"
-        } else {
-            "UPDATE_ROLLBACK_COMPLETE"
-        };
-        let id = state.rolled_back.len() as u64 + 1;
-        state.rolled_back.insert(
-            stack.to_string(),
-            Rollback {
-                status,
-                logical_id,
-                reason: "Resource handler returned message: \"The role defined for the function cannot be assumed by Lambda. (Service: Lambda, Status Code: 400)\" (HandlerErrorCode: InvalidRequest)".to_string(),
-                at: chrono::Utc::now(),
-                id,
-            },
-        );
-        true
-    }
-
-    /// CloudFormation's answer about a rolled-back stack: `DescribeStacks` with the rollback's
-    /// status, `DescribeStackEvents` with the rollback's events first (newest first, as
-    /// CloudFormation lists them). `None`: moto's answer stands.
-    pub fn answer(&self, operation: &Operation, body: &str) -> Option<String> {
-        let stack = operation.parameters.get("StackName")?.as_str()?;
-        let rollback = self.state.lock().ok()?.rolled_back.get(stack).cloned()?;
-        match operation.action().as_str() {
-            "cloudformation:DescribeStacks" => {
-                let start = body.find("<StackStatus>")? + "<StackStatus>".len();
-                let end = start + body[start..].find("</StackStatus>")?;
-                Some(format!(
-                    "{}{}{}",
-                    &body[..start],
-                    rollback.status,
-                    &body[end..]
-                ))
-            }
-            "cloudformation:DescribeStackEvents" => {
-                let stack_id = element(body, "StackId").unwrap_or(stack).to_string();
-                let failed = if rollback.status == "ROLLBACK_COMPLETE" {
-                    "CREATE_FAILED"
-                } else {
-                    "UPDATE_FAILED"
-                };
-                let event = |n: u32, logical: &str, kind: &str, status: &str, reason: &str| {
-                    format!(
-                        "<member><StackId>{stack_id}</StackId><EventId>sfstack-rollback-{}-{n}</EventId><StackName>{stack}</StackName><LogicalResourceId>{logical}</LogicalResourceId><ResourceType>{kind}</ResourceType><Timestamp>{}</Timestamp><ResourceStatus>{status}</ResourceStatus>{}</member>",
-                        rollback.id,
-                        (rollback.at + chrono::Duration::milliseconds(i64::from(n)))
-                            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                        if reason.is_empty() {
-                            String::new()
-                        } else {
-                            format!(
-                                "<ResourceStatusReason>{}</ResourceStatusReason>",
-                                escape(reason)
-                            )
-                        }
-                    )
-                };
-                let events = [
-                    event(3, stack, "AWS::CloudFormation::Stack", rollback.status, ""),
-                    event(
-                        2,
-                        stack,
-                        "AWS::CloudFormation::Stack",
-                        &rollback.status.replace("COMPLETE", "IN_PROGRESS"),
-                        &format!(
-                            "The following resource(s) failed to {}: [{}].",
-                            if failed == "CREATE_FAILED" {
-                                "create"
-                            } else {
-                                "update"
-                            },
-                            rollback.logical_id
-                        ),
-                    ),
-                    event(
-                        1,
-                        &rollback.logical_id,
-                        "AWS::Lambda::Function",
-                        failed,
-                        &rollback.reason,
-                    ),
-                ]
-                .concat();
-                let at = body.find("<StackEvents>")? + "<StackEvents>".len();
-                Some(format!("{}{events}{}", &body[..at], &body[at..]))
-            }
-            _ => None,
-        }
+        Some(Failure {
+            logical_id,
+            resource_type: "AWS::Lambda::Function".to_string(),
+            reason: "Resource handler returned message: \"The role defined for the function cannot be assumed by Lambda. (Service: Lambda, Status Code: 400)\" (HandlerErrorCode: InvalidRequest)".to_string(),
+        })
     }
 }
 
@@ -298,7 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn a_function_on_a_new_role_rolls_its_new_stack_back() {
+    fn a_function_on_a_new_role_fails_its_change_set() {
         let propagation = Propagation::default();
         let create_role = table::operation(
             "iam",
@@ -318,30 +192,9 @@ mod tests {
         );
         propagation.record(&query(&body), "1");
         let execute = query("Action=ExecuteChangeSet&StackName=s&ChangeSetName=c");
-        assert!(propagation.fails_execution(&execute));
-        let described = propagation
-            .answer(
-                &query("Action=DescribeStacks&StackName=s"),
-                "<Stacks><member><StackName>s</StackName><StackStatus>REVIEW_IN_PROGRESS</StackStatus></member></Stacks>",
-            )
-            .expect("a rolled-back stack");
-        assert!(described.contains("<StackStatus>ROLLBACK_COMPLETE</StackStatus>"));
-        let events = propagation
-            .answer(
-                &query("Action=DescribeStackEvents&StackName=s"),
-                "<StackEvents></StackEvents>",
-            )
-            .expect("the rollback's events");
-        assert!(events.contains("CREATE_FAILED") && events.contains("cannot be assumed by Lambda"));
-        // Deleting the stack ends the rollback's story.
-        propagation.record(&query("Action=DeleteStack&StackName=s"), "1");
-        assert_eq!(
-            propagation.answer(
-                &query("Action=DescribeStacks&StackName=s"),
-                "<StackStatus>X</StackStatus>"
-            ),
-            None
-        );
+        let failure = propagation.failure(&execute).expect("a failure");
+        assert_eq!(failure.logical_id, "Fn");
+        assert!(failure.reason.contains("cannot be assumed by Lambda"));
     }
 
     #[test]
@@ -367,7 +220,7 @@ mod tests {
             let execute = query(&format!(
                 "Action=ExecuteChangeSet&StackName=s&ChangeSetName={name}"
             ));
-            assert_eq!(propagation.fails_execution(&execute), fails, "{name}");
+            assert_eq!(propagation.failure(&execute).is_some(), fails, "{name}");
         }
     }
 
@@ -381,8 +234,12 @@ mod tests {
             form_urlencoded::byte_serialize(template.as_bytes()).collect::<String>()
         );
         propagation.record(&query(&body), "1");
-        assert!(!propagation.fails_execution(&query(
-            "Action=ExecuteChangeSet&StackName=s&ChangeSetName=c"
-        )));
+        assert!(
+            propagation
+                .failure(&query(
+                    "Action=ExecuteChangeSet&StackName=s&ChangeSetName=c"
+                ))
+                .is_none()
+        );
     }
 }

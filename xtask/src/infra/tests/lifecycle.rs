@@ -120,11 +120,19 @@ async fn second_ensure_changes_nothing_and_every_resource_carries_the_env_tag() 
         .bucket(&bucket)
         .send()
         .await?;
+    // Nothing a stack may roll back to expires by age: only abandoned uploads are cleaned.
+    assert!(
+        lifecycle
+            .rules()
+            .iter()
+            .all(|rule| rule.expiration().is_none()),
+        "{lifecycle:?}"
+    );
     assert_eq!(
         lifecycle.rules()[0]
-            .expiration()
-            .and_then(|expiration| expiration.days()),
-        Some(ARTIFACT_RETENTION_DAYS)
+            .abort_incomplete_multipart_upload()
+            .and_then(|abort| abort.days_after_initiation()),
+        Some(1)
     );
 
     // A later deploy refreshes the expiry but keeps the creation time; changed code uploads
