@@ -1,5 +1,5 @@
 //! The pinned tools sfstack uses, installed on first use from PyPI and npm: the Python-packaged
-//! ones (the moto server, cargo-lambda with zig, cfn-lint) from `python-tools.txt` into
+//! ones (the moto server, cargo-lambda with zig, cfn-lint, the workflow linters) from `python-tools.txt` into
 //! `target/tools/venv`, and the aws-gateway's IAM evaluator (`@cloud-copilot/iam-simulate`,
 //! pinned by `localcloud/aws-gateway/evaluator/package-lock.json`) into
 //! `target/tools/iam-simulate`: project-local, never global, and once across parallel processes.
@@ -46,7 +46,7 @@ pub fn ensure_python_tools() -> anyhow::Result<PathBuf> {
         return Ok(bin);
     }
     eprintln!(
-        "installing pinned Python tools (moto, cargo-lambda, cfn-lint) into {} ...",
+        "installing pinned Python tools (moto, cargo-lambda, cfn-lint, zizmor, actionlint) into {} ...",
         venv.display()
     );
     if !bin.join("python").exists() {

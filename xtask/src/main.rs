@@ -93,6 +93,9 @@ enum Commands {
         /// CPU architecture of the functions (default: sfstack.toml's functions.architecture).
         #[arg(long)]
         arch: Option<build::Arch>,
+        /// Required to deploy a protected environment (main, prod, production, …) to AWS.
+        #[arg(long)]
+        protected: bool,
         #[command(flatten)]
         target: TargetArgs,
         /// `text` (default) or `json` (one JSON document on stdout).
@@ -335,11 +338,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             dry_run,
             connect_instance_arn,
             arch,
+            protected,
             target,
             output,
         } => {
             let root = render::repository_root();
             let (environment, settings) = environment_and_settings(&root, env.as_deref())?;
+            // A branch named like a protected environment must not deploy over it from CI with
+            // the credentials every branch has. The local target is everyone's sandbox (a fresh
+            // clone's `main` deploys there as is).
+            if target.target == cloud::Target::Aws
+                && config::is_protected(&environment.name, Some(&settings))
+                && !protected
+                && !dry_run
+            {
+                anyhow::bail!(
+                    "{} is a protected environment; nothing was deployed\nhint: pass --protected if you mean to deploy it (the CI workflow never does: protected environments are deployed by hand or from the default branch through a reviewed GitHub environment)",
+                    environment.name
+                );
+            }
             let (settings, arch) = deploy::with_architecture(settings, arch)?;
             let request = deploy::DeployRequest {
                 environment,
