@@ -289,11 +289,12 @@ pub fn parse_duration(text: &str) -> anyhow::Result<std::time::Duration> {
         .parse()
         .context("expected a number and a unit, e.g. 7d")?;
     let seconds = match unit {
+        "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86400,
         "w" => 7 * 86400,
-        _ => bail!("unknown unit {unit:?}: use m, h, d or w"),
+        _ => bail!("unknown unit {unit:?}: use s, m, h, d or w"),
     };
     Ok(std::time::Duration::from_secs(count * seconds))
 }

@@ -280,7 +280,17 @@ pub async fn prune(
             continue;
         }
         note!("prune: tearing down {}", env.name);
-        match teardown::teardown(cloud, root, &env.name).await {
+        let torn = crate::lock::holding(
+            cloud,
+            &env.name,
+            "teardown",
+            &crate::lock::Options::default(),
+            false,
+            // prune never selects a protected environment.
+            teardown::teardown(cloud, root, &env.name, teardown::Data::default()),
+        )
+        .await;
+        match torn {
             Ok(_) => {
                 println!("torn down {}", env.name);
                 removed.push(env.name);

@@ -51,12 +51,13 @@ mod tests;
 // The public surface deploy will use; until it lands, parts of it are unused outside tests.
 #[allow(unused_imports)]
 pub use artifacts::{
-    ARTIFACT_RETENTION_DAYS, artifact_key, artifacts_bucket_name, collect_garbage, ensure_artifacts,
+    ARTIFACT_RETENTION_DAYS, artifact_key, artifacts_bucket_name, collect_garbage,
+    ensure_artifacts, ensure_bucket,
 };
 #[allow(unused_imports)]
 pub use key::{KeyInfo, ensure_key, find_environment_keys, key_policy, retire_key};
 pub use roles::{delete_roles, ensure_role_identities, ensure_roles, policy_inputs};
-pub use secrets::{Credentials, SecretsInfo, delete_secrets, ensure_secrets};
+pub use secrets::{Credentials, SecretDeletion, SecretsInfo, delete_secrets, ensure_secrets};
 
 /// Tag keys put on every taggable resource of an environment. Teardown and `prune` find
 /// resources by these, never by guessing names.
@@ -243,8 +244,12 @@ impl Removed {
 
 /// Tears down what the ensure steps created. Every part is attempted even when another fails,
 /// so one stuck resource does not leave the others billing; the failures are reported together.
-pub async fn teardown_environment(clients: &Clients, names: &Names) -> anyhow::Result<Removed> {
-    let secrets = delete_secrets(&clients.secrets, names).await;
+pub async fn teardown_environment(
+    clients: &Clients,
+    names: &Names,
+    secret_deletion: SecretDeletion,
+) -> anyhow::Result<Removed> {
+    let secrets = delete_secrets(&clients.secrets, names, secret_deletion).await;
     let roles = delete_roles(&clients.iam, names).await;
     let key = retire_key(&clients.kms, names).await;
     let mut failures = Vec::new();

@@ -20,6 +20,7 @@ mod envs;
 mod infra;
 mod keygen;
 mod local;
+mod lock;
 mod naming;
 mod render;
 mod smoke;
@@ -96,6 +97,13 @@ enum Commands {
         /// Required to deploy a protected environment (main, prod, production, …) to AWS.
         #[arg(long)]
         protected: bool,
+        /// How long to wait while another run deploys or tears down the environment (e.g. 30s,
+        /// 20m; 0s: fail at once).
+        #[arg(long, default_value = "20m")]
+        lock_wait: String,
+        /// Remove the environment's lock first: for a run that was killed and left it.
+        #[arg(long)]
+        break_lock: bool,
         #[command(flatten)]
         target: TargetArgs,
         /// `text` (default) or `json` (one JSON document on stdout).
@@ -121,6 +129,16 @@ enum Commands {
         /// Required to tear down a protected environment (main, prod, production, …).
         #[arg(long)]
         force: bool,
+        /// Also delete a protected environment's OAuth tokens (its users sign in again).
+        #[arg(long)]
+        delete_data: bool,
+        /// How long to wait while another run deploys or tears down the environment (e.g. 30s,
+        /// 20m; 0s: fail at once).
+        #[arg(long, default_value = "20m")]
+        lock_wait: String,
+        /// Remove the environment's lock first: for a run that was killed and left it.
+        #[arg(long)]
+        break_lock: bool,
         #[command(flatten)]
         target: TargetArgs,
         #[arg(long, default_value = "text")]
@@ -339,9 +357,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             connect_instance_arn,
             arch,
             protected,
+            lock_wait,
+            break_lock,
             target,
             output,
         } => {
+            let lock = lock_options(&lock_wait, break_lock)?;
             let root = render::repository_root();
             let (environment, settings) = environment_and_settings(&root, env.as_deref())?;
             // A branch named like a protected environment must not deploy over it from CI with
@@ -366,7 +387,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 connect_instance_arn,
             };
             let report = on_cloud(&root, &target, async |cloud| {
-                deploy::deploy(cloud, &root, &request).await
+                if request.dry_run {
+                    return deploy::deploy(cloud, &root, &request).await;
+                }
+                lock::holding(
+                    cloud,
+                    &request.environment.name,
+                    "deploy",
+                    &lock,
+                    true,
+                    deploy::deploy(cloud, &root, &request),
+                )
+                .await
             })?;
             print_deploy(&report, output)?;
             Ok(ExitCode::SUCCESS)
@@ -386,19 +418,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Commands::Teardown {
             env,
             force,
+            delete_data,
+            lock_wait,
+            break_lock,
             target,
             output,
         } => {
+            let lock = lock_options(&lock_wait, break_lock)?;
             let root = render::repository_root();
             let (environment, settings) = environment_and_settings(&root, env.as_deref())?;
-            if config::is_protected(&environment.name, Some(&settings)) && !force {
+            let protected = config::is_protected(&environment.name, Some(&settings));
+            if protected && !force {
                 anyhow::bail!(
                     "{} is a protected environment; nothing was removed\nhint: pass --force if you really mean to tear it down",
                     environment.name
                 );
             }
             let report = on_cloud(&root, &target, async |cloud| {
-                teardown::teardown(cloud, &root, &environment.name).await
+                lock::holding(
+                    cloud,
+                    &environment.name,
+                    "teardown",
+                    &lock,
+                    false,
+                    teardown::teardown(
+                        cloud,
+                        &root,
+                        &environment.name,
+                        teardown::Data {
+                            protected,
+                            delete: delete_data,
+                        },
+                    ),
+                )
+                .await
             })?;
             print_teardown(&report, output)?;
             Ok(ExitCode::SUCCESS)
@@ -509,6 +562,13 @@ fn environment_and_settings(
 
 /// Runs `work` against the target (starting the local cloud first when it is the target and
 /// is not running).
+fn lock_options(wait: &str, break_lock: bool) -> anyhow::Result<lock::Options> {
+    Ok(lock::Options {
+        wait: config::parse_duration(wait).context("--lock-wait")?,
+        break_lock,
+    })
+}
+
 fn on_cloud<T>(
     root: &std::path::Path,
     target: &TargetArgs,

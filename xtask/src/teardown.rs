@@ -29,6 +29,20 @@ impl TeardownReport {
     }
 }
 
+/// What a teardown may destroy for good.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Data {
+    /// A protected environment: its users' OAuth tokens are kept unless `delete` says
+    /// otherwise, and its secrets stay recoverable for [`PROTECTED_SECRET_RECOVERY_DAYS`].
+    pub protected: bool,
+    /// `--delete-data`: the tokens table may go even when it holds tokens.
+    pub delete: bool,
+}
+
+/// How long a protected environment's secrets stay recoverable after a teardown (the most
+/// Secrets Manager allows).
+pub const PROTECTED_SECRET_RECOVERY_DAYS: i32 = 30;
+
 /// `cargo xtask teardown`: the stack (functions with their URL and permissions, log groups,
 /// the rule, the table), leftover log groups, then secrets, roles and the key. Idempotent;
 /// works on a half-created environment.
@@ -36,9 +50,13 @@ pub async fn teardown(
     cloud: &Cloud,
     root: &Path,
     environment: &str,
+    data: Data,
 ) -> anyhow::Result<TeardownReport> {
     let started = Instant::now();
     let names = Names::new(environment);
+    if data.protected && !data.delete {
+        refuse_to_lose_tokens(cloud, &names).await?;
+    }
     crate::progress::start(format!("teardown: deleting stack {}", names.stack()));
     let stack_deleted = stack::delete(&cloud.cloudformation, &names.stack())
         .await
@@ -72,7 +90,12 @@ pub async fn teardown(
         }
     }
     crate::progress::start("teardown: secrets, roles, key");
-    let removed = infra::teardown_environment(&cloud.clients, &names).await;
+    let secret_deletion = if data.protected {
+        infra::SecretDeletion::Recoverable(PROTECTED_SECRET_RECOVERY_DAYS)
+    } else {
+        infra::SecretDeletion::Immediate
+    };
+    let removed = infra::teardown_environment(&cloud.clients, &names, secret_deletion).await;
     crate::progress::finish(format!(
         "✓ teardown of {environment} ({:.1} s)",
         started.elapsed().as_secs_f64()
@@ -87,4 +110,34 @@ pub async fn teardown(
         removed,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A protected environment's tokens table holds its users' Salesforce sign-ins: deleting the
+/// stack deletes the table, and every user would have to sign in again. Refuses while it holds
+/// any, unless `--delete-data` says so.
+async fn refuse_to_lose_tokens(cloud: &Cloud, names: &Names) -> anyhow::Result<()> {
+    let table = names.oauth_table();
+    let scanned = cloud
+        .dynamodb
+        .scan()
+        .table_name(&table)
+        .limit(1)
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .send()
+        .await;
+    match scanned {
+        Ok(output) if output.count() > 0 => anyhow::bail!(
+            "{} is a protected environment and its table {table} holds users' OAuth tokens; nothing was removed\nhint: pass --delete-data to delete them with the environment (every user then signs in again; with point-in-time recovery on, AWS keeps a backup of a deleted table for 35 days)",
+            names.environment
+        ),
+        Ok(_) => Ok(()),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|error| error.is_resource_not_found_exception()) =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(error).aws_context(|| format!("reading table {table}")),
+    }
 }

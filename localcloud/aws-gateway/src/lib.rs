@@ -95,6 +95,8 @@ struct Gateway {
     propagation: fidelity::propagation::Propagation,
     rollbacks: fidelity::rollback::Rollbacks,
     lifecycle: fidelity::lifecycle::Lifecycle,
+    /// Held while moto handles a conditional S3 write or delete.
+    conditional_writes: tokio::sync::Mutex<()>,
     log: Mutex<std::fs::File>,
 }
 
@@ -146,6 +148,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
         propagation: fidelity::propagation::Propagation::default(),
         rollbacks: fidelity::rollback::Rollbacks::default(),
         lifecycle: fidelity::lifecycle::Lifecycle::default(),
+        conditional_writes: tokio::sync::Mutex::new(()),
         authorizer: Authorizer {
             evaluator,
             policies: policies::Policies::new(&sdk),
@@ -325,6 +328,20 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         .as_ref()
         .and_then(fidelity::request_body)
         .unwrap_or(body);
+    // S3 decides a conditional write or delete atomically: of two writers racing to create
+    // one key with `If-None-Match: *`, exactly one wins (S3 User Guide, "conditional writes").
+    // moto checks, then writes, on separate threads; the gateway lets one such request
+    // through at a time.
+    let conditional = operation.as_ref().is_some_and(|operation| {
+        operation.protocol == Protocol::RestXml
+            && (parts.headers.contains_key(header::IF_NONE_MATCH)
+                || parts.headers.contains_key(header::IF_MATCH))
+    });
+    let _one_at_a_time = if conditional {
+        Some(gateway.conditional_writes.lock().await)
+    } else {
+        None
+    };
     let answer = gateway
         .forward(&parts.method, &parts.uri, &parts.headers, body)
         .await;

@@ -65,7 +65,9 @@ pub async fn ensure_artifacts(
     Ok(keys)
 }
 
-async fn ensure_bucket(client: &Client, bucket: &str, region: &str) -> anyhow::Result<()> {
+/// Makes sure the shared bucket exists and is private, encrypted, and cleans up abandoned
+/// uploads.
+pub async fn ensure_bucket(client: &Client, bucket: &str, region: &str) -> anyhow::Result<()> {
     match client.head_bucket().bucket(bucket).send().await {
         Ok(_) => {}
         Err(error)
@@ -295,12 +297,18 @@ pub async fn collect_garbage(
     let mut listing = s3.list_objects_v2().bucket(bucket).into_paginator().send();
     while let Some(page) = listing.next().await {
         let page = page.aws_context(|| format!("listing s3://{bucket}"))?;
-        objects.extend(page.contents().iter().filter_map(|object| {
-            Some((
-                object.key()?.to_string(),
-                object.last_modified().map_or(0, |at| at.secs()),
-            ))
-        }));
+        // Only zips: the bucket also holds the environments' deploy locks (`locks/`).
+        objects.extend(
+            page.contents()
+                .iter()
+                .filter(|object| object.key().is_some_and(|key| key.ends_with(".zip")))
+                .filter_map(|object| {
+                    Some((
+                        object.key()?.to_string(),
+                        object.last_modified().map_or(0, |at| at.secs()),
+                    ))
+                }),
+        );
     }
     let cutoff = chrono::Utc::now().timestamp() - ARTIFACT_RETENTION_DAYS * 86_400;
     let doomed: Vec<String> = garbage(&objects, &referenced, cutoff)

@@ -308,9 +308,22 @@ async fn ensure_secret(
     Ok(arn)
 }
 
-/// Deletes both secrets at once (ForceDeleteWithoutRecovery), so a re-created environment can
-/// reuse the names immediately. Returns the names of the secrets it deleted.
-pub async fn delete_secrets(client: &Client, names: &Names) -> anyhow::Result<Vec<String>> {
+/// How a teardown deletes the secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretDeletion {
+    /// At once (ForceDeleteWithoutRecovery), so a re-created environment can reuse the names.
+    Immediate,
+    /// After a recovery window of this many days (7 to 30), during which a deploy restores
+    /// them: a protected environment's credentials and session survive a mistaken teardown.
+    Recoverable(i32),
+}
+
+/// Deletes both secrets as `how` says. Returns the names of the secrets it deleted.
+pub async fn delete_secrets(
+    client: &Client,
+    names: &Names,
+    how: SecretDeletion,
+) -> anyhow::Result<Vec<String>> {
     let mut removed = Vec::new();
     for name in [names.credentials_secret(), names.session_secret()] {
         match client.describe_secret().secret_id(&name).send().await {
@@ -320,6 +333,13 @@ pub async fn delete_secrets(client: &Client, names: &Names) -> anyhow::Result<Ve
                 if described
                     .deleted_date()
                     .is_some_and(|date| date.secs() <= chrono::Utc::now().timestamp()) =>
+            {
+                continue;
+            }
+            // Already scheduled, and recoverable is what was asked: leave its window alone.
+            Ok(described)
+                if described.deleted_date().is_some()
+                    && matches!(how, SecretDeletion::Recoverable(_)) =>
             {
                 continue;
             }
@@ -333,14 +353,13 @@ pub async fn delete_secrets(client: &Client, names: &Names) -> anyhow::Result<Ve
             }
             Err(error) => return Err(error).aws_context(|| format!("describing secret {name}")),
         }
-        // Also deletes at once a secret already scheduled for deletion.
-        match client
-            .delete_secret()
-            .secret_id(&name)
-            .force_delete_without_recovery(true)
-            .send()
-            .await
-        {
+        // Immediate also deletes at once a secret already scheduled for deletion.
+        let request = client.delete_secret().secret_id(&name);
+        let request = match how {
+            SecretDeletion::Immediate => request.force_delete_without_recovery(true),
+            SecretDeletion::Recoverable(days) => request.recovery_window_in_days(i64::from(days)),
+        };
+        match request.send().await {
             Ok(_) => removed.push(name),
             Err(error)
                 if error

@@ -5,8 +5,10 @@
 //! and `iam` (what the local cloud refuses, and least privilege proven).
 
 mod aws_behaviour;
+mod data;
 mod flow;
 mod iam;
+mod lock;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -274,7 +274,7 @@ async fn teardown_removes_everything_twice_safely_and_re_ensure_revives_the_key(
     let zips = Zips::new("gone", "v1")?;
     let infra = ensure(&moto, &names, &env_tags, CREDENTIALS, &zips).await?;
 
-    let removed = teardown_environment(&moto.clients, &names).await?;
+    let removed = teardown_environment(&moto.clients, &names, SecretDeletion::Immediate).await?;
     assert_eq!(removed.roles.len(), FUNCTIONS.len(), "{removed:?}");
     assert_eq!(
         removed.secrets,
@@ -301,7 +301,7 @@ async fn teardown_removes_everything_twice_safely_and_re_ensure_revives_the_key(
         .await?;
     assert_eq!(objects.contents().len(), FUNCTIONS.len());
 
-    let again = teardown_environment(&moto.clients, &names).await?;
+    let again = teardown_environment(&moto.clients, &names, SecretDeletion::Immediate).await?;
     assert!(again.is_empty(), "{again:?}");
 
     // Re-created within the deletion window: the key pending deletion is found by its tags and
@@ -448,7 +448,7 @@ async fn tearing_down_one_environment_leaves_the_other() -> anyhow::Result<()> {
     assert_eq!(first.artifacts_bucket, second.artifacts_bucket);
 
     let before = snapshot(&moto, &two).await?;
-    let removed = teardown_environment(&moto.clients, &one).await?;
+    let removed = teardown_environment(&moto.clients, &one, SecretDeletion::Immediate).await?;
     for entry in removed.roles.iter().chain(&removed.secrets) {
         assert!(entry.contains("one-aaaaaa"), "{entry}");
     }

@@ -1,0 +1,78 @@
+//! Data that must survive a mistaken teardown: a protected environment's users' OAuth tokens
+//! and its secrets.
+
+use anyhow::Context;
+
+use super::*;
+
+/// Tearing down a protected environment (`prod`) does not delete its users' OAuth tokens
+/// unless `--delete-data` says so, and leaves its secrets recoverable: a deploy afterwards
+/// restores them with their values.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_protected_environment_keeps_its_tokens_and_secrets_through_a_teardown()
+-> anyhow::Result<()> {
+    let mut local = Local::new("keep");
+    let env = "prod";
+    local.run(&["deploy", "--env", env], &[])?.ok()?;
+    let sdk = local.sdk().await?;
+    let table = format!("sfstack-{env}-oauth-tokens");
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    dynamodb
+        .put_item()
+        .table_name(&table)
+        .item(
+            "wa_id",
+            aws_sdk_dynamodb::types::AttributeValue::S("user-1".into()),
+        )
+        .send()
+        .await?;
+    let credentials_secret = format!("sfstack-{env}/salesforce-credentials");
+    let credentials = secret_json(&sdk, &credentials_secret).await?;
+
+    let refused = local.run(&["teardown", "--env", env, "--force"], &[])?;
+    assert_ne!(refused.code, 0, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("holds users' OAuth tokens")
+            && refused.stderr.contains("--delete-data"),
+        "{}",
+        refused.stderr
+    );
+    let kept = dynamodb
+        .get_item()
+        .table_name(&table)
+        .key(
+            "wa_id",
+            aws_sdk_dynamodb::types::AttributeValue::S("user-1".into()),
+        )
+        .send()
+        .await?;
+    assert!(kept.item().is_some(), "the tokens are still there");
+
+    local
+        .run(&["teardown", "--env", env, "--force", "--delete-data"], &[])?
+        .ok()?;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let described = secrets
+        .describe_secret()
+        .secret_id(&credentials_secret)
+        .send()
+        .await
+        .context("the credentials secret is recoverable, not gone")?;
+    assert!(described.deleted_date().is_some(), "scheduled for deletion");
+
+    let again = local.run(&["deploy", "--env", env], &[])?.ok()?;
+    assert!(
+        again
+            .stderr
+            .contains(&format!("restored secret {credentials_secret}")),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(secret_json(&sdk, &credentials_secret).await?, credentials);
+    let smoke = local.run(&["smoke-test", "--env", env], &[])?;
+    assert_eq!(smoke.code, 0, "{}\n{}", smoke.stdout, smoke.stderr);
+    local
+        .run(&["teardown", "--env", env, "--force", "--delete-data"], &[])?
+        .ok()?;
+    Ok(())
+}
