@@ -17,6 +17,7 @@
 //! Before the first refresh the secret holds `{}`, which readers treat as "no session yet".
 
 mod logging;
+pub mod privacy;
 mod secrets;
 mod settings;
 

@@ -1,6 +1,7 @@
 //! The function's errors, their stable `errorType` names and the mapping from Salesforce errors.
 
 use lambda_runtime::Diagnostic;
+use sf_common::privacy::mask_phone_numbers;
 
 /// Everything an invocation can fail with. Amazon Connect takes the block's Error branch; the
 /// `errorType` (see [`InvokeError::error_type`]) is stable so flows and alarms can rely on it.
@@ -57,10 +58,11 @@ impl InvokeError {
         }
     }
 
+    /// The reason may quote the caller's value: phone numbers in it are masked.
     pub(crate) fn invalid(name: &str, reason: impl Into<String>) -> Self {
         InvokeError::InvalidParameter {
             name: name.to_owned(),
-            reason: reason.into(),
+            reason: mask_phone_numbers(&reason.into()),
         }
     }
 
@@ -104,16 +106,19 @@ pub(crate) fn from_salesforce(error: salesforce::Error) -> InvokeError {
             error_code,
             message,
             ..
-        } if status >= 500 => {
-            InvokeError::SalesforceUnavailable(format!("HTTP {status} {error_code}: {message}"))
-        }
+        } if status >= 500 => InvokeError::SalesforceUnavailable(format!(
+            "HTTP {status} {error_code}: {}",
+            mask_phone_numbers(&message)
+        )),
+        // Salesforce's messages may quote the query, and so the caller's values: the answer to
+        // Amazon Connect (and the log) shows phone numbers masked.
         Sf::Api {
             error_code,
             message,
             ..
         } => InvokeError::Salesforce {
             code: error_code,
-            message,
+            message: mask_phone_numbers(&message),
         },
         Sf::Auth {
             status,
@@ -202,5 +207,25 @@ mod tests {
             assert_eq!(diagnostic.error_type, error_type);
             assert_eq!(diagnostic.error_message, message);
         }
+    }
+
+    #[test]
+    fn caller_phone_numbers_are_not_echoed_back_to_connect() {
+        let quoted = salesforce::Error::Api {
+            status: 400,
+            error_code: "MALFORMED_QUERY".into(),
+            message: "unexpected token: '+1 555 123 4567'".into(),
+            fields: vec![],
+        };
+        let diagnostic = Diagnostic::from(from_salesforce(quoted));
+        assert_eq!(
+            diagnostic.error_message,
+            "Salesforce rejected the call: MALFORMED_QUERY: unexpected token: '+* *** *** **67'"
+        );
+        let invalid = InvokeError::invalid("sf_phone", "'5551234567' is not a valid phone");
+        assert_eq!(
+            invalid.to_string(),
+            "invalid parameter sf_phone: '********67' is not a valid phone"
+        );
     }
 }

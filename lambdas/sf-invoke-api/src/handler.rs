@@ -30,7 +30,12 @@ pub async fn handle(
 ) -> Result<Output, InvokeError> {
     let result = handle_checked(state, event, deadline).await;
     if let Err(error) = &result {
-        tracing::warn!(error_type = error.error_type(), %error, "invocation failed");
+        // The message may quote the caller's values: phone numbers are masked.
+        tracing::warn!(
+            error_type = error.error_type(),
+            error = %sf_common::privacy::mask_phone_numbers(&error.to_string()),
+            "invocation failed"
+        );
     }
     result
 }

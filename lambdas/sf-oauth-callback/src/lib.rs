@@ -369,7 +369,11 @@ impl CallbackHandler {
             Err(error) => {
                 // The error carries Salesforce's code and description, never a secret; the
                 // body says less still.
-                tracing::warn!(wa_id = %wa_id, error = %error, "salesforce refused the authorization code");
+                tracing::warn!(
+                    wa_id = %sf_common::privacy::mask_identifier(&wa_id),
+                    error = %sf_common::privacy::mask_phone_numbers(&error.to_string()),
+                    "salesforce refused the authorization code"
+                );
                 return Ok(text_response(
                     502,
                     "salesforce did not accept the sign-in; start again from WhatsApp",
@@ -378,7 +382,7 @@ impl CallbackHandler {
         };
         self.store(&wa_id, &session, now).await?;
         tracing::info!(
-            wa_id = %wa_id,
+            wa_id = %sf_common::privacy::mask_identifier(&wa_id),
             instance_url = %session.instance_url,
             issued_at = session.issued_at,
             has_refresh_token = session.refresh_token.is_some(),
