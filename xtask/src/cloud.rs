@@ -189,12 +189,13 @@ impl Cloud {
             ),
             None => aws_sdk_lambda::Client::new(&config),
         };
+        let clients = Clients::new(&config, args.target == Target::Local, Some(&account_id));
         Ok(Self {
             target: args.target,
             region,
             account_id,
             caller,
-            clients: Clients::new(&config, args.target == Target::Local),
+            clients,
             cloudformation: aws_sdk_cloudformation::Client::new(&config),
             lambda: aws_sdk_lambda::Client::new(&config),
             invoker,

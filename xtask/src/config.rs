@@ -42,6 +42,15 @@ pub struct Environments {
     pub protected: Vec<String>,
 }
 
+/// Where the Lambda zips go.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Artifacts {
+    /// The bucket's name; default `sfstack-artifacts-<account>-<region>`. S3 names are global:
+    /// when another account holds the default name, choose one of your own here.
+    pub bucket: Option<String>,
+}
+
 /// The effective settings of one environment.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -51,6 +60,8 @@ pub struct Settings {
     pub connect: Connect,
     pub functions: Functions,
     pub environments: Environments,
+    #[serde(default)]
+    pub artifacts: Artifacts,
 }
 
 /// The settings an environment variable may override: `SFSTACK_<SECTION>_<KEY>` in capitals,
@@ -68,6 +79,7 @@ pub const VARIABLE_KEYS: &[(&str, &str)] = &[
     ("functions", "log_retention_days"),
     ("functions", "token_refresh_rate"),
     ("environments", "ttl"),
+    ("artifacts", "bucket"),
 ];
 
 /// Overrides keys of the file with `SFSTACK_<SECTION>_<KEY>` variables (numbers and booleans

@@ -229,6 +229,7 @@ pub async fn deploy(
         &cloud.region,
         credentials.as_credentials(),
         &artifacts,
+        &infra::artifacts_bucket(settings, &cloud.account_id, &cloud.region),
     ))
     .await;
     let infra = step("infrastructure", ensured)?;

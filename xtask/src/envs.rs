@@ -272,6 +272,10 @@ pub async fn prune(
         Vec::new()
     };
     let selected = select(&environments, criteria, &merged);
+    // The artifacts bucket is the account's (sfstack.toml's artifacts.bucket, else the default).
+    let bucket = Settings::load(&root.join(FILE_NAME), "")
+        .map(|settings| crate::infra::artifacts_bucket(&settings, &cloud.account_id, &cloud.region))
+        .unwrap_or_else(|_| crate::infra::artifacts_bucket_name(&cloud.account_id, &cloud.region));
     let mut removed = Vec::new();
     let mut failures = Vec::new();
     for env in selected {
@@ -286,6 +290,7 @@ pub async fn prune(
             "teardown",
             &crate::lock::Options::default(),
             false,
+            &bucket,
             // prune never selects a protected environment.
             teardown::teardown(cloud, root, &env.name, teardown::Data::default()),
         )
@@ -305,7 +310,6 @@ pub async fn prune(
         );
     }
     // The zips no stack references any more (see infra::artifacts on retention).
-    let bucket = crate::infra::artifacts_bucket_name(&cloud.account_id, &cloud.region);
     let garbage =
         crate::infra::collect_garbage(&cloud.clients.s3, &cloud.cloudformation, &bucket, dry_run)
             .await?;

@@ -51,8 +51,8 @@ mod tests;
 // The public surface deploy will use; until it lands, parts of it are unused outside tests.
 #[allow(unused_imports)]
 pub use artifacts::{
-    ARTIFACT_RETENTION_DAYS, artifact_key, artifacts_bucket_name, collect_garbage,
-    ensure_artifacts, ensure_bucket,
+    ARTIFACT_RETENTION_DAYS, artifact_key, artifacts_bucket, artifacts_bucket_name,
+    collect_garbage, ensure_artifacts, ensure_bucket,
 };
 #[allow(unused_imports)]
 pub use key::{KeyInfo, ensure_key, find_environment_keys, key_policy, retire_key};
@@ -174,16 +174,60 @@ pub struct Clients {
 impl Clients {
     /// `force_path_style` must be `true` for an endpoint like `http://127.0.0.1:PORT` (the local
     /// target), where bucket names cannot be host names; real S3 uses virtual-hosted style.
-    pub fn new(config: &aws_config::SdkConfig, force_path_style: bool) -> Self {
-        let s3_config = aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(force_path_style)
-            .build();
+    ///
+    /// `bucket_owner`: the account every S3 call expects to own the bucket it names
+    /// (`ExpectedBucketOwner`, see [`ExpectedBucketOwner`]).
+    pub fn new(
+        config: &aws_config::SdkConfig,
+        force_path_style: bool,
+        bucket_owner: Option<&str>,
+    ) -> Self {
+        let mut s3_config =
+            aws_sdk_s3::config::Builder::from(config).force_path_style(force_path_style);
+        if let Some(owner) = bucket_owner {
+            s3_config = s3_config.interceptor(ExpectedBucketOwner(owner.to_string()));
+        }
+        let s3_config = s3_config.build();
         Self {
             kms: aws_sdk_kms::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
             secrets: aws_sdk_secretsmanager::Client::new(config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
         }
+    }
+}
+
+/// S3 bucket names are global: a bucket of our name may belong to another account, whose
+/// policy could let us write our zips to it, and let it swap them. S3's `ExpectedBucketOwner`
+/// (the `x-amz-expected-bucket-owner` header; S3 User Guide, "Verifying bucket ownership with
+/// bucket owner condition") makes S3 refuse, with 403, any call on a bucket another account
+/// owns. This interceptor puts it on every S3 call sfstack makes, but the two that name no
+/// existing bucket (`CreateBucket`, `ListBuckets`), so no call can forget it.
+#[derive(Debug)]
+struct ExpectedBucketOwner(String);
+
+impl aws_sdk_s3::config::Intercept for ExpectedBucketOwner {
+    fn name(&self) -> &'static str {
+        "ExpectedBucketOwner"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut<'_>,
+        _components: &aws_sdk_s3::config::RuntimeComponents,
+        cfg: &mut aws_sdk_s3::config::ConfigBag,
+    ) -> Result<(), aws_sdk_s3::error::BoxError> {
+        let operation = cfg
+            .load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+            .map(|metadata| metadata.name().to_string())
+            .unwrap_or_default();
+        if !matches!(operation.as_str(), "CreateBucket" | "ListBuckets") {
+            context
+                .request_mut()
+                .headers_mut()
+                .insert("x-amz-expected-bucket-owner", self.0.clone());
+        }
+        Ok(())
     }
 }
 
@@ -210,19 +254,19 @@ pub async fn ensure_environment(
     region: &str,
     credentials: Credentials<'_>,
     artifacts: &[Artifact],
+    artifacts_bucket: &str,
 ) -> anyhow::Result<Infra> {
     ensure_role_identities(&clients.iam, names, tags).await?;
     let key = ensure_key(&clients.kms, names, tags, account_id).await?;
     let secrets = ensure_secrets(&clients.secrets, names, &key.key_arn, tags, credentials).await?;
     let inputs = policy_inputs(names, region, account_id, &key, &secrets);
     let role_arns = ensure_roles(&clients.iam, names, tags, root, &inputs).await?;
-    let artifacts_bucket = artifacts_bucket_name(account_id, region);
-    let artifact_keys = ensure_artifacts(&clients.s3, &artifacts_bucket, region, artifacts).await?;
+    let artifact_keys = ensure_artifacts(&clients.s3, artifacts_bucket, region, artifacts).await?;
     Ok(Infra {
         key,
         secrets,
         role_arns,
-        artifacts_bucket,
+        artifacts_bucket: artifacts_bucket.to_string(),
         artifact_keys,
     })
 }

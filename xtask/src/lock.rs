@@ -92,17 +92,17 @@ struct Held {
 }
 
 /// Runs `work` holding the environment's lock; releases it whatever `work` returns, and on
-/// Ctrl-C. `create_bucket`: whether a missing artifacts bucket is created (a deploy) or means
-/// no run can hold the lock (a teardown).
+/// Ctrl-C. `bucket`: the artifacts bucket. `create_bucket`: whether a missing bucket is
+/// created (a deploy) or means no run can hold the lock (a teardown).
 pub async fn holding<T>(
     cloud: &Cloud,
     environment: &str,
     command: &str,
     options: &Options,
     create_bucket: bool,
+    bucket: &str,
     work: impl Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
-    let bucket = crate::infra::artifacts_bucket_name(&cloud.account_id, &cloud.region);
     let s3 = &cloud.clients.s3;
     // The local cloud answers in milliseconds; AWS deploys take minutes.
     let poll = match cloud.target {
@@ -111,7 +111,7 @@ pub async fn holding<T>(
     };
     let Some(held) = acquire(
         s3,
-        &bucket,
+        bucket,
         &cloud.region,
         environment,
         command,
@@ -227,6 +227,11 @@ async fn acquire(
                 tokio::time::sleep(poll).await;
             }
             Err(error) => {
+                if status(&error) == Some(403) {
+                    // Most likely a bucket of another account (every call expects ours to own
+                    // it): checking the bucket says so, with what to do.
+                    crate::infra::ensure_bucket(s3, bucket, region).await?;
+                }
                 return Err(error).aws_context(|| {
                     format!("taking the lock s3://{bucket}/{key} of {environment}")
                 });

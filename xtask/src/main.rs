@@ -396,6 +396,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "deploy",
                     &lock,
                     true,
+                    &infra::artifacts_bucket(&request.settings, &cloud.account_id, &cloud.region),
                     deploy::deploy(cloud, &root, &request),
                 )
                 .await
@@ -441,6 +442,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     "teardown",
                     &lock,
                     false,
+                    &infra::artifacts_bucket(&settings, &cloud.account_id, &cloud.region),
                     teardown::teardown(
                         cloud,
                         &root,

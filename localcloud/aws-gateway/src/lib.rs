@@ -61,6 +61,10 @@ pub const CLOCK_PATH: &str = "/__sfstack/clock";
 /// executed on that stack fail on that resource (see [`fidelity::rollback`]).
 pub const FAIL_UPDATE_PATH: &str = "/__sfstack/fail-update";
 
+/// Tests: `POST {"bucket", "owner"}` makes a bucket of that name belong to another account
+/// whose policy lets anyone use it (a squatted name; see [`Gateway::foreign_bucket`]).
+pub const FOREIGN_BUCKET_PATH: &str = "/__sfstack/foreign-bucket";
+
 /// The largest request body the gateway buffers (Lambda zips are a few MB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
@@ -97,6 +101,8 @@ struct Gateway {
     lifecycle: fidelity::lifecycle::Lifecycle,
     /// Held while moto handles a conditional S3 write or delete.
     conditional_writes: tokio::sync::Mutex<()>,
+    /// Bucket name → the other account that owns it.
+    foreign_buckets: Mutex<std::collections::HashMap<String, String>>,
     log: Mutex<std::fs::File>,
 }
 
@@ -149,6 +155,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
         rollbacks: fidelity::rollback::Rollbacks::default(),
         lifecycle: fidelity::lifecycle::Lifecycle::default(),
         conditional_writes: tokio::sync::Mutex::new(()),
+        foreign_buckets: Mutex::new(std::collections::HashMap::new()),
         authorizer: Authorizer {
             evaluator,
             policies: policies::Policies::new(&sdk),
@@ -167,6 +174,10 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
         .route(THROTTLE_PATH, axum::routing::post(force_throttling))
         .route(CLOCK_PATH, axum::routing::post(advance_clock))
         .route(FAIL_UPDATE_PATH, axum::routing::post(force_update_failure))
+        .route(
+            FOREIGN_BUCKET_PATH,
+            axum::routing::post(make_foreign_bucket),
+        )
         .fallback(handle)
         .with_state(gateway);
     axum::serve(listener, app)
@@ -328,6 +339,9 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         .as_ref()
         .and_then(fidelity::request_body)
         .unwrap_or(body);
+    if let Some(answer) = gateway.foreign_bucket(protocol, &parts) {
+        return answer;
+    }
     // S3 decides a conditional write or delete atomically: of two writers racing to create
     // one key with `If-None-Match: *`, exactly one wins (S3 User Guide, "conditional writes").
     // moto checks, then writes, on separate threads; the gateway lets one such request
@@ -470,6 +484,39 @@ async fn force_update_failure(
     StatusCode::NO_CONTENT
 }
 
+#[derive(serde::Deserialize)]
+struct ForeignBucket {
+    bucket: String,
+    owner: String,
+}
+
+/// Tests: a bucket of this name exists and belongs to another account.
+async fn make_foreign_bucket(
+    State(gateway): State<Arc<Gateway>>,
+    axum::Json(foreign): axum::Json<ForeignBucket>,
+) -> Response<Body> {
+    let created = gateway
+        .moto_s3
+        .create_bucket()
+        .bucket(&foreign.bucket)
+        .send()
+        .await;
+    if let Err(error) = created
+        && !error
+            .as_service_error()
+            .is_some_and(|error| error.is_bucket_already_owned_by_you())
+    {
+        return plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("aws-gateway: creating {}: {error:?}", foreign.bucket),
+        );
+    }
+    if let Ok(mut buckets) = gateway.foreign_buckets.lock() {
+        buckets.insert(foreign.bucket, foreign.owner);
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
 fn xml_answer(body: &'static str) -> Response<Body> {
     Response::builder()
         .header(header::CONTENT_TYPE, "text/xml")
@@ -509,6 +556,43 @@ async fn service_invocation(
 }
 
 impl Gateway {
+    /// S3 on a bucket another account owns (S3 User Guide, "Verifying bucket ownership with
+    /// bucket owner condition"): with `x-amz-expected-bucket-owner` naming any other account,
+    /// S3 refuses with 403 `AccessDenied`; `CreateBucket` of its name fails with
+    /// `BucketAlreadyExists`. Without the header the owner's policy decides, and the squatter's
+    /// lets anyone in: the request goes through. `None`: not such a bucket.
+    fn foreign_bucket(
+        &self,
+        protocol: Protocol,
+        parts: &axum::http::request::Parts,
+    ) -> Option<Response<Body>> {
+        if protocol != Protocol::RestXml {
+            return None;
+        }
+        let bucket = parts.uri.path().trim_start_matches('/').split('/').next()?;
+        let owner = self.foreign_buckets.lock().ok()?.get(bucket).cloned()?;
+        let expected = parts
+            .headers
+            .get("x-amz-expected-bucket-owner")
+            .and_then(|value| value.to_str().ok());
+        let creates = parts.method == axum::http::Method::PUT
+            && parts.uri.query().is_none()
+            && parts.uri.path().trim_matches('/') == bucket;
+        if creates {
+            return Some(deny::failure(
+                protocol,
+                "BucketAlreadyExists",
+                "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again.",
+            ));
+        }
+        match expected {
+            Some(expected) if expected != owner => {
+                Some(deny::access_denied(protocol, "Access Denied"))
+            }
+            _ => None,
+        }
+    }
+
     /// The functions whose rollback cannot fetch their previous code: the stack's current
     /// template (moto never saw the failed change set) names code the update replaces, and that
     /// object is gone from S3.

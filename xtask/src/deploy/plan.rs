@@ -251,7 +251,7 @@ pub(super) async fn plan_input(
                 )
             })
             .collect(),
-        artifacts_bucket: infra::artifacts_bucket_name(&cloud.account_id, &cloud.region),
+        artifacts_bucket: infra::artifacts_bucket(settings, &cloud.account_id, &cloud.region),
         artifact_keys: artifacts
             .iter()
             .filter_map(|artifact| {

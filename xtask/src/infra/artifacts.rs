@@ -38,6 +38,19 @@ pub fn artifacts_bucket_name(account_id: &str, region: &str) -> String {
     format!("sfstack-artifacts-{account_id}-{region}")
 }
 
+/// The artifacts bucket of these settings: `artifacts.bucket`, else the default name.
+pub fn artifacts_bucket(
+    settings: &crate::config::Settings,
+    account_id: &str,
+    region: &str,
+) -> String {
+    settings
+        .artifacts
+        .bucket
+        .clone()
+        .unwrap_or_else(|| artifacts_bucket_name(account_id, region))
+}
+
 /// `<function>/<sha256>.zip`: the zip's content address.
 pub fn artifact_key(artifact: &Artifact) -> String {
     format!("{}/{}.zip", artifact.function, artifact.sha256)
@@ -104,7 +117,7 @@ pub async fn ensure_bucket(client: &Client, bucket: &str, region: &str) -> anyho
                 .is_some_and(|raw| raw.status().as_u16() == 403) =>
         {
             bail!(
-                "S3 bucket {bucket} exists but this account cannot use it\nhint: bucket names are global; check who owns it, or your credentials' s3 permissions"
+                "S3 bucket {bucket} belongs to another account, or this account may not use it (S3 answered 403 to a call that expects this account to own it)\nhint: bucket names are global: set artifacts.bucket in sfstack.toml (or SFSTACK_ARTIFACTS_BUCKET) to a name of your own; if the bucket is yours, check your credentials' s3 permissions"
             );
         }
         Err(error) => return Err(error).aws_context(|| format!("reading S3 bucket {bucket}")),

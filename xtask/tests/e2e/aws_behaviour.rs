@@ -323,3 +323,52 @@ async fn a_rollback_that_cannot_find_its_zip_is_continued_past_it() -> anyhow::R
     local.run(&["teardown", "--env", env], &[])?.ok()?;
     Ok(())
 }
+
+/// S3 bucket names are global: another account may hold the artifacts bucket's default name,
+/// with a policy that lets anyone write to it (and so swap a zip). Every S3 call expects this
+/// account to own the bucket (`ExpectedBucketOwner`), so the deploy refuses that bucket and
+/// says how to choose another name; with `artifacts.bucket` set, it deploys.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_of_another_account_is_never_used() -> anyhow::Result<()> {
+    let mut local = Local::new("squat");
+    let env = "e2e-squat";
+    local.run(&["local", "up"], &[])?.ok()?;
+    tell_gateway(
+        &local,
+        "/__sfstack/foreign-bucket",
+        serde_json::json!({
+            "bucket": "sfstack-artifacts-123456789012-us-east-1",
+            "owner": "999999999999",
+        }),
+    )
+    .await?;
+    let refused = local.run(&["deploy", "--env", env], &[])?;
+    assert_ne!(refused.code, 0, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("belongs to another account")
+            && refused.stderr.contains("artifacts.bucket"),
+        "{}",
+        refused.stderr
+    );
+    let own = [("SFSTACK_ARTIFACTS_BUCKET", "sfstack-e2e-own-artifacts")];
+    local.run(&["deploy", "--env", env], &own)?.ok()?;
+    let sdk = local.sdk().await?;
+    let (_, keys) = function_keys(&sdk, &format!("sfstack-{env}")).await?;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    for key in keys.values() {
+        s3.head_object()
+            .bucket("sfstack-e2e-own-artifacts")
+            .key(key)
+            .send()
+            .await
+            .with_context(|| format!("{key} is in the bucket of our own"))?;
+    }
+    let smoke = local.run(&["smoke-test", "--env", env], &own)?;
+    assert_eq!(smoke.code, 0, "{}\n{}", smoke.stdout, smoke.stderr);
+    local.run(&["teardown", "--env", env], &own)?.ok()?;
+    Ok(())
+}

@@ -38,7 +38,7 @@ pub(super) async fn moto() -> anyhow::Result<Moto> {
     let config = server.sdk_config().await;
     // A 127.0.0.1 endpoint cannot carry bucket names as host names: path style, as the local
     // target will use too.
-    let clients = Clients::new(&config, true);
+    let clients = Clients::new(&config, true, None);
     Ok(Moto {
         clients,
         config,
@@ -101,6 +101,7 @@ pub(super) async fn ensure(
         REGION,
         Credentials::Given(credentials),
         &zips.artifacts,
+        &artifacts_bucket_name(ACCOUNT, REGION),
     )
     .await
 }
