@@ -63,6 +63,9 @@ pub struct DeployRequest {
     pub arch: Arch,
     pub dry_run: bool,
     pub connect_instance_arn: Option<String>,
+    /// `--replace-failed-stack`: a stack that must be deleted and created again may take its
+    /// users' OAuth tokens with it.
+    pub replace_failed_stack: bool,
 }
 
 /// What a deploy printed as its result (also `--output json`).
@@ -138,6 +141,32 @@ impl Steps {
             .push(("total".to_string(), self.started.elapsed().as_secs_f64()));
         self.timings
     }
+}
+
+/// A stack the deploy would delete and create again (a failed first create, a failed delete)
+/// takes its tokens table, and every user's Salesforce sign-in, with it: refused while the
+/// table holds any, unless the user confirms with `--replace-failed-stack`.
+async fn refuse_to_replace_data(
+    cloud: &Cloud,
+    names: &Names,
+    confirmed: bool,
+) -> anyhow::Result<()> {
+    if confirmed {
+        return Ok(());
+    }
+    let stack = names.stack();
+    let Some(status) = stack::current_status(&cloud.cloudformation, &stack).await? else {
+        return Ok(());
+    };
+    if stack::action_for(Some(&status)) == stack::StackAction::DeleteThenCreate
+        && crate::teardown::holds_tokens(cloud, names).await?
+    {
+        anyhow::bail!(
+            "stack {stack} is {status}: a deploy deletes such a stack and creates it again, and its table {} holds users' OAuth tokens, which would be lost; nothing was changed\nhint: read the stack's events (the CloudFormation console) and fix what failed, or pass --replace-failed-stack to replace it, tokens and all (every user then signs in again)",
+            names.oauth_table()
+        );
+    }
+    Ok(())
 }
 
 /// Test hook for the interrupted-deploy drills: `SFSTACK_FAULT=after:<step>` ends the process
@@ -240,6 +269,10 @@ pub async fn deploy(
     fault_point("infrastructure");
 
     steps.begin("stack", &format!("change set for {}", names.stack()));
+    step(
+        "stack",
+        refuse_to_replace_data(cloud, &names, request.replace_failed_stack).await,
+    )?;
     let callback = names.function("sf-oauth-callback");
     let known_url = step(
         "stack",

@@ -97,6 +97,10 @@ enum Commands {
         /// Required to deploy a protected environment (main, prod, production, …) to AWS.
         #[arg(long)]
         protected: bool,
+        /// Replace a failed stack (deleted and created again) even though its tokens table
+        /// holds users' OAuth tokens, which are then lost.
+        #[arg(long)]
+        replace_failed_stack: bool,
         /// How long to wait while another run deploys or tears down the environment (e.g. 30s,
         /// 20m; 0s: fail at once).
         #[arg(long, default_value = "20m")]
@@ -357,6 +361,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             connect_instance_arn,
             arch,
             protected,
+            replace_failed_stack,
             lock_wait,
             break_lock,
             target,
@@ -385,6 +390,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 arch,
                 dry_run,
                 connect_instance_arn,
+                replace_failed_stack,
             };
             let report = on_cloud(&root, &target, async |cloud| {
                 if request.dry_run {

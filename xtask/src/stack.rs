@@ -65,6 +65,11 @@ pub struct StackOutcome {
     pub resources: BTreeMap<String, String>,
 }
 
+/// The stack's status, `None` when it does not exist.
+pub async fn current_status(client: &Client, stack_name: &str) -> anyhow::Result<Option<String>> {
+    status(client, stack_name).await
+}
+
 async fn status(client: &Client, stack_name: &str) -> anyhow::Result<Option<String>> {
     match client.describe_stacks().stack_name(stack_name).send().await {
         Ok(output) => Ok(output

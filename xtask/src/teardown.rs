@@ -116,6 +116,18 @@ pub async fn teardown(
 /// stack deletes the table, and every user would have to sign in again. Refuses while it holds
 /// any, unless `--delete-data` says so.
 async fn refuse_to_lose_tokens(cloud: &Cloud, names: &Names) -> anyhow::Result<()> {
+    if holds_tokens(cloud, names).await? {
+        anyhow::bail!(
+            "{} is a protected environment and its table {} holds users' OAuth tokens; nothing was removed\nhint: pass --delete-data to delete them with the environment (every user then signs in again; with point-in-time recovery on, AWS keeps a backup of a deleted table for 35 days)",
+            names.environment,
+            names.oauth_table()
+        );
+    }
+    Ok(())
+}
+
+/// Whether the environment's tokens table exists and holds any user's tokens.
+pub async fn holds_tokens(cloud: &Cloud, names: &Names) -> anyhow::Result<bool> {
     let table = names.oauth_table();
     let scanned = cloud
         .dynamodb
@@ -126,17 +138,13 @@ async fn refuse_to_lose_tokens(cloud: &Cloud, names: &Names) -> anyhow::Result<(
         .send()
         .await;
     match scanned {
-        Ok(output) if output.count() > 0 => anyhow::bail!(
-            "{} is a protected environment and its table {table} holds users' OAuth tokens; nothing was removed\nhint: pass --delete-data to delete them with the environment (every user then signs in again; with point-in-time recovery on, AWS keeps a backup of a deleted table for 35 days)",
-            names.environment
-        ),
-        Ok(_) => Ok(()),
+        Ok(output) => Ok(output.count() > 0),
         Err(error)
             if error
                 .as_service_error()
                 .is_some_and(|error| error.is_resource_not_found_exception()) =>
         {
-            Ok(())
+            Ok(false)
         }
         Err(error) => Err(error).aws_context(|| format!("reading table {table}")),
     }

@@ -61,6 +61,10 @@ pub const CLOCK_PATH: &str = "/__sfstack/clock";
 /// executed on that stack fail on that resource (see [`fidelity::rollback`]).
 pub const FAIL_UPDATE_PATH: &str = "/__sfstack/fail-update";
 
+/// Tests: `POST {"stack", "logical_id", "resource_type", "reason"}` makes the next deletion of
+/// that stack fail on that resource (`DELETE_FAILED`; see [`fidelity::rollback`]).
+pub const FAIL_DELETE_PATH: &str = "/__sfstack/fail-delete";
+
 /// Tests: `POST {"bucket", "owner"}` makes a bucket of that name belong to another account
 /// whose policy lets anyone use it (a squatted name; see [`Gateway::foreign_bucket`]).
 pub const FOREIGN_BUCKET_PATH: &str = "/__sfstack/foreign-bucket";
@@ -174,6 +178,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
         .route(THROTTLE_PATH, axum::routing::post(force_throttling))
         .route(CLOCK_PATH, axum::routing::post(advance_clock))
         .route(FAIL_UPDATE_PATH, axum::routing::post(force_update_failure))
+        .route(FAIL_DELETE_PATH, axum::routing::post(force_delete_failure))
         .route(
             FOREIGN_BUCKET_PATH,
             axum::routing::post(make_foreign_bucket),
@@ -325,6 +330,11 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
                 "<ExecuteChangeSetResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\"><ExecuteChangeSetResult/><ResponseMetadata><RequestId>sfstack-gateway</RequestId></ResponseMetadata></ExecuteChangeSetResponse>",
             );
         }
+        if gateway.rollbacks.fails_deletion(operation) {
+            return xml_answer(
+                "<DeleteStackResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\"><ResponseMetadata><RequestId>sfstack-gateway</RequestId></ResponseMetadata></DeleteStackResponse>",
+            );
+        }
         match gateway.rollbacks.continue_rollback(operation) {
             Some(Ok(())) => {
                 return xml_answer(
@@ -474,6 +484,22 @@ async fn force_update_failure(
     axum::Json(forced): axum::Json<ForcedFailure>,
 ) -> StatusCode {
     gateway.rollbacks.force(
+        &forced.stack,
+        fidelity::rollback::Failure {
+            logical_id: forced.logical_id,
+            resource_type: forced.resource_type,
+            reason: forced.reason,
+        },
+    );
+    StatusCode::NO_CONTENT
+}
+
+/// Tests: the next deletion of a stack fails on one resource.
+async fn force_delete_failure(
+    State(gateway): State<Arc<Gateway>>,
+    axum::Json(forced): axum::Json<ForcedFailure>,
+) -> StatusCode {
+    gateway.rollbacks.force_delete_failure(
         &forced.stack,
         fidelity::rollback::Failure {
             logical_id: forced.logical_id,

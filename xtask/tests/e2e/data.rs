@@ -76,3 +76,71 @@ async fn a_protected_environment_keeps_its_tokens_and_secrets_through_a_teardown
         .ok()?;
     Ok(())
 }
+
+/// A stack that failed to delete (`DELETE_FAILED`) is replaced by the next deploy (deleted and
+/// created again), which would take its users' OAuth tokens with it: the deploy refuses while
+/// the table holds any and says why; `--replace-failed-stack` confirms.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_stack_holding_tokens_is_not_replaced_without_confirmation() -> anyhow::Result<()>
+{
+    let mut local = Local::new("stuck-data");
+    let env = "e2e-stuck-data";
+    let stack = format!("sfstack-{env}");
+    local.run(&["deploy", "--env", env], &[])?.ok()?;
+    let sdk = local.sdk().await?;
+    let table = format!("sfstack-{env}-oauth-tokens");
+    let user = || aws_sdk_dynamodb::types::AttributeValue::S("user-1".into());
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    dynamodb
+        .put_item()
+        .table_name(&table)
+        .item("wa_id", user())
+        .send()
+        .await?;
+    let gateway = local.state()?["gateway"]["url"]
+        .as_str()
+        .context("no gateway url")?
+        .to_string();
+    reqwest::Client::new()
+        .post(format!("{gateway}/__sfstack/fail-delete"))
+        .json(&serde_json::json!({
+            "stack": stack,
+            "logical_id": "TokenRefreshSchedule",
+            "resource_type": "AWS::Events::Rule",
+            "reason": "Resource handler returned message: \"Rate exceeded\" (HandlerErrorCode: Throttling)",
+        }))
+        .send()
+        .await?
+        .error_for_status()?;
+    let teardown = local.run(&["teardown", "--env", env], &[])?;
+    assert_ne!(teardown.code, 0, "{}", teardown.stderr);
+    assert!(
+        teardown.stderr.contains("DELETE_FAILED"),
+        "{}",
+        teardown.stderr
+    );
+
+    let refused = local.run(&["deploy", "--env", env], &[])?;
+    assert_ne!(refused.code, 0, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("holds users' OAuth tokens")
+            && refused.stderr.contains("--replace-failed-stack"),
+        "{}",
+        refused.stderr
+    );
+    let kept = dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("wa_id", user())
+        .send()
+        .await?;
+    assert!(kept.item().is_some(), "the tokens are still there");
+
+    local
+        .run(&["deploy", "--env", env, "--replace-failed-stack"], &[])?
+        .ok()?;
+    let smoke = local.run(&["smoke-test", "--env", env], &[])?;
+    assert_eq!(smoke.code, 0, "{}\n{}", smoke.stdout, smoke.stderr);
+    local.run(&["teardown", "--env", env], &[])?.ok()?;
+    Ok(())
+}

@@ -66,6 +66,8 @@ struct State {
     reported: HashMap<String, Reported>,
     /// Stack name → the failure its next change set meets.
     forced: HashMap<String, Failure>,
+    /// Stack name → the resource its next deletion fails on.
+    forced_deletes: HashMap<String, Failure>,
     next_id: u64,
 }
 
@@ -129,6 +131,77 @@ impl Rollbacks {
         if let Ok(mut state) = self.state.lock() {
             state.forced.insert(stack.to_string(), failure);
         }
+    }
+
+    /// The next deletion of `stack` fails on this resource (`DELETE_FAILED`; CloudFormation
+    /// User Guide, "Delete a stack": a resource that cannot be deleted leaves the stack
+    /// `DELETE_FAILED`, with the resources not yet deleted still in place).
+    pub fn force_delete_failure(&self, stack: &str, failure: Failure) {
+        if let Ok(mut state) = self.state.lock() {
+            state.forced_deletes.insert(stack.to_string(), failure);
+        }
+    }
+
+    /// For a `DeleteStack` whose failure was forced: records the stack as `DELETE_FAILED`
+    /// (moto never sees the request, so every resource stays) and returns `true`.
+    pub fn fails_deletion(&self, operation: &Operation) -> bool {
+        if operation.action() != "cloudformation:DeleteStack" {
+            return false;
+        }
+        let Some(stack) = operation
+            .parameters
+            .get("StackName")
+            .and_then(Value::as_str)
+        else {
+            return false;
+        };
+        let Ok(mut state) = self.state.lock() else {
+            return false;
+        };
+        let Some(failure) = state.forced_deletes.remove(stack) else {
+            return false;
+        };
+        let mut events = Vec::new();
+        for (logical, kind, status, reason) in [
+            (stack, STACK, "DELETE_IN_PROGRESS", "User Initiated"),
+            (
+                failure.logical_id.as_str(),
+                failure.resource_type.as_str(),
+                "DELETE_FAILED",
+                failure.reason.as_str(),
+            ),
+        ] {
+            state.next_id += 1;
+            events.push(Event {
+                logical_id: logical.to_string(),
+                resource_type: kind.to_string(),
+                status: status.to_string(),
+                reason: reason.to_string(),
+                at: chrono::Utc::now(),
+                id: state.next_id,
+            });
+        }
+        state.next_id += 1;
+        events.push(Event {
+            logical_id: stack.to_string(),
+            resource_type: STACK.to_string(),
+            status: "DELETE_FAILED".to_string(),
+            reason: format!(
+                "The following resource(s) failed to delete: [{}].",
+                failure.logical_id
+            ),
+            at: chrono::Utc::now(),
+            id: state.next_id,
+        });
+        state.reported.insert(
+            stack.to_string(),
+            Reported {
+                status: "DELETE_FAILED",
+                events,
+                stuck: Vec::new(),
+            },
+        );
+        true
     }
 
     /// The change set an `ExecuteChangeSet` runs, if the gateway saw it made.
