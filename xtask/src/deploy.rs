@@ -155,7 +155,7 @@ async fn refuse_to_replace_data(
         return Ok(());
     }
     let stack = names.stack();
-    let Some(status) = stack::current_status(&cloud.cloudformation, &stack).await? else {
+    let Some(status) = stack::status(&cloud.cloudformation, &stack).await? else {
         return Ok(());
     };
     if stack::action_for(Some(&status)) == stack::StackAction::DeleteThenCreate

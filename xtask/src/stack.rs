@@ -66,11 +66,7 @@ pub struct StackOutcome {
 }
 
 /// The stack's status, `None` when it does not exist.
-pub async fn current_status(client: &Client, stack_name: &str) -> anyhow::Result<Option<String>> {
-    status(client, stack_name).await
-}
-
-async fn status(client: &Client, stack_name: &str) -> anyhow::Result<Option<String>> {
+pub async fn status(client: &Client, stack_name: &str) -> anyhow::Result<Option<String>> {
     match client.describe_stacks().stack_name(stack_name).send().await {
         Ok(output) => Ok(output
             .stacks()

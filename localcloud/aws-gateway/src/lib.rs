@@ -473,9 +473,8 @@ async fn advance_clock(
 #[derive(serde::Deserialize)]
 struct ForcedFailure {
     stack: String,
-    logical_id: String,
-    resource_type: String,
-    reason: String,
+    #[serde(flatten)]
+    failure: fidelity::rollback::Failure,
 }
 
 /// Tests: the next change set executed on a stack fails on one resource.
@@ -483,14 +482,7 @@ async fn force_update_failure(
     State(gateway): State<Arc<Gateway>>,
     axum::Json(forced): axum::Json<ForcedFailure>,
 ) -> StatusCode {
-    gateway.rollbacks.force(
-        &forced.stack,
-        fidelity::rollback::Failure {
-            logical_id: forced.logical_id,
-            resource_type: forced.resource_type,
-            reason: forced.reason,
-        },
-    );
+    gateway.rollbacks.force(&forced.stack, forced.failure);
     StatusCode::NO_CONTENT
 }
 
@@ -499,14 +491,9 @@ async fn force_delete_failure(
     State(gateway): State<Arc<Gateway>>,
     axum::Json(forced): axum::Json<ForcedFailure>,
 ) -> StatusCode {
-    gateway.rollbacks.force_delete_failure(
-        &forced.stack,
-        fidelity::rollback::Failure {
-            logical_id: forced.logical_id,
-            resource_type: forced.resource_type,
-            reason: forced.reason,
-        },
-    );
+    gateway
+        .rollbacks
+        .force_delete_failure(&forced.stack, forced.failure);
     StatusCode::NO_CONTENT
 }
 

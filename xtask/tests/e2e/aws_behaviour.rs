@@ -53,16 +53,12 @@ async fn throttling_is_not_taken_for_absence() -> anyhow::Result<()> {
         .context("the environment's key")?;
     // Without its alias, the key is found by its tags.
     kms.delete_alias().alias_name(&alias).send().await?;
-    let gateway = local.state()?["gateway"]["url"]
-        .as_str()
-        .context("no gateway url")?
-        .to_string();
-    reqwest::Client::new()
-        .post(format!("{gateway}/__sfstack/throttle"))
-        .json(&serde_json::json!({"action": "kms:ListResourceTags", "times": 3}))
-        .send()
-        .await?
-        .error_for_status()?;
+    tell_gateway(
+        &local,
+        "/__sfstack/throttle",
+        serde_json::json!({"action": "kms:ListResourceTags", "times": 3}),
+    )
+    .await?;
     let throttled = local.run(&["deploy", "--env", env], &[])?;
     assert_ne!(throttled.code, 0, "{}", throttled.stderr);
     assert!(
@@ -81,23 +77,7 @@ async fn throttling_is_not_taken_for_absence() -> anyhow::Result<()> {
         .map(|metadata| metadata.key_id().to_string())
         .context("the environment's key")?;
     assert_eq!(now, key_id, "the alias leads back to the same key");
-    let keys = kms.list_keys().send().await?;
-    let mut ours = 0;
-    for entry in keys.keys() {
-        let tags = kms
-            .list_resource_tags()
-            .key_id(entry.key_id().unwrap_or_default())
-            .send()
-            .await?;
-        if tags
-            .tags()
-            .iter()
-            .any(|tag| tag.tag_key() == "sfstack:env" && tag.tag_value() == env)
-        {
-            ours += 1;
-        }
-    }
-    assert_eq!(ours, 1, "one key for the environment");
+    assert_eq!(keys_of(&sdk, env).await?, 1, "one key for the environment");
     local.run(&["teardown", "--env", env], &[])?.ok()?;
     Ok(())
 }
@@ -157,21 +137,6 @@ async fn function_keys(
         })
         .collect();
     Ok((template, keys))
-}
-
-/// Tells the local cloud's gateway something (`/__sfstack/...`); returns its JSON answer.
-async fn tell_gateway(local: &Local, path: &str, body: Value) -> anyhow::Result<Value> {
-    let gateway = local.state()?["gateway"]["url"]
-        .as_str()
-        .context("no gateway url")?
-        .to_string();
-    let answer = reqwest::Client::new()
-        .post(format!("{gateway}{path}"))
-        .json(&body)
-        .send()
-        .await?
-        .error_for_status()?;
-    Ok(answer.json().await.unwrap_or(Value::Null))
 }
 
 /// S3 lifecycle rules expire objects by age alone, whoever uses them. The zips a live stack

@@ -97,21 +97,17 @@ async fn a_failed_stack_holding_tokens_is_not_replaced_without_confirmation() ->
         .item("wa_id", user())
         .send()
         .await?;
-    let gateway = local.state()?["gateway"]["url"]
-        .as_str()
-        .context("no gateway url")?
-        .to_string();
-    reqwest::Client::new()
-        .post(format!("{gateway}/__sfstack/fail-delete"))
-        .json(&serde_json::json!({
+    tell_gateway(
+        &local,
+        "/__sfstack/fail-delete",
+        serde_json::json!({
             "stack": stack,
             "logical_id": "TokenRefreshSchedule",
             "resource_type": "AWS::Events::Rule",
             "reason": "Resource handler returned message: \"Rate exceeded\" (HandlerErrorCode: Throttling)",
-        }))
-        .send()
-        .await?
-        .error_for_status()?;
+        }),
+    )
+    .await?;
     let teardown = local.run(&["teardown", "--env", env], &[])?;
     assert_ne!(teardown.code, 0, "{}", teardown.stderr);
     assert!(

@@ -28,27 +28,6 @@ impl Local {
     }
 }
 
-/// The keys tagged for `env`.
-async fn keys_of(sdk: &aws_config::SdkConfig, env: &str) -> anyhow::Result<usize> {
-    let kms = aws_sdk_kms::Client::new(sdk);
-    let mut ours = 0;
-    for entry in kms.list_keys().send().await?.keys() {
-        let tags = kms
-            .list_resource_tags()
-            .key_id(entry.key_id().unwrap_or_default())
-            .send()
-            .await?;
-        if tags
-            .tags()
-            .iter()
-            .any(|tag| tag.tag_key() == "sfstack:env" && tag.tag_value() == env)
-        {
-            ours += 1;
-        }
-    }
-    Ok(ours)
-}
-
 /// Two deploys of one environment started together (a laptop and CI): one takes the lock, the
 /// other says who holds it and waits, and both end converged (one key, one stack, the lock
 /// released). A lock left by a killed run blocks with its owner named, and `--break-lock`

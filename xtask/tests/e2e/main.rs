@@ -149,6 +149,42 @@ impl Drop for Local {
     }
 }
 
+/// Tells the local cloud's gateway something (`/__sfstack/...`); returns its JSON answer.
+async fn tell_gateway(local: &Local, path: &str, body: Value) -> anyhow::Result<Value> {
+    let gateway = local.state()?["gateway"]["url"]
+        .as_str()
+        .context("no gateway url")?
+        .to_string();
+    let answer = reqwest::Client::new()
+        .post(format!("{gateway}{path}"))
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?;
+    Ok(answer.json().await.unwrap_or(Value::Null))
+}
+
+/// The keys tagged for `env`.
+async fn keys_of(sdk: &aws_config::SdkConfig, env: &str) -> anyhow::Result<usize> {
+    let kms = aws_sdk_kms::Client::new(sdk);
+    let mut ours = 0;
+    for entry in kms.list_keys().send().await?.keys() {
+        let tags = kms
+            .list_resource_tags()
+            .key_id(entry.key_id().unwrap_or_default())
+            .send()
+            .await?;
+        if tags
+            .tags()
+            .iter()
+            .any(|tag| tag.tag_key() == "sfstack:env" && tag.tag_value() == env)
+        {
+            ours += 1;
+        }
+    }
+    Ok(ours)
+}
+
 async fn secret_json(config: &aws_config::SdkConfig, name: &str) -> anyhow::Result<Value> {
     let output = aws_sdk_secretsmanager::Client::new(config)
         .get_secret_value()

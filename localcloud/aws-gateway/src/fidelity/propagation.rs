@@ -136,27 +136,10 @@ impl Propagation {
 
 /// The roles of a template's Lambda functions (a literal `Role` ARN), by logical id.
 fn function_roles(template: &str) -> Vec<(String, String)> {
-    let Ok(template) = serde_yaml::from_str::<serde_yaml::Value>(template) else {
-        return Vec::new();
-    };
-    let Some(resources) = template.get("Resources").and_then(|r| r.as_mapping()) else {
-        return Vec::new();
-    };
-    resources
-        .iter()
-        .filter(|(_, resource)| {
-            resource.get("Type").and_then(serde_yaml::Value::as_str)
-                == Some("AWS::Lambda::Function")
-        })
-        .filter_map(|(logical, resource)| {
-            Some((
-                logical.as_str()?.to_string(),
-                resource
-                    .get("Properties")?
-                    .get("Role")?
-                    .as_str()?
-                    .to_string(),
-            ))
+    super::rollback::lambda_functions(template)
+        .into_iter()
+        .filter_map(|(logical, properties)| {
+            Some((logical, properties.get("Role")?.as_str()?.to_string()))
         })
         .collect()
 }

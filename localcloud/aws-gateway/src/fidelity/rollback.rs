@@ -30,7 +30,7 @@ use crate::principals::element;
 use crate::table::Operation;
 
 /// A resource that fails while CloudFormation applies a change set.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 pub struct Failure {
     pub logical_id: String,
     pub resource_type: String,
@@ -91,6 +91,27 @@ struct Event {
 }
 
 const STACK: &str = "AWS::CloudFormation::Stack";
+
+impl State {
+    /// A new event, numbered after every earlier one.
+    fn event(
+        &mut self,
+        logical_id: &str,
+        resource_type: &str,
+        status: &str,
+        reason: &str,
+    ) -> Event {
+        self.next_id += 1;
+        Event {
+            logical_id: logical_id.to_string(),
+            resource_type: resource_type.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            at: chrono::Utc::now(),
+            id: self.next_id,
+        }
+    }
+}
 
 impl Rollbacks {
     /// Notes what a successful request changed.
@@ -161,38 +182,24 @@ impl Rollbacks {
         let Some(failure) = state.forced_deletes.remove(stack) else {
             return false;
         };
-        let mut events = Vec::new();
-        for (logical, kind, status, reason) in [
-            (stack, STACK, "DELETE_IN_PROGRESS", "User Initiated"),
-            (
-                failure.logical_id.as_str(),
-                failure.resource_type.as_str(),
+        let events = vec![
+            state.event(stack, STACK, "DELETE_IN_PROGRESS", "User Initiated"),
+            state.event(
+                &failure.logical_id,
+                &failure.resource_type,
                 "DELETE_FAILED",
-                failure.reason.as_str(),
+                &failure.reason,
             ),
-        ] {
-            state.next_id += 1;
-            events.push(Event {
-                logical_id: logical.to_string(),
-                resource_type: kind.to_string(),
-                status: status.to_string(),
-                reason: reason.to_string(),
-                at: chrono::Utc::now(),
-                id: state.next_id,
-            });
-        }
-        state.next_id += 1;
-        events.push(Event {
-            logical_id: stack.to_string(),
-            resource_type: STACK.to_string(),
-            status: "DELETE_FAILED".to_string(),
-            reason: format!(
-                "The following resource(s) failed to delete: [{}].",
-                failure.logical_id
+            state.event(
+                stack,
+                STACK,
+                "DELETE_FAILED",
+                &format!(
+                    "The following resource(s) failed to delete: [{}].",
+                    failure.logical_id
+                ),
             ),
-            at: chrono::Utc::now(),
-            id: state.next_id,
-        });
+        ];
         state.reported.insert(
             stack.to_string(),
             Reported {
@@ -255,26 +262,13 @@ impl Rollbacks {
         };
         let stack = execution.stack.as_str();
         let mut events = Vec::new();
-        let mut add = |state: &mut State, logical: &str, kind: &str, status: &str, reason: &str| {
-            state.next_id += 1;
-            events.push(Event {
-                logical_id: logical.to_string(),
-                resource_type: kind.to_string(),
-                status: status.to_string(),
-                reason: reason.to_string(),
-                at: chrono::Utc::now(),
-                id: state.next_id,
-            });
-        };
-        add(
-            &mut state,
+        events.push(state.event(
             &failure.logical_id,
             &failure.resource_type,
             failed,
             &failure.reason,
-        );
-        add(
-            &mut state,
+        ));
+        events.push(state.event(
             stack,
             STACK,
             rolling,
@@ -282,17 +276,16 @@ impl Rollbacks {
                 "The following resource(s) failed to {verb}: [{}].",
                 failure.logical_id
             ),
-        );
+        ));
         for resource in &stuck {
-            add(
-                &mut state,
+            events.push(state.event(
                 &resource.logical_id,
                 &resource.resource_type,
                 "UPDATE_FAILED",
                 &resource.reason,
-            );
+            ));
         }
-        add(&mut state, stack, STACK, status, &stuck_reason(&stuck));
+        events.push(state.event(stack, STACK, status, &stuck_reason(&stuck)));
         state.reported.insert(
             stack.to_string(),
             Reported {
@@ -346,38 +339,25 @@ impl Rollbacks {
             "UPDATE_ROLLBACK_FAILED"
         };
         let mut events = reported.events;
-        let mut add = |state: &mut State, logical: &str, kind: &str, status: &str, reason: &str| {
-            state.next_id += 1;
-            events.push(Event {
-                logical_id: logical.to_string(),
-                resource_type: kind.to_string(),
-                status: status.to_string(),
-                reason: reason.to_string(),
-                at: chrono::Utc::now(),
-                id: state.next_id,
-            });
-        };
-        add(&mut state, &stack, STACK, "UPDATE_ROLLBACK_IN_PROGRESS", "");
+        events.push(state.event(&stack, STACK, "UPDATE_ROLLBACK_IN_PROGRESS", ""));
         for resource in &reported.stuck {
             if skip.contains(&resource.logical_id) {
-                add(
-                    &mut state,
+                events.push(state.event(
                     &resource.logical_id,
                     &resource.resource_type,
                     "UPDATE_COMPLETE",
                     "Resource skipped during UpdateRollback",
-                );
+                ));
             } else {
-                add(
-                    &mut state,
+                events.push(state.event(
                     &resource.logical_id,
                     &resource.resource_type,
                     "UPDATE_FAILED",
                     &resource.reason,
-                );
+                ));
             }
         }
-        add(&mut state, &stack, STACK, status, &stuck_reason(&still));
+        events.push(state.event(&stack, STACK, status, &stuck_reason(&still)));
         state.reported.insert(
             stack,
             Reported {
@@ -484,13 +464,31 @@ fn stuck_reason(stuck: &[Failure]) -> String {
 }
 
 /// The code location of a template's Lambda functions (literal `Code.S3Bucket`/`S3Key`), by
-/// logical id. A template CloudFormation accepts may be JSON or YAML; YAML reads both.
+/// logical id.
 pub fn function_code(template: &str) -> BTreeMap<String, Code> {
+    lambda_functions(template)
+        .into_iter()
+        .filter_map(|(logical, properties)| {
+            let code = properties.get("Code")?;
+            Some((
+                logical,
+                Code {
+                    bucket: code.get("S3Bucket")?.as_str()?.to_string(),
+                    key: code.get("S3Key")?.as_str()?.to_string(),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The `Properties` of a template's `AWS::Lambda::Function` resources, by logical id. A
+/// template CloudFormation accepts may be JSON or YAML; YAML reads both.
+pub(crate) fn lambda_functions(template: &str) -> Vec<(String, serde_yaml::Value)> {
     let Ok(template) = serde_yaml::from_str::<serde_yaml::Value>(template) else {
-        return BTreeMap::new();
+        return Vec::new();
     };
     let Some(resources) = template.get("Resources").and_then(|r| r.as_mapping()) else {
-        return BTreeMap::new();
+        return Vec::new();
     };
     resources
         .iter()
@@ -499,13 +497,9 @@ pub fn function_code(template: &str) -> BTreeMap<String, Code> {
                 == Some("AWS::Lambda::Function")
         })
         .filter_map(|(logical, resource)| {
-            let code = resource.get("Properties")?.get("Code")?;
             Some((
                 logical.as_str()?.to_string(),
-                Code {
-                    bucket: code.get("S3Bucket")?.as_str()?.to_string(),
-                    key: code.get("S3Key")?.as_str()?.to_string(),
-                },
+                resource.get("Properties")?.clone(),
             ))
         })
         .collect()
