@@ -1,6 +1,6 @@
 //! The pinned tools sfstack uses, installed on first use from PyPI and npm: the Python-packaged
 //! ones (the moto server, cargo-lambda with zig, cfn-lint, the workflow linters) from `python-tools.txt` into
-//! `target/tools/venv`, and the aws-gateway's IAM evaluator (`@cloud-copilot/iam-simulate`,
+//! `target/tools/venv`, checkov from `python-checkov.txt` into `target/tools/checkov-venv`, and the aws-gateway's IAM evaluator (`@cloud-copilot/iam-simulate`,
 //! pinned by `localcloud/aws-gateway/evaluator/package-lock.json`) into
 //! `target/tools/iam-simulate`: project-local, never global, and once across parallel processes.
 
@@ -28,11 +28,32 @@ pub fn venv_dir() -> PathBuf {
 /// unless they are already there, and returns its `bin` directory. Safe to call from many
 /// test processes at once: one installs, the others wait.
 pub fn ensure_python_tools() -> anyhow::Result<PathBuf> {
+    ensure_venv(
+        &venv_dir(),
+        "python-tools.txt",
+        "moto, cargo-lambda, cfn-lint, zizmor, actionlint",
+    )
+}
+
+/// Installs checkov, pinned by `python-checkov.txt`, into `target/tools/checkov-venv` and
+/// returns its `bin` directory. A venv of its own: checkov pins boto3 and botocore to versions
+/// that would change the moto server's behaviour.
+pub fn ensure_checkov() -> anyhow::Result<PathBuf> {
+    ensure_venv(
+        &workspace_root()
+            .join("target")
+            .join("tools")
+            .join("checkov-venv"),
+        "python-checkov.txt",
+        "checkov",
+    )
+}
+
+fn ensure_venv(venv: &Path, requirements_file: &str, what: &str) -> anyhow::Result<PathBuf> {
     let root = workspace_root();
-    let requirements = root.join("python-tools.txt");
+    let requirements = root.join(requirements_file);
     let pinned = std::fs::read_to_string(&requirements)
         .with_context(|| format!("reading {}", requirements.display()))?;
-    let venv = venv_dir();
     let bin = venv.join("bin");
     let stamp = venv.join("sfstack-installed.txt");
     if std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == pinned) {
@@ -46,12 +67,12 @@ pub fn ensure_python_tools() -> anyhow::Result<PathBuf> {
         return Ok(bin);
     }
     eprintln!(
-        "installing pinned Python tools (moto, cargo-lambda, cfn-lint, zizmor, actionlint) into {} ...",
+        "installing pinned Python tools ({what}) into {} ...",
         venv.display()
     );
     if !bin.join("python").exists() {
         run(
-            Command::new("python3").arg("-m").arg("venv").arg(&venv),
+            Command::new("python3").arg("-m").arg("venv").arg(venv),
             "python3 -m venv",
         )?;
     }
@@ -59,7 +80,7 @@ pub fn ensure_python_tools() -> anyhow::Result<PathBuf> {
         Command::new(bin.join("pip"))
             .args(["install", "--quiet", "--disable-pip-version-check", "-r"])
             .arg(&requirements),
-        "pip install -r python-tools.txt",
+        &format!("pip install -r {requirements_file}"),
     )?;
     std::fs::write(&stamp, pinned).with_context(|| format!("writing {}", stamp.display()))?;
     Ok(bin)

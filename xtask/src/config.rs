@@ -33,6 +33,14 @@ pub struct Functions {
     pub timeout_seconds: u32,
     pub log_retention_days: u32,
     pub token_refresh_rate: String,
+    /// The reserved concurrency of the public OAuth callback: its cap, kept apart from the
+    /// account's pool that `sf-invoke-api` draws on.
+    #[serde(default = "default_callback_concurrency")]
+    pub callback_concurrency: u32,
+}
+
+fn default_callback_concurrency() -> u32 {
+    10
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -78,6 +86,7 @@ pub const VARIABLE_KEYS: &[(&str, &str)] = &[
     ("functions", "timeout_seconds"),
     ("functions", "log_retention_days"),
     ("functions", "token_refresh_rate"),
+    ("functions", "callback_concurrency"),
     ("environments", "ttl"),
     ("artifacts", "bucket"),
 ];
@@ -229,6 +238,12 @@ impl Settings {
             bail!(
                 "functions.timeout_seconds: expected 3 to 900 (the Salesforce calls need time to fail cleanly), got {}",
                 functions.timeout_seconds
+            );
+        }
+        if !(1..=1000).contains(&functions.callback_concurrency) {
+            bail!(
+                "functions.callback_concurrency: expected 1 to 1000 (the OAuth callback's reserved concurrency; Lambda keeps at least 100 of the account's concurrency unreserved), got {}",
+                functions.callback_concurrency
             );
         }
         if !RETENTION_DAYS.contains(&functions.log_retention_days) {

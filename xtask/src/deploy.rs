@@ -98,11 +98,17 @@ pub struct Outputs {
     /// Function crate → function ARN.
     pub functions: BTreeMap<String, String>,
     pub callback_url: String,
+    /// Where a sign-in starts: `<sign_in_url>?link=<signed link>` (see the README's OAuth
+    /// section).
+    #[serde(default)]
+    pub sign_in_url: String,
     pub credentials_secret_arn: String,
     pub session_secret_arn: String,
     pub kms_key_alias: String,
     pub kms_key_arn: String,
     pub oauth_tokens_table: String,
+    #[serde(default)]
+    pub oauth_states_table: String,
     pub token_refresh_rule: String,
     pub log_groups: Vec<String>,
 }
@@ -352,12 +358,14 @@ pub async fn deploy(
                 )
             })
             .collect(),
+        sign_in_url: format!("{}/start", callback_url.trim_end_matches('/')),
         callback_url,
         credentials_secret_arn: infra.secrets.credentials_arn.clone(),
         session_secret_arn: infra.secrets.session_arn.clone(),
         kms_key_alias: infra.key.alias.clone(),
         kms_key_arn: infra.key.key_arn.clone(),
         oauth_tokens_table: names.oauth_table(),
+        oauth_states_table: names.oauth_states_table(),
         token_refresh_rule: names.refresh_rule(),
         log_groups: FUNCTIONS.iter().map(|name| names.log_group(name)).collect(),
     };

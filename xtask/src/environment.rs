@@ -79,6 +79,10 @@ pub fn show(explicit: Option<&str>, output: Output) -> anyhow::Result<()> {
     );
     resources.insert("session_secret".into(), json!(names.session_secret()));
     resources.insert("oauth_tokens_table".into(), json!(names.oauth_table()));
+    resources.insert(
+        "oauth_states_table".into(),
+        json!(names.oauth_states_table()),
+    );
     resources.insert("token_refresh_rule".into(), json!(names.refresh_rule()));
     for function in naming::FUNCTIONS {
         resources.insert(

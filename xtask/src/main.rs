@@ -619,6 +619,7 @@ fn print_deploy(report: &deploy::DeployReport, output: Output) -> anyhow::Result
             println!("  {function:<20} {arn}");
         }
         println!("  {:<20} {}", "callback URL", outputs.callback_url);
+        println!("  {:<20} {}?link=…", "sign-in URL", outputs.sign_in_url);
         println!(
             "  {:<20} {}",
             "credentials secret", outputs.credentials_secret_arn
@@ -628,6 +629,10 @@ fn print_deploy(report: &deploy::DeployReport, output: Output) -> anyhow::Result
         println!(
             "  {:<20} {}",
             "OAuth tokens table", outputs.oauth_tokens_table
+        );
+        println!(
+            "  {:<20} {}",
+            "OAuth states table", outputs.oauth_states_table
         );
     }
     if let Some(file) = &report.outputs_file {

@@ -131,6 +131,11 @@ impl Names {
         self.prefixed("oauth-tokens")
     }
 
+    /// DynamoDB table of the OAuth sign-ins already completed (single-use states, with a TTL).
+    pub fn oauth_states_table(&self) -> String {
+        self.prefixed("oauth-states")
+    }
+
     /// EventBridge rule that schedules the token refresh (≤ 64).
     pub fn refresh_rule(&self) -> String {
         self.prefixed("token-refresh")
@@ -214,6 +219,7 @@ mod tests {
         assert!(names.refresh_rule().len() <= 64);
         assert!(names.stack().len() <= 128);
         assert!(names.oauth_table().len() <= 255);
+        assert!(names.oauth_states_table().len() <= 255);
         assert!(
             names.key_alias().starts_with("alias/") && !names.key_alias().starts_with("alias/aws")
         );

@@ -20,6 +20,61 @@ pub struct FunctionSpec {
     pub code_key: String,
     /// Only ARNs and plain settings: never a secret value.
     pub environment: BTreeMap<String, String>,
+    /// The executions kept for this function, and the most it may run at once: only the
+    /// public callback has one, so a flood of requests cannot take the account's concurrency
+    /// from `sf-invoke-api`.
+    pub reserved_concurrency: Option<u32>,
+    /// The checkov findings this function accepts, each with the reason.
+    pub checkov_skips: Vec<CheckovSkip>,
+}
+
+/// A checkov check a resource is exempt from, and why (the template's `Metadata.checkov.skip`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckovSkip {
+    pub id: &'static str,
+    pub comment: &'static str,
+}
+
+/// The reserved concurrency of each function: the public callback's from the settings; one
+/// for the two functions that write the credentials (one writer at a time, by construction);
+/// none for `sf-invoke-api`, which serves live calls.
+pub fn reserved_concurrency(crate_name: &str, callback_concurrency: u32) -> Option<u32> {
+    match crate_name {
+        "sf-oauth-callback" => Some(callback_concurrency),
+        "sf-token-refresh" | "sf-secret-rotation" => Some(1),
+        _ => None,
+    }
+}
+
+/// The checkov findings the stack accepts, function by function, with the reasons a reviewer
+/// reads in the template. Everything else checkov checks must pass (`checkov_passes` test).
+pub fn checkov_skips(crate_name: &str) -> Vec<CheckovSkip> {
+    let mut skips = vec![
+        CheckovSkip {
+            id: "CKV_AWS_117",
+            comment: "Not in a VPC by default: the functions call Salesforce on the internet and AWS APIs, which from a VPC needs a NAT gateway or endpoints the team must choose; nothing listens inside.",
+        },
+        CheckovSkip {
+            id: "CKV_AWS_173",
+            comment: "The variables hold only ARNs, names and plain settings (a closed list, tested; never a secret), and Lambda encrypts them at rest with an AWS owned key; a customer managed key would add a KMS call to every cold start for nothing secret.",
+        },
+    ];
+    skips.push(CheckovSkip {
+        id: "CKV_AWS_116",
+        comment: match crate_name {
+            "sf-invoke-api" => "Invoked synchronously by Amazon Connect, which gets the error itself; a dead-letter queue applies only to asynchronous invocations.",
+            "sf-oauth-callback" => "Invoked synchronously through its Function URL: the browser gets the answer; a dead-letter queue applies only to asynchronous invocations.",
+            "sf-secret-rotation" => "Invoked by Secrets Manager one step at a time: a failed step is recorded by Secrets Manager (CloudTrail, the secret's rotation state) and the rotation is retried; a queued copy of a step's event would be stale by then.",
+            _ => "Its scheduled event carries no data to recover: the next run (every few minutes) retries, and a failure is logged and counted in the function's Errors metric.",
+        },
+    });
+    if crate_name == "sf-invoke-api" {
+        skips.push(CheckovSkip {
+            id: "CKV_AWS_115",
+            comment: "Serves live Amazon Connect calls: a cap would throttle callers. The public callback, which anyone can reach, is the function with a reserved concurrency.",
+        });
+    }
+    skips
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +103,7 @@ pub struct StackInput {
     pub functions: Vec<FunctionSpec>,
     pub schedule: Schedule,
     pub table: Table,
+    pub states_table: Table,
 }
 
 /// What the functions' environments are made of: ARNs and plain settings, never a secret.
@@ -56,6 +112,7 @@ pub struct EnvironmentInputs {
     pub credentials_secret_arn: String,
     pub session_secret_arn: String,
     pub oauth_table_name: String,
+    pub oauth_states_table_name: String,
     pub oauth_redirect_uri: String,
     pub api_version: String,
     pub username: String,
@@ -86,6 +143,7 @@ pub fn function_environment(
         "sf-oauth-callback" => {
             set("SF_CREDENTIALS_SECRET_ARN", &inputs.credentials_secret_arn);
             set("OAUTH_TOKENS_TABLE", &inputs.oauth_table_name);
+            set("OAUTH_STATES_TABLE", &inputs.oauth_states_table_name);
             set("OAUTH_REDIRECT_URI", &inputs.oauth_redirect_uri);
         }
         // The rotation function is told which secret to rotate by Secrets Manager's event.
@@ -103,6 +161,7 @@ pub struct PolicyInput {
     pub session_secret_arn: String,
     pub kms_key_arn: String,
     pub table_arn: String,
+    pub states_table_arn: String,
 }
 
 /// `sf-invoke-api` → `SfInvokeApi`, the CloudFormation logical id.
@@ -460,6 +519,8 @@ mod tests {
                 role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{}", names.role(crate_name)),
                 code_key: format!("{crate_name}/0123abcd.zip"),
                 environment: function_environment(crate_name, &sample_environment()),
+                reserved_concurrency: reserved_concurrency(crate_name, 10),
+                checkov_skips: checkov_skips(crate_name),
             })
             .collect();
         StackInput {
@@ -483,6 +544,9 @@ mod tests {
             table: Table {
                 name: names.oauth_table(),
             },
+            states_table: Table {
+                name: names.oauth_states_table(),
+            },
         }
     }
 
@@ -498,6 +562,7 @@ mod tests {
                 names.session_secret()
             ),
             oauth_table_name: names.oauth_table(),
+            oauth_states_table_name: names.oauth_states_table(),
             oauth_redirect_uri: "https://abcdefghijklmnop.lambda-url.us-east-1.on.aws/callback"
                 .into(),
             api_version: "62.0".into(),
@@ -531,6 +596,7 @@ mod tests {
             "SF_SESSION_SECRET_ARN",
             "SF_USERNAME",
             "OAUTH_TOKENS_TABLE",
+            "OAUTH_STATES_TABLE",
             "OAUTH_REDIRECT_URI",
         ];
         for function in FUNCTIONS {
@@ -566,6 +632,76 @@ mod tests {
                 "arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{}",
                 names.oauth_table()
             ),
+            states_table_arn: format!(
+                "arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{}",
+                names.oauth_states_table()
+            ),
+        }
+    }
+
+    /// checkov (pinned by `python-checkov.txt`) on the rendered stack: no failed check, and
+    /// every check a resource is exempt from carries its reason in the template.
+    #[test]
+    fn checkov_finds_nothing_in_the_rendered_stack() {
+        let yaml = render_stack(&repository_root(), &sample_input()).expect("renders");
+        let dir = repository_root()
+            .join("target")
+            .join("sfstack")
+            .join(format!("checkov-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a scratch directory");
+        let path = dir.join("template.yaml");
+        std::fs::write(&path, &yaml).expect("writes the template");
+        let bin = pytools::ensure_checkov().expect("the pinned checkov");
+        let output = std::process::Command::new(bin.join("checkov"))
+            .args([
+                "--framework",
+                "cloudformation",
+                "--output",
+                "json",
+                "--skip-download",
+                "-f",
+            ])
+            .arg(&path)
+            .output()
+            .expect("checkov runs");
+        let _ = std::fs::remove_dir_all(&dir);
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+                panic!(
+                    "checkov's JSON: {error}\n{}\n{}",
+                    String::from_utf8_lossy(&output.stdout),
+                    String::from_utf8_lossy(&output.stderr)
+                )
+            });
+        let summary = &report["summary"];
+        let failed: Vec<String> = report["results"]["failed_checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|check| format!("{} on {}", check["check_id"], check["resource"]))
+            .collect();
+        assert!(failed.is_empty(), "checkov findings: {failed:#?}");
+        assert_eq!(summary["parsing_errors"], 0, "{summary}");
+        assert!(
+            summary["passed"]
+                .as_u64()
+                .is_some_and(|passed| passed >= 20),
+            "checkov checked the stack: {summary}"
+        );
+        for skipped in report["results"]["skipped_checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let reason = skipped["check_result"]["suppress_comment"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(
+                reason.split_whitespace().count() >= 10,
+                "{} on {} is skipped without a reason: {reason:?}",
+                skipped["check_id"],
+                skipped["resource"]
+            );
         }
     }
 

@@ -358,7 +358,7 @@ pub async fn smoke_test(
         }
         None => record.skip(
             "oauthCallback",
-            "needs a browser sign-in on AWS; open the callback URL's authorize link by hand",
+            "needs a browser sign-in on AWS: open the sign-in URL with a signed link (README, OAuth sign-in)",
         ),
     }
     record
@@ -604,8 +604,11 @@ async fn function_logs(smoke: &Smoke<'_>, since: i64) -> anyhow::Result<((), Str
     ))
 }
 
-/// The OAuth web-server flow: the emulator's authorize endpoint issues a code for the
-/// callback's URL, the callback exchanges it and stores the tokens; the row is then removed.
+/// The OAuth web-server flow as a browser runs it: the sign-in link opens `/start`, which sets
+/// the nonce cookie and redirects to the emulator's authorize endpoint (PKCE S256); the demo
+/// user approves; the callback, with the same browser's cookie, exchanges the code and stores
+/// the tokens. The same state brought back again is refused (single-use); the row is then
+/// removed.
 async fn oauth_callback(smoke: &Smoke<'_>, org: &LocalOrg) -> anyhow::Result<((), String)> {
     let cloud = smoke.cloud;
     let function = smoke.names.function("sf-oauth-callback");
@@ -624,25 +627,13 @@ async fn oauth_callback(smoke: &Smoke<'_>, org: &LocalOrg) -> anyhow::Result<(()
         .context("the credentials secret has no StateSigningKey")?;
     let wa_id = "whatsapp:+15555550100";
     let now = chrono::Utc::now().timestamp();
-    let state = sf_oauth_callback::sign_state(state_key.as_bytes(), wa_id, now)
-        .map_err(|error| anyhow::anyhow!("signing the state: {error:?}"))?;
-    let location = org.authorize(&url, &state).await?;
-    let query = location.query().unwrap_or_default().to_string();
-    let mut event = smoke.event("oauthCallback")?;
+    let link = sf_oauth_callback::sign_link(state_key.as_bytes(), wa_id, now)
+        .map_err(|error| anyhow::anyhow!("signing the sign-in link: {error:?}"))?;
     let host = url
         .trim_start_matches("https://")
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_string();
-    event["rawQueryString"] = json!(query);
-    event["queryStringParameters"] = Value::Object(
-        url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .map(|(key, value)| (key, json!(value)))
-            .collect(),
-    );
-    event["headers"]["host"] = json!(host);
-    event["requestContext"]["domainName"] = json!(host);
     // Through its public Function URL: anyone, with auth type NONE, and only via the URL.
     let url_callers = [
         ServiceCaller {
@@ -656,19 +647,96 @@ async fn oauth_callback(smoke: &Smoke<'_>, org: &LocalOrg) -> anyhow::Result<(()
             context: [("lambda:InvokedViaFunctionUrl", "true".to_string())].into(),
         },
     ];
+    let request = |path: &str, query: &str, cookie: Option<&str>| -> anyhow::Result<Value> {
+        let mut event = smoke.event("oauthCallback")?;
+        event["rawPath"] = json!(path);
+        event["requestContext"]["http"]["path"] = json!(path);
+        event["rawQueryString"] = json!(query);
+        event["queryStringParameters"] = Value::Object(
+            url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .map(|(key, value)| (key, json!(value)))
+                .collect(),
+        );
+        event["headers"]["host"] = json!(host);
+        event["requestContext"]["domainName"] = json!(host);
+        if let Some(cookie) = cookie {
+            event["cookies"] = json!([cookie]);
+        }
+        Ok(event)
+    };
+    let body = |answer: &Value| {
+        answer["body"]
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect::<String>()
+    };
+
+    let link_query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("link", &link)
+        .finish();
+    let started = smoke
+        .invoke_as(
+            "sf-oauth-callback",
+            &request("/start", &link_query, None)?,
+            &url_callers,
+        )
+        .await?;
+    let status = started["statusCode"].as_i64().unwrap_or_default();
+    if status != 302 {
+        bail!("/start answered {status}: {}", body(&started));
+    }
+    let location = started["headers"]["location"]
+        .as_str()
+        .context("/start answered 302 without a Location")?;
+    let cookie = started["cookies"][0]
+        .as_str()
+        .and_then(|cookie| cookie.split(';').next())
+        .filter(|cookie| cookie.starts_with(sf_oauth_callback::NONCE_COOKIE))
+        .context("/start set no nonce cookie")?
+        .to_string();
+    let redirect = org.approve(location).await?;
+    let query = redirect.query().unwrap_or_default().to_string();
+    let callback = request(redirect.path(), &query, Some(&cookie))?;
     let answer = smoke
-        .invoke_as("sf-oauth-callback", &event, &url_callers)
+        .invoke_as("sf-oauth-callback", &callback, &url_callers)
         .await?;
     let status = answer["statusCode"].as_i64().unwrap_or_default();
     if status != 200 {
+        bail!("the callback answered {status}: {}", body(&answer));
+    }
+    // Used states expire on their own: the table deletes an item after its `expires_at`.
+    let states = smoke.names.oauth_states_table();
+    let ttl = cloud
+        .dynamodb
+        .describe_time_to_live()
+        .table_name(&states)
+        .send()
+        .await
+        .aws_context(|| format!("reading the time to live of {states}"))?;
+    let description = ttl.time_to_live_description();
+    let status = description
+        .and_then(|description| description.time_to_live_status())
+        .map(|status| status.as_str().to_string())
+        .unwrap_or_default();
+    let attribute = description
+        .and_then(|description| description.attribute_name())
+        .unwrap_or_default();
+    if !matches!(status.as_str(), "ENABLED" | "ENABLING") || attribute != "expires_at" {
         bail!(
-            "the callback answered {status}: {}",
-            answer["body"]
-                .as_str()
-                .unwrap_or_default()
-                .chars()
-                .take(200)
-                .collect::<String>()
+            "{states} does not expire used sign-ins (time to live {status} on {attribute:?}, expected ENABLED on \"expires_at\")"
+        );
+    }
+    let replay = smoke
+        .invoke_as("sf-oauth-callback", &callback, &url_callers)
+        .await?;
+    let status = replay["statusCode"].as_i64().unwrap_or_default();
+    if status != 400 {
+        bail!(
+            "the same sign-in brought back twice answered {status}, not 400: states are not single-use: {}",
+            body(&replay)
         );
     }
     let table = smoke.names.oauth_table();
@@ -695,7 +763,12 @@ async fn oauth_callback(smoke: &Smoke<'_>, org: &LocalOrg) -> anyhow::Result<(()
         .send()
         .await
         .aws_context(|| format!("removing the test row from {table}"))?;
-    Ok(((), format!("tokens stored in {table} (test row removed)")))
+    Ok((
+        (),
+        format!(
+            "start → authorize (PKCE) → callback: tokens stored in {table} (test row removed); the replay was refused"
+        ),
+    ))
 }
 
 /// A random version id in UUID form, as Secrets Manager's ClientRequestToken.

@@ -485,8 +485,9 @@ pub async fn deploy(
             .await
             .unwrap_or_else(|| "no failed resource reported".into());
         bail!(
-            "stack {stack_name} ended {}: {cause}\nhint: fix the cause, then deploy again (a failed first create is deleted and re-created)",
-            final_status.unwrap_or_else(|| "deleted".into())
+            "stack {stack_name} ended {}: {cause}\nhint: {}",
+            final_status.unwrap_or_else(|| "deleted".into()),
+            failure_hint(&cause)
         );
     }
     verify_resources(client, stack_name).await?;
@@ -557,6 +558,16 @@ fn chrono_like_stamp() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs())
         .unwrap_or_default()
+}
+
+/// What to do about a stack that failed on `cause` (a resource's reason).
+fn failure_hint(cause: &str) -> &'static str {
+    if cause.contains("UnreservedConcurrentExecution") {
+        // Lambda Developer Guide, "Configuring reserved concurrency".
+        "Lambda keeps 100 of the account's concurrency unreserved, and this stack's reservations (functions.callback_concurrency for the OAuth callback, 1 each for the token refresh and the rotation) would leave less; ask for a higher \"Concurrent executions\" quota in Service Quotas, lower functions.callback_concurrency, or tear down environments you no longer need, then deploy again"
+    } else {
+        "fix the cause, then deploy again (a failed first create is deleted and re-created)"
+    }
 }
 
 #[cfg(test)]

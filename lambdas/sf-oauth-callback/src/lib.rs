@@ -1,92 +1,75 @@
-//! The OAuth callback function: behind a Lambda Function URL it completes Salesforce's
-//! web-server (authorization-code) flow for a WhatsApp user and stores their tokens in DynamoDB.
+//! The OAuth callback function: behind a Lambda Function URL it runs Salesforce's web-server
+//! (authorization-code) flow for a WhatsApp user, with PKCE, and stores their tokens in DynamoDB.
 //!
-//! # Request
+//! # Requests (Function URL payload format 2.0)
 //!
-//! `GET /callback?code=…&state=…` (Function URL payload format 2.0). Salesforce redirects the
-//! user's browser here after they approve the connected app.
+//! 1. `GET /start?link=…`: the WhatsApp side sends the user this link ([`sign_link`] makes the
+//!    `link` value). The function checks the link, puts a fresh nonce in an
+//!    `__Host-sfstack-oauth` cookie (`HttpOnly; Secure; SameSite=Lax`) and redirects the browser
+//!    to Salesforce's authorize endpoint with a state bound to that nonce and a PKCE (S256)
+//!    challenge.
+//! 2. `GET <redirect URI>?code=…&state=…`: Salesforce sends the browser back here. The callback
+//!    requires the same browser's nonce, an unexpired state signed for it, and a state never
+//!    used before (a conditional write to the states table), then exchanges the code with the
+//!    PKCE verifier and stores the tokens.
 //!
-//! # The `state` parameter
-//!
-//! `state` binds the callback to a WhatsApp user and proves that sfstack started the flow:
-//!
-//! ```text
-//! wa:<wa_id>.<issued_at>.<signature>
-//! wa:whatsapp:+15555550100.1767225600.3q2-7wX…
-//! ```
-//!
-//! - `<wa_id>` is the WhatsApp address `whatsapp:+<E.164 number>` (7 to 15 digits).
-//! - `<issued_at>` is when the state was made, in Unix seconds.
-//! - `<signature>` is `base64url(HMAC-SHA256(key, "wa:<wa_id>.<issued_at>"))` without padding,
-//!   where the key is the UTF-8 bytes of `StateSigningKey` from the credentials secret.
-//!
-//! [`sign_state`] makes one; whoever builds the authorize URL must percent-encode it (the `+`
-//! becomes `%2B`). A state older than `OAUTH_STATE_MAX_AGE_SECONDS` (default 600) or more than
-//! 60 seconds in the future is refused. Within its age a state can be replayed with another
-//! code, so keep the age short; the code itself is single-use.
+//! The formats are in [`state`]. Every check that can refuse a request runs in memory before
+//! any AWS call: the credentials (client id and secret, state key) are read from Secrets Manager
+//! once per execution environment, at start-up, and again at most every
+//! [`CREDENTIALS_REFRESH`] (so a rotated consumer secret is picked up). A flood of junk requests
+//! therefore costs no Secrets Manager, KMS or DynamoDB call; the function's reserved concurrency
+//! bounds how many environments a flood can start.
 //!
 //! # Responses
 //!
 //! | status | when |
 //! |---|---|
+//! | 302 | `/start`: to Salesforce's authorize endpoint, with the nonce cookie |
 //! | 200 | tokens stored; a short HTML page that contains no token |
-//! | 400 | `code` or `state` missing or invalid, or Salesforce sent `error=` (text/plain reason) |
+//! | 400 | link, `code`, `state` or cookie missing, invalid, expired, used, or from another browser; or Salesforce sent `error=` (text/plain reason) |
 //! | 405 | a method other than GET |
 //! | 502 | Salesforce rejected the code exchange or did not answer (no secret in the body) |
 //!
 //! Configuration, Secrets Manager and DynamoDB failures fail the invocation (the Function URL
 //! then answers 502 on its own) with a stable `errorType`, so they show up as function errors.
 //!
-//! # The tokens table
+//! # The tables
 //!
-//! Table `OAUTH_TOKENS_TABLE`, partition key `wa_id` (S). One item per WhatsApp user, replaced
-//! on each successful callback: `wa_id`, `access_token`, `refresh_token` (when Salesforce issued
-//! one), `instance_url` (S) and `issued_at` (N, milliseconds). Encryption at rest with the
-//! stack's KMS key is table configuration (`SSESpecification`), not code.
+//! - Tokens, `OAUTH_TOKENS_TABLE`, partition key `wa_id` (S). One item per WhatsApp user,
+//!   replaced on each successful callback: `wa_id`, `access_token`, `refresh_token` (when
+//!   Salesforce issued one), `instance_url` (S) and `issued_at` (N, milliseconds).
+//! - States, `OAUTH_STATES_TABLE`, partition key `state_id` (S), TTL attribute `expires_at`
+//!   (N, Unix seconds). One item per completed sign-in, written only if absent.
+//!
+//! Encryption at rest with the stack's KMS key is table configuration, not code.
+
+pub mod state;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };
 use aws_lambda_events::http::{HeaderMap, HeaderValue, header};
 use aws_sdk_dynamodb::types::AttributeValue;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use salesforce::{ClientConfig, Secret, Session};
 use serde_json::Value;
 use sf_common::{Secrets, Settings};
-use sha2::Sha256;
 
-/// The prefix of every state.
-pub const STATE_PREFIX: &str = "wa:";
-/// The default for `OAUTH_STATE_MAX_AGE_SECONDS`.
+pub use state::{SignIn, StateError, UncheckedLink, UncheckedState, sign_link, verify_link};
+
+/// The default for `OAUTH_STATE_MAX_AGE_SECONDS`: how long a link and a sign-in live.
 pub const DEFAULT_STATE_MAX_AGE: Duration = Duration::from_secs(600);
-/// How far in the future a state's timestamp may be (clock skew between signer and callback).
-const STATE_CLOCK_SKEW_SECONDS: i64 = 60;
+/// How long the credentials read from Secrets Manager are used before they are read again.
+pub const CREDENTIALS_REFRESH: Duration = Duration::from_secs(300);
+/// The cookie that holds the browser's nonce. `__Host-`: only sent back to this host, over
+/// https, for every path.
+pub const NONCE_COOKIE: &str = "__Host-sfstack-oauth";
 /// A shorter `StateSigningKey` is refused: it would be guessable.
 const MIN_SIGNING_KEY_BYTES: usize = 16;
-
-type HmacSha256 = Hmac<Sha256>;
-
-/// Why a `state` was refused. The message is the 400 answer's body.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StateError {
-    #[error("state is malformed")]
-    Malformed,
-    #[error("state does not start with wa:whatsapp:+")]
-    WrongPrefix,
-    #[error("state does not hold a valid WhatsApp number")]
-    InvalidNumber,
-    #[error("state signature is invalid")]
-    BadSignature,
-    #[error("state has expired; start the sign-in again")]
-    Expired,
-    #[error("state is not valid yet")]
-    FromTheFuture,
-}
 
 /// Why an invocation failed. [`Error::error_type`] is the stable `errorType` Lambda reports.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,6 +81,10 @@ pub enum Error {
     Credentials(String),
     #[error("could not store the tokens in DynamoDB table {table}: {message}")]
     StoreFailed { table: String, message: String },
+    #[error("could not record the sign-in in DynamoDB table {table}: {message}")]
+    StateStoreFailed { table: String, message: String },
+    #[error("the system's random number generator failed: {0}")]
+    Randomness(String),
 }
 
 impl Error {
@@ -106,6 +93,8 @@ impl Error {
             Error::Configuration(_) => "ConfigurationError",
             Error::Credentials(_) => "CredentialsError",
             Error::StoreFailed { .. } => "StoreFailed",
+            Error::StateStoreFailed { .. } => "StateStoreFailed",
+            Error::Randomness(_) => "RandomnessError",
         }
     }
 }
@@ -119,97 +108,19 @@ impl From<Error> for Diagnostic {
     }
 }
 
-/// Makes a `state` for `wa_id` (`whatsapp:+15555550100`, or just `+15555550100`) at `now`
-/// (Unix seconds), signed with `key` (the `StateSigningKey` bytes).
-pub fn sign_state(key: &[u8], wa_id: &str, now: i64) -> Result<String, StateError> {
-    let number = wa_id.strip_prefix("whatsapp:").unwrap_or(wa_id);
-    if !is_e164(number) {
-        return Err(StateError::InvalidNumber);
-    }
-    let payload = format!("{STATE_PREFIX}whatsapp:{number}.{now}");
-    Ok(format!("{payload}.{}", signature(key, &payload)))
-}
-
-/// Checks a `state` and returns its `wa_id` (`whatsapp:+15555550100`).
-pub fn verify_state(
-    key: &[u8],
-    state: &str,
-    now: i64,
-    max_age: Duration,
-) -> Result<String, StateError> {
-    let mut parts = state.trim().rsplitn(3, '.');
-    let (Some(signature_text), Some(issued_at), Some(payload)) =
-        (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(StateError::Malformed);
-    };
-    let Some(address) = payload.strip_prefix(STATE_PREFIX) else {
-        return Err(StateError::WrongPrefix);
-    };
-    let Some(number) = address.strip_prefix("whatsapp:") else {
-        return Err(StateError::WrongPrefix);
-    };
-    // A `+` that a lax encoder left unescaped arrives decoded as a space.
-    let number = match number.strip_prefix(' ') {
-        Some(rest) => format!("+{rest}"),
-        None => number.to_owned(),
-    };
-    if !number.starts_with('+') {
-        return Err(StateError::WrongPrefix);
-    }
-    if !is_e164(&number) {
-        return Err(StateError::InvalidNumber);
-    }
-    let issued_at: i64 = issued_at.parse().map_err(|_| StateError::Malformed)?;
-    let signature_bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(signature_text)
-        .map_err(|_| StateError::BadSignature)?;
-    let canonical = format!("{STATE_PREFIX}whatsapp:{number}.{issued_at}");
-    let mut mac = HmacSha256::new_from_slice(key).map_err(|_| StateError::BadSignature)?;
-    mac.update(canonical.as_bytes());
-    // Constant-time comparison.
-    mac.verify_slice(&signature_bytes)
-        .map_err(|_| StateError::BadSignature)?;
-    let max_age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
-    if now.saturating_sub(issued_at) > max_age {
-        return Err(StateError::Expired);
-    }
-    if issued_at.saturating_sub(now) > STATE_CLOCK_SKEW_SECONDS {
-        return Err(StateError::FromTheFuture);
-    }
-    Ok(format!("whatsapp:{number}"))
-}
-
-fn signature(key: &[u8], payload: &str) -> String {
-    // HMAC accepts keys of any length, so this cannot fail; an empty MAC would never verify.
-    match HmacSha256::new_from_slice(key) {
-        Ok(mut mac) => {
-            mac.update(payload.as_bytes());
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-        }
-        Err(_) => String::new(),
-    }
-}
-
-fn is_e164(number: &str) -> bool {
-    number.strip_prefix('+').is_some_and(|digits| {
-        (7..=15).contains(&digits.len())
-            && digits.bytes().all(|byte| byte.is_ascii_digit())
-            && !digits.starts_with('0')
-    })
-}
-
 /// Settings from the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackConfig {
     /// `SF_CREDENTIALS_SECRET_ARN`, `SF_LOGIN_URL`, timeouts… (see `sf-common`).
     pub settings: Settings,
-    /// `OAUTH_REDIRECT_URI`: this function's URL, exactly as registered on the connected app
-    /// and as sent to the authorize endpoint.
+    /// `OAUTH_REDIRECT_URI`: this function's callback URL, exactly as registered on the
+    /// connected app and as sent to the authorize endpoint.
     pub redirect_uri: String,
     /// `OAUTH_TOKENS_TABLE`.
     pub table_name: String,
-    /// `OAUTH_STATE_MAX_AGE_SECONDS` (default 600).
+    /// `OAUTH_STATES_TABLE`: the single-use record of each completed sign-in.
+    pub states_table: String,
+    /// `OAUTH_STATE_MAX_AGE_SECONDS` (default 600): how long a link and a sign-in live.
     pub state_max_age: Duration,
 }
 
@@ -244,6 +155,11 @@ impl CallbackConfig {
                 "environment variable OAUTH_TOKENS_TABLE: not set; it names the DynamoDB table of tokens".into(),
             )
         })?;
+        let states_table = get("OAUTH_STATES_TABLE").ok_or_else(|| {
+            Error::Configuration(
+                "environment variable OAUTH_STATES_TABLE: not set; it names the DynamoDB table of used sign-in states".into(),
+            )
+        })?;
         let state_max_age = match get("OAUTH_STATE_MAX_AGE_SECONDS") {
             None => DEFAULT_STATE_MAX_AGE,
             Some(value) => value
@@ -261,18 +177,23 @@ impl CallbackConfig {
             settings,
             redirect_uri,
             table_name,
+            states_table,
             state_max_age,
         })
     }
 }
 
 /// What the function needs from the credentials secret.
+#[derive(Debug)]
 struct AppCredentials {
     login_url: String,
     client_id: String,
     client_secret: Secret,
     state_key: Secret,
 }
+
+/// The credentials and when they were read.
+type Cached = Option<(Arc<AppCredentials>, Instant)>;
 
 /// The function: built once per execution environment.
 #[derive(Debug, Clone)]
@@ -281,6 +202,13 @@ pub struct CallbackHandler {
     client_config: ClientConfig,
     secrets: Secrets,
     dynamodb: aws_sdk_dynamodb::Client,
+    credentials: Arc<Mutex<Cached>>,
+}
+
+/// A request that may be answered before any AWS call, or what it needs next.
+enum Checked<T> {
+    Answer(LambdaFunctionUrlResponse),
+    Proceed(T),
 }
 
 impl CallbackHandler {
@@ -295,6 +223,16 @@ impl CallbackHandler {
             client_config,
             secrets,
             dynamodb,
+            credentials: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Reads the credentials ahead of the first request (at start-up), so that requests are
+    /// checked without an AWS call. A failure is logged; the first request that needs the
+    /// credentials tries again and reports it.
+    pub async fn prefetch(&self) {
+        if let Err(error) = self.credentials(true).await {
+            tracing::error!(error = %error, "could not read the credentials at start-up");
         }
     }
 
@@ -306,7 +244,8 @@ impl CallbackHandler {
         self.respond(&event.payload, unix_seconds()).await
     }
 
-    /// Answers one request as of `now` (Unix seconds).
+    /// Answers one request as of `now` (Unix seconds): `/start` begins a sign-in, any other
+    /// path is the callback.
     pub async fn respond(
         &self,
         request: &LambdaFunctionUrlRequest,
@@ -325,43 +264,113 @@ impl CallbackHandler {
                 .insert(header::ALLOW, HeaderValue::from_static("GET"));
             return Ok(response);
         }
+        let path = request
+            .raw_path
+            .as_deref()
+            .or(request.request_context.http.path.as_deref())
+            .unwrap_or("/");
+        if path.trim_end_matches('/').ends_with("/start") {
+            self.start(request, now).await
+        } else {
+            self.callback(request, now).await
+        }
+    }
+
+    /// `/start?link=…`: checks the link, sets the nonce cookie and redirects to Salesforce.
+    async fn start(
+        &self,
+        request: &LambdaFunctionUrlRequest,
+        now: i64,
+    ) -> Result<LambdaFunctionUrlResponse, Error> {
         let query = query_parameters(request);
-        if let Some(error) = query.get("error") {
-            tracing::info!(error = %error, "salesforce redirected with an error");
+        let Some(link) = query.get("link").filter(|link| !link.is_empty()) else {
             return Ok(text_response(
                 400,
-                "sign-in was not completed (salesforce refused or the user cancelled)",
+                "missing link; open the sign-in link from WhatsApp",
             ));
-        }
-        let Some(code) = query.get("code").filter(|code| !code.is_empty()) else {
-            return Ok(text_response(400, "missing code"));
         };
-        let Some(state) = query.get("state").filter(|state| !state.is_empty()) else {
-            return Ok(text_response(400, "missing state"));
+        let link = match UncheckedLink::parse(link, now, self.config.state_max_age) {
+            Ok(link) => link,
+            Err(error) => return Ok(refused("sign-in link", &error)),
         };
-
-        let credentials = self.app_credentials().await?;
-        let wa_id = match verify_state(
-            credentials.state_key.expose().as_bytes(),
-            state,
-            now,
-            self.config.state_max_age,
-        ) {
+        let credentials = self.credentials(false).await?;
+        let wa_id = match link
+            .clone()
+            .verify(credentials.state_key.expose().as_bytes())
+        {
             Ok(wa_id) => wa_id,
             Err(error) => {
-                tracing::warn!(reason = %error, "refused an oauth callback state");
-                return Ok(text_response(400, &error.to_string()));
+                // The key may have been rotated since it was read: read it once more.
+                let Some(fresher) = self.credentials_if_stale().await? else {
+                    return Ok(refused("sign-in link", &error));
+                };
+                match link.verify(fresher.state_key.expose().as_bytes()) {
+                    Ok(wa_id) => wa_id,
+                    Err(error) => return Ok(refused("sign-in link", &error)),
+                }
             }
         };
+        let credentials = self.credentials(false).await?;
+        let key = credentials.state_key.expose().as_bytes();
+        let max_age = i64::try_from(self.config.state_max_age.as_secs()).unwrap_or(i64::MAX);
+        let randomness = |error: getrandom::Error| Error::Randomness(error.to_string());
+        let sign_in = SignIn::new(&wa_id, now.saturating_add(max_age)).map_err(randomness)?;
+        let nonce = state::new_nonce().map_err(randomness)?;
+        let mut authorize = url::Url::parse(&format!(
+            "{}/services/oauth2/authorize",
+            credentials.login_url.trim_end_matches('/')
+        ))
+        .map_err(|error| {
+            Error::Configuration(format!("login URL {:?}: {error}", credentials.login_url))
+        })?;
+        authorize
+            .query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &credentials.client_id)
+            .append_pair("redirect_uri", &self.config.redirect_uri)
+            .append_pair("state", &sign_in.state(key, &nonce))
+            .append_pair(
+                "code_challenge",
+                &state::code_challenge(&sign_in.code_verifier(key)),
+            )
+            .append_pair("code_challenge_method", "S256");
+        tracing::info!(
+            wa_id = %sf_common::privacy::mask_identifier(&wa_id),
+            "started a salesforce sign-in"
+        );
+        let mut response = text_response(302, "continue to Salesforce to sign in");
+        if let Ok(location) = HeaderValue::from_str(authorize.as_str()) {
+            response.headers.insert(header::LOCATION, location);
+        }
+        response.cookies = vec![format!(
+            "{NONCE_COOKIE}={nonce}; Max-Age={max_age}; Path=/; Secure; HttpOnly; SameSite=Lax"
+        )];
+        Ok(response)
+    }
 
+    /// The redirect back from Salesforce.
+    async fn callback(
+        &self,
+        request: &LambdaFunctionUrlRequest,
+        now: i64,
+    ) -> Result<LambdaFunctionUrlResponse, Error> {
+        let (code, sign_in) = match self.check_callback(request, now).await? {
+            Checked::Answer(response) => return Ok(with_cleared_cookie(response)),
+            Checked::Proceed(found) => found,
+        };
+        // The only AWS calls a request can cause start here, for a state this browser holds.
+        if let Err(answer) = self.consume(&sign_in).await? {
+            return Ok(with_cleared_cookie(answer));
+        }
+        let credentials = self.fresh_credentials().await?;
         let session = match salesforce::exchange_authorization_code(
             &self.client_config,
             &credentials.login_url,
             &credentials.client_id,
             &credentials.client_secret,
-            code,
+            &code,
             &self.config.redirect_uri,
-            None,
+            Some(&sign_in.code_verifier(credentials.state_key.expose().as_bytes())),
         )
         .await
         {
@@ -370,33 +379,157 @@ impl CallbackHandler {
                 // The error carries Salesforce's code and description, never a secret; the
                 // body says less still.
                 tracing::warn!(
-                    wa_id = %sf_common::privacy::mask_identifier(&wa_id),
+                    wa_id = %sf_common::privacy::mask_identifier(&sign_in.wa_id),
                     error = %sf_common::privacy::mask_phone_numbers(&error.to_string()),
                     "salesforce refused the authorization code"
                 );
-                return Ok(text_response(
+                return Ok(with_cleared_cookie(text_response(
                     502,
                     "salesforce did not accept the sign-in; start again from WhatsApp",
-                ));
+                )));
             }
         };
-        self.store(&wa_id, &session, now).await?;
+        self.store(&sign_in.wa_id, &session, now).await?;
         tracing::info!(
-            wa_id = %sf_common::privacy::mask_identifier(&wa_id),
+            wa_id = %sf_common::privacy::mask_identifier(&sign_in.wa_id),
             instance_url = %session.instance_url,
             issued_at = session.issued_at,
             has_refresh_token = session.refresh_token.is_some(),
             "stored salesforce tokens for a whatsapp user"
         );
-        Ok(html_response(
+        Ok(with_cleared_cookie(html_response(
             200,
             "<!doctype html><html><head><meta charset=\"utf-8\"><title>Connected</title></head>\
              <body><p>Your WhatsApp number is now connected to Salesforce. You can close this \
              window.</p></body></html>",
-        ))
+        )))
     }
 
-    async fn app_credentials(&self) -> Result<AppCredentials, Error> {
+    /// Everything about a callback that is checked in memory: the code, the state's form and
+    /// expiry, the browser's nonce, and the state's signature over that nonce.
+    async fn check_callback(
+        &self,
+        request: &LambdaFunctionUrlRequest,
+        now: i64,
+    ) -> Result<Checked<(String, SignIn)>, Error> {
+        let query = query_parameters(request);
+        if let Some(error) = query.get("error") {
+            tracing::info!(error = %error, "salesforce redirected with an error");
+            return Ok(Checked::Answer(text_response(
+                400,
+                "sign-in was not completed (salesforce refused or the user cancelled)",
+            )));
+        }
+        let Some(code) = query.get("code").filter(|code| !code.is_empty()) else {
+            return Ok(Checked::Answer(text_response(400, "missing code")));
+        };
+        let Some(state) = query.get("state").filter(|state| !state.is_empty()) else {
+            return Ok(Checked::Answer(text_response(400, "missing state")));
+        };
+        let state = match UncheckedState::parse(state, now, self.config.state_max_age) {
+            Ok(state) => state,
+            Err(error) => return Ok(Checked::Answer(refused("state", &error))),
+        };
+        let Some(nonce) = cookie(request, NONCE_COOKIE) else {
+            return Ok(Checked::Answer(refused(
+                "state",
+                &StateError::NoBrowserNonce,
+            )));
+        };
+        let credentials = self.credentials(false).await?;
+        let sign_in = match state
+            .clone()
+            .verify(credentials.state_key.expose().as_bytes(), &nonce)
+        {
+            Ok(sign_in) => sign_in,
+            Err(error) => {
+                let Some(fresher) = self.credentials_if_stale().await? else {
+                    return Ok(Checked::Answer(refused("state", &error)));
+                };
+                match state.verify(fresher.state_key.expose().as_bytes(), &nonce) {
+                    Ok(sign_in) => sign_in,
+                    Err(error) => return Ok(Checked::Answer(refused("state", &error))),
+                }
+            }
+        };
+        Ok(Checked::Proceed((code.clone(), sign_in)))
+    }
+
+    /// Marks the sign-in used: a write that succeeds only once per state.
+    async fn consume(
+        &self,
+        sign_in: &SignIn,
+    ) -> Result<Result<(), LambdaFunctionUrlResponse>, Error> {
+        let outcome = self
+            .dynamodb
+            .put_item()
+            .table_name(&self.config.states_table)
+            .item("state_id", AttributeValue::S(sign_in.id.clone()))
+            .item(
+                "expires_at",
+                AttributeValue::N(sign_in.expires_at.to_string()),
+            )
+            .condition_expression("attribute_not_exists(state_id)")
+            .send()
+            .await;
+        match outcome {
+            Ok(_) => Ok(Ok(())),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|error| error.is_conditional_check_failed_exception()) =>
+            {
+                tracing::warn!(
+                    wa_id = %sf_common::privacy::mask_identifier(&sign_in.wa_id),
+                    "refused a sign-in state that was already used"
+                );
+                Ok(Err(refused("state", &StateError::StateUsed)))
+            }
+            Err(error) => Err(Error::StateStoreFailed {
+                table: self.config.states_table.clone(),
+                message: sf_common::error_chain(&error),
+            }),
+        }
+    }
+
+    /// The credentials: from memory, read on first use (or always when `reload`).
+    async fn credentials(&self, reload: bool) -> Result<Arc<AppCredentials>, Error> {
+        if !reload && let Some((credentials, _)) = self.cached() {
+            return Ok(credentials);
+        }
+        let credentials = Arc::new(self.read_credentials().await?);
+        if let Ok(mut cache) = self.credentials.lock() {
+            *cache = Some((Arc::clone(&credentials), Instant::now()));
+        }
+        Ok(credentials)
+    }
+
+    /// The credentials read again, when the copy in memory is older than
+    /// [`CREDENTIALS_REFRESH`]; `None` when it is recent (nothing new to learn).
+    async fn credentials_if_stale(&self) -> Result<Option<Arc<AppCredentials>>, Error> {
+        match self.cached() {
+            Some((_, read_at)) if read_at.elapsed() < CREDENTIALS_REFRESH => Ok(None),
+            _ => self.credentials(true).await.map(Some),
+        }
+    }
+
+    /// The credentials, read again first if the copy in memory is older than
+    /// [`CREDENTIALS_REFRESH`]: used once a request has proven itself.
+    async fn fresh_credentials(&self) -> Result<Arc<AppCredentials>, Error> {
+        match self.credentials_if_stale().await? {
+            Some(credentials) => Ok(credentials),
+            None => self.credentials(false).await,
+        }
+    }
+
+    fn cached(&self) -> Cached {
+        self.credentials
+            .lock()
+            .ok()
+            .and_then(|cache| cache.as_ref().map(|(c, at)| (Arc::clone(c), *at)))
+    }
+
+    async fn read_credentials(&self) -> Result<AppCredentials, Error> {
         let arn = &self.config.settings.credentials_secret_arn;
         let document = self
             .secrets
@@ -477,6 +610,41 @@ impl CallbackHandler {
     }
 }
 
+/// A 400 for a refused link or state, logged without the value.
+fn refused(what: &str, error: &StateError) -> LambdaFunctionUrlResponse {
+    tracing::warn!(reason = %error, "refused an oauth {what}");
+    text_response(400, &error.to_string())
+}
+
+/// The value of cookie `name`: from the payload's `cookies`, else a `Cookie` header.
+fn cookie(request: &LambdaFunctionUrlRequest, name: &str) -> Option<String> {
+    let from_header = request
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    request
+        .cookies
+        .iter()
+        .flatten()
+        .chain(from_header.iter())
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// The nonce is single-use too: whatever the outcome, the browser forgets it.
+fn with_cleared_cookie(mut response: LambdaFunctionUrlResponse) -> LambdaFunctionUrlResponse {
+    response.cookies = vec![format!(
+        "{NONCE_COOKIE}=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=Lax"
+    )];
+    response
+}
+
 /// The query parameters: Lambda's decoded map, else the raw query string.
 fn query_parameters(request: &LambdaFunctionUrlRequest) -> HashMap<String, String> {
     if !request.query_string_parameters.is_empty() {
@@ -504,8 +672,13 @@ fn html_response(status: i64, body: &str) -> LambdaFunctionUrlResponse {
 fn response(status: i64, content_type: &'static str, body: String) -> LambdaFunctionUrlResponse {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    // The page follows a redirect that carried a code: never cache it.
+    // The pages follow redirects that carry codes and states: never cache them, never pass
+    // the URL on as a referrer.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     let mut response = LambdaFunctionUrlResponse::default();
     response.status_code = status;
     response.headers = headers;
@@ -525,94 +698,6 @@ fn unix_seconds() -> i64 {
 mod tests {
     use super::*;
 
-    const KEY: &[u8] = b"0123456789abcdef-test-key";
-    const NOW: i64 = 1_767_225_600;
-    const MAX_AGE: Duration = DEFAULT_STATE_MAX_AGE;
-
-    #[test]
-    fn signed_states_verify_and_name_the_whatsapp_address() -> Result<(), StateError> {
-        for wa_id in ["whatsapp:+15555550100", "+15555550100"] {
-            let state = sign_state(KEY, wa_id, NOW)?;
-            assert!(
-                state.starts_with("wa:whatsapp:+15555550100.1767225600."),
-                "{state}"
-            );
-            assert_eq!(
-                verify_state(KEY, &state, NOW + 599, MAX_AGE)?,
-                "whatsapp:+15555550100"
-            );
-            // A `+` decoded as a space by a lax encoder.
-            let spaced = state.replacen('+', " ", 1);
-            assert_eq!(
-                verify_state(KEY, &spaced, NOW, MAX_AGE)?,
-                "whatsapp:+15555550100"
-            );
-        }
-        Ok(())
-    }
-
-    #[test]
-    fn bad_states_are_refused_with_a_reason() -> Result<(), StateError> {
-        let good = sign_state(KEY, "whatsapp:+15555550100", NOW)?;
-        let forged_signature = format!(
-            "{}.{}",
-            good.rsplit_once('.')
-                .map(|(payload, _)| payload)
-                .unwrap_or_default(),
-            signature(b"another key entirely", "x")
-        );
-        let signed = |payload: &str| format!("{payload}.{}", signature(KEY, payload));
-        let cases = [
-            (good.clone(), NOW + 601, StateError::Expired),
-            (good.clone(), NOW - 61, StateError::FromTheFuture),
-            (forged_signature, NOW, StateError::BadSignature),
-            (good.replace("0100", "0199"), NOW, StateError::BadSignature),
-            (
-                signed(&format!("sms:whatsapp:+15555550100.{NOW}")),
-                NOW,
-                StateError::WrongPrefix,
-            ),
-            (
-                signed(&format!("wa:sms:+15555550100.{NOW}")),
-                NOW,
-                StateError::WrongPrefix,
-            ),
-            (
-                signed(&format!("wa:whatsapp:15555550100.{NOW}")),
-                NOW,
-                StateError::WrongPrefix,
-            ),
-            (
-                signed(&format!("wa:whatsapp:+1555x.{NOW}")),
-                NOW,
-                StateError::InvalidNumber,
-            ),
-            (
-                signed("wa:whatsapp:+15555550100.soon"),
-                NOW,
-                StateError::Malformed,
-            ),
-            (
-                "wa:whatsapp:+15555550100".to_owned(),
-                NOW,
-                StateError::Malformed,
-            ),
-            (format!("{good}!"), NOW, StateError::BadSignature),
-        ];
-        for (state, now, expected) in cases {
-            assert_eq!(
-                verify_state(KEY, &state, now, MAX_AGE),
-                Err(expected.clone()),
-                "{state}"
-            );
-        }
-        assert_eq!(
-            sign_state(KEY, "whatsapp:15555550100", NOW),
-            Err(StateError::InvalidNumber)
-        );
-        Ok(())
-    }
-
     #[test]
     fn configuration_names_the_missing_variable() {
         let base = [
@@ -622,6 +707,7 @@ mod tests {
                 "https://example.lambda-url.us-east-1.on.aws/callback",
             ),
             ("OAUTH_TOKENS_TABLE", "tokens"),
+            ("OAUTH_STATES_TABLE", "states"),
         ];
         let config = |pairs: &[(&str, &str)]| {
             CallbackConfig::from_lookup(|name| {
@@ -634,11 +720,12 @@ mod tests {
         };
         let ok = config(&base).map(|config| config.state_max_age);
         assert_eq!(ok, Ok(DEFAULT_STATE_MAX_AGE));
-        let cases: [(&str, &str, &str); 5] = [
+        let cases: [(&str, &str, &str); 6] = [
             ("SF_CREDENTIALS_SECRET_ARN", "", "SF_CREDENTIALS_SECRET_ARN"),
             ("OAUTH_REDIRECT_URI", "", "OAUTH_REDIRECT_URI"),
             ("OAUTH_REDIRECT_URI", "callback", "OAUTH_REDIRECT_URI"),
             ("OAUTH_TOKENS_TABLE", " ", "OAUTH_TOKENS_TABLE"),
+            ("OAUTH_STATES_TABLE", "", "OAUTH_STATES_TABLE"),
             (
                 "OAUTH_STATE_MAX_AGE_SECONDS",
                 "ten minutes",

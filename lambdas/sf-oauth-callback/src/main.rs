@@ -19,8 +19,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let handler = Arc::new(
         CallbackConfig::from_env().map(|config| CallbackHandler::new(config, secrets, dynamodb)),
     );
-    if let Err(error) = handler.as_ref() {
-        tracing::error!(error = %error, "sf-oauth-callback is misconfigured");
+    match handler.as_ref() {
+        // The credentials are read now, in the init phase: requests are then checked in memory,
+        // so a flood of junk costs no AWS call.
+        Ok(handler) => handler.prefetch().await,
+        Err(error) => tracing::error!(error = %error, "sf-oauth-callback is misconfigured"),
     }
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<LambdaFunctionUrlRequest>| {

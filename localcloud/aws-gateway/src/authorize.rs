@@ -265,6 +265,41 @@ impl Authorizer {
         }
     }
 
+    /// Whether CloudWatch Logs may use `key_arn` to encrypt log group `log_group_arn`: only the
+    /// key's policy can allow the service ([`crate::fidelity::log_keys`]). A key that does not
+    /// exist is refused as well.
+    pub async fn logs_may_use_key(
+        &self,
+        key_arn: &str,
+        log_group_arn: &str,
+        log: &mut Vec<Entry>,
+    ) -> anyhow::Result<Outcome> {
+        let Some(key) = self.policies.key(key_arn).await? else {
+            return Ok(Outcome::Deny(format!("KMS key {key_arn} does not exist")));
+        };
+        let principal = Principal::Service {
+            name: format!("logs.{}.amazonaws.com", self.region),
+        };
+        let context = BTreeMap::from([(
+            "kms:EncryptionContext:aws:logs:arn".to_string(),
+            vec![log_group_arn.to_string()],
+        )]);
+        let outcome = self
+            .evaluate(
+                &principal,
+                "kms:GenerateDataKey",
+                &key.arn,
+                context,
+                Some(key.policy.clone()),
+                log,
+            )
+            .await?;
+        Ok(match outcome {
+            Outcome::Forward => unusable_key(&key).unwrap_or(Outcome::Forward),
+            outcome => outcome,
+        })
+    }
+
     /// Decides whether `invocation`'s caller may invoke the function: only the function's
     /// resource policy can allow a service principal or an anonymous caller.
     pub async fn service_invocation(

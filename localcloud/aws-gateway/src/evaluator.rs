@@ -247,6 +247,66 @@ impl Reason {
     }
 }
 
+/// KMS's encryption-context condition keys are `kms:EncryptionContext:<key>`, the variable part
+/// after a colon (`kms:EncryptionContext:aws:logs:arn`). iam-simulate 0.1.173 recognises
+/// variable condition keys only after a slash (`aws:PrincipalTag/<key>`), so it would ignore the
+/// request's encryption context and no policy conditioned on it could ever allow. The gateway
+/// renames each such key, in the request's context and in every policy's conditions alike, to
+/// a stand-in of the slash form the library evaluates (`aws:RequestTag/kms-encryption-context/
+/// <key>`); the condition operators and values are untouched, so the decision is the one AWS
+/// would make. `kms:EncryptionContextKeys` (no variable part) is left as it is.
+fn with_encryption_context_stand_ins(simulation: &Simulation) -> Simulation {
+    const PREFIX: &str = "kms:encryptioncontext:";
+    fn stand_in(key: &str) -> Option<String> {
+        let lower = key.to_ascii_lowercase();
+        lower.starts_with(PREFIX).then(|| {
+            format!(
+                "aws:RequestTag/kms-encryption-context/{}",
+                &key[PREFIX.len()..]
+            )
+        })
+    }
+    fn in_policy(policy: &Value) -> Value {
+        let mut policy = policy.clone();
+        let statements = match policy.get_mut("Statement") {
+            Some(Value::Array(statements)) => statements.iter_mut().collect::<Vec<_>>(),
+            Some(statement @ Value::Object(_)) => vec![statement],
+            _ => Vec::new(),
+        };
+        for statement in statements {
+            let Some(Value::Object(operators)) = statement.get_mut("Condition") else {
+                continue;
+            };
+            for (_, keys) in operators.iter_mut() {
+                let Value::Object(keys) = keys else { continue };
+                let renamed: serde_json::Map<String, Value> = std::mem::take(keys)
+                    .into_iter()
+                    .map(|(key, value)| (stand_in(&key).unwrap_or(key), value))
+                    .collect();
+                *keys = renamed;
+            }
+        }
+        policy
+    }
+    Simulation {
+        principal: simulation.principal.clone(),
+        action: simulation.action.clone(),
+        resource_arn: simulation.resource_arn.clone(),
+        resource_account: simulation.resource_account.clone(),
+        context: simulation
+            .context
+            .iter()
+            .map(|(key, values)| (stand_in(key).unwrap_or_else(|| key.clone()), values.clone()))
+            .collect(),
+        identity_policies: simulation
+            .identity_policies
+            .iter()
+            .map(|(name, policy)| (name.clone(), in_policy(policy)))
+            .collect(),
+        resource_policy: simulation.resource_policy.as_ref().map(in_policy),
+    }
+}
+
 impl Evaluator {
     /// Installs the simulator on first use, starts the sidecar and waits until it is ready.
     pub async fn start() -> anyhow::Result<Evaluator> {
@@ -304,6 +364,7 @@ impl Evaluator {
     /// Decides one request. Errors when the simulator rejects the simulation (e.g. an unknown
     /// action: `invalid.action`) or when the sidecar is gone.
     pub async fn evaluate(&self, simulation: &Simulation) -> anyhow::Result<Decision> {
+        let simulation = &with_encryption_context_stand_ins(simulation);
         let what = || format!("{} on {}", simulation.action, simulation.resource_arn);
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let mut line = serde_json::to_string(&Request { id, simulation })?;
@@ -690,6 +751,42 @@ mod tests {
             ["resource policy: no statement allows"]
         );
         assert_eq!(decision.denied_by, ["resource"]);
+    }
+
+    /// CloudWatch Logs uses a key for a log group only if the key policy names the service and
+    /// that log group in the encryption context.
+    #[tokio::test]
+    async fn the_logs_service_may_use_a_key_only_for_the_log_groups_its_policy_names() {
+        let evaluator = Evaluator::start().await.unwrap();
+        let group = format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/f");
+        let logs = |log_group: &str, statements: Vec<Value>| {
+            let mut simulation = simulation(
+                Principal::Service("logs.us-east-1.amazonaws.com".to_owned()),
+                "kms:GenerateDataKey",
+                KEY,
+            );
+            simulation.resource_policy =
+                Some(json!({ "Version": "2012-10-17", "Statement": statements }));
+            with_context(simulation, "kms:EncryptionContext:aws:logs:arn", log_group)
+        };
+        let for_logs = json!({ "Sid": "Logs", "Effect": "Allow",
+            "Principal": { "Service": "logs.us-east-1.amazonaws.com" },
+            "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+            "Resource": "*",
+            "Condition": { "ArnEquals": { "kms:EncryptionContext:aws:logs:arn": [group.clone()] } } });
+        let decision = evaluator
+            .evaluate(&logs(&group, vec![for_logs.clone()]))
+            .await
+            .unwrap();
+        assert_eq!(decision.verdict, Verdict::Allowed, "{decision:?}");
+        let other = format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/lambda/other");
+        let decision = evaluator
+            .evaluate(&logs(&other, vec![for_logs]))
+            .await
+            .unwrap();
+        assert_eq!(decision.verdict, Verdict::ImplicitlyDenied, "{decision:?}");
+        let decision = evaluator.evaluate(&logs(&group, Vec::new())).await.unwrap();
+        assert_eq!(decision.verdict, Verdict::ImplicitlyDenied, "{decision:?}");
     }
 
     #[tokio::test]

@@ -13,9 +13,12 @@ use serde_json::Value;
 use crate::deny;
 use crate::table::Operation;
 
+pub mod concurrency;
 pub mod lifecycle;
+pub mod log_keys;
 pub mod propagation;
 pub mod rollback;
+pub mod ttl;
 
 /// Every how many of the deployer's requests one is throttled, by default.
 pub const THROTTLE_EVERY: u64 = 25;

@@ -69,6 +69,10 @@ pub const FAIL_DELETE_PATH: &str = "/__sfstack/fail-delete";
 /// whose policy lets anyone use it (a squatted name; see [`Gateway::foreign_bucket`]).
 pub const FOREIGN_BUCKET_PATH: &str = "/__sfstack/foreign-bucket";
 
+/// Tests: `POST {"limit": N}` sets the account's concurrent-executions limit, from which every
+/// reserved concurrency is taken (see [`fidelity::concurrency`]).
+pub const ACCOUNT_CONCURRENCY_PATH: &str = "/__sfstack/account-concurrency";
+
 /// The largest request body the gateway buffers (Lambda zips are a few MB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
@@ -96,6 +100,8 @@ struct Gateway {
     /// S3 and CloudFormation in moto, unchecked: for lifecycle expiry and rollbacks.
     moto_s3: aws_sdk_s3::Client,
     moto_cloudformation: aws_sdk_cloudformation::Client,
+    /// DynamoDB in moto, unchecked: for time to live from templates.
+    moto_dynamodb: aws_sdk_dynamodb::Client,
     principals: Principals,
     authorizer: Authorizer,
     deletions: fidelity::Deletions,
@@ -103,6 +109,9 @@ struct Gateway {
     propagation: fidelity::propagation::Propagation,
     rollbacks: fidelity::rollback::Rollbacks,
     lifecycle: fidelity::lifecycle::Lifecycle,
+    log_keys: fidelity::log_keys::LogKeys,
+    concurrency: fidelity::concurrency::Concurrency,
+    ttl: fidelity::ttl::Ttl,
     /// Held while moto handles a conditional S3 write or delete.
     conditional_writes: tokio::sync::Mutex<()>,
     /// Bucket name → the other account that owns it.
@@ -153,11 +162,15 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
                 .build(),
         ),
         moto_cloudformation: aws_sdk_cloudformation::Client::new(&sdk),
+        moto_dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
         deletions: fidelity::Deletions::default(),
         throttle: fidelity::Throttle::new(config.throttle_every),
         propagation: fidelity::propagation::Propagation::default(),
         rollbacks: fidelity::rollback::Rollbacks::default(),
         lifecycle: fidelity::lifecycle::Lifecycle::default(),
+        log_keys: fidelity::log_keys::LogKeys::default(),
+        concurrency: fidelity::concurrency::Concurrency::default(),
+        ttl: fidelity::ttl::Ttl::default(),
         conditional_writes: tokio::sync::Mutex::new(()),
         foreign_buckets: Mutex::new(std::collections::HashMap::new()),
         authorizer: Authorizer {
@@ -179,6 +192,10 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
         .route(CLOCK_PATH, axum::routing::post(advance_clock))
         .route(FAIL_UPDATE_PATH, axum::routing::post(force_update_failure))
         .route(FAIL_DELETE_PATH, axum::routing::post(force_delete_failure))
+        .route(
+            ACCOUNT_CONCURRENCY_PATH,
+            axum::routing::post(set_account_concurrency),
+        )
         .route(
             FOREIGN_BUCKET_PATH,
             axum::routing::post(make_foreign_bucket),
@@ -312,10 +329,13 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
                 ),
             );
         }
+        let unusable_log_key = gateway.log_key_failure(operation).await;
         if let Some(execution) = gateway.rollbacks.execution(operation)
             && let Some(failure) = gateway
                 .propagation
                 .failure(operation)
+                .or(unusable_log_key)
+                .or_else(|| gateway.concurrency.failure(operation))
                 .or_else(|| gateway.rollbacks.take_forced(&execution.stack))
         {
             // CloudFormation accepts the execution, fails it on the resource and rolls back; the
@@ -392,6 +412,14 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         .propagation
         .record(&operation, &gateway.config.account_id);
     gateway.rollbacks.record(&operation);
+    gateway.log_keys.record(&operation);
+    gateway.concurrency.record(&operation);
+    gateway.ttl.record(&operation);
+    fidelity::ttl::apply(
+        &gateway.moto_dynamodb,
+        &gateway.ttl.of_execution(&operation),
+    )
+    .await;
     let json = || serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default();
     let corrected = match operation.action().as_str() {
         "cloudformation:DescribeStacks" | "cloudformation:DescribeStackEvents" => gateway
@@ -399,6 +427,7 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
             .answer(&operation, &String::from_utf8_lossy(&bytes))
             .map(Bytes::from),
         "lambda:GetPolicy" => function_policy_as_lambda_returns_it(&bytes),
+        "logs:DescribeLogGroups" => gateway.log_keys.answer(&bytes).map(Bytes::from),
         "secretsmanager:DeleteSecret" => {
             gateway.deletions.record(&operation, &json());
             None
@@ -495,6 +524,20 @@ async fn force_delete_failure(
         .rollbacks
         .force_delete_failure(&forced.stack, forced.failure);
     StatusCode::NO_CONTENT
+}
+
+#[derive(serde::Deserialize)]
+struct AccountConcurrency {
+    limit: u32,
+}
+
+/// Tests: the account's concurrent-executions limit.
+async fn set_account_concurrency(
+    State(gateway): State<Arc<Gateway>>,
+    axum::Json(account): axum::Json<AccountConcurrency>,
+) -> Response<Body> {
+    gateway.concurrency.set_account_limit(account.limit);
+    StatusCode::NO_CONTENT.into_response()
 }
 
 #[derive(serde::Deserialize)]
@@ -609,6 +652,34 @@ impl Gateway {
     /// The functions whose rollback cannot fetch their previous code: the stack's current
     /// template (moto never saw the failed change set) names code the update replaces, and that
     /// object is gone from S3.
+    /// The first log group of the change set an `ExecuteChangeSet` runs whose key CloudWatch
+    /// Logs may not use, as the stack resource's failure ([`fidelity::log_keys`]).
+    async fn log_key_failure(
+        &self,
+        operation: &table::Operation,
+    ) -> Option<fidelity::rollback::Failure> {
+        let (region, account) = (&self.config.region, &self.config.account_id);
+        for group in self.log_keys.of_execution(operation) {
+            let mut entries = Vec::new();
+            let outcome = self
+                .authorizer
+                .logs_may_use_key(&group.key, &group.arn(region, account), &mut entries)
+                .await;
+            self.write_log(&entries);
+            match outcome {
+                Ok(Outcome::Forward) => {}
+                Ok(_) => return Some(group.failure(region, account)),
+                Err(error) => {
+                    eprintln!(
+                        "aws-gateway: could not decide the key of log group {}: {error:#}",
+                        group.name
+                    );
+                }
+            }
+        }
+        None
+    }
+
     async fn rollback_blockers(
         &self,
         execution: &fidelity::rollback::Execution,

@@ -89,17 +89,26 @@ impl LocalOrg {
     /// The demo user signs in to the demo app at the authorize endpoint, which redirects to
     /// `redirect_uri` with a code and `state`: returns that redirect (not followed).
     pub async fn authorize(&self, redirect_uri: &str, state: &str) -> anyhow::Result<url::Url> {
+        let mut url = url::Url::parse(&format!("{}/services/oauth2/authorize", self.url))?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", sf_emulator::DEMO_CONSUMER_KEY)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("state", state);
+        self.approve(url.as_str()).await
+    }
+
+    /// The demo user approves at `authorize_url` (this org's authorize endpoint, with whatever
+    /// parameters the app chose): returns the redirect back to the app (not followed).
+    pub async fn approve(&self, authorize_url: &str) -> anyhow::Result<url::Url> {
+        if !authorize_url.starts_with(&format!("{}/services/oauth2/authorize", self.url)) {
+            bail!("{authorize_url} is not the local org's authorize endpoint");
+        }
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let response = http
-            .get(format!("{}/services/oauth2/authorize", self.url))
-            .query(&[
-                ("response_type", "code"),
-                ("client_id", sf_emulator::DEMO_CONSUMER_KEY),
-                ("redirect_uri", redirect_uri),
-                ("state", state),
-            ])
+            .get(authorize_url)
             .send()
             .await
             .context("asking the emulator's authorize endpoint for a code")?;

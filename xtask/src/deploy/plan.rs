@@ -117,6 +117,7 @@ pub(super) fn stack_input(
         credentials_secret_arn: infra.secrets.credentials_arn.clone(),
         session_secret_arn: infra.secrets.session_arn.clone(),
         oauth_table_name: names.oauth_table(),
+        oauth_states_table_name: names.oauth_states_table(),
         oauth_redirect_uri: callback_url.to_string(),
         api_version: settings.salesforce.api_version.clone(),
         // The local org's user, whatever the shared file names for real orgs.
@@ -139,6 +140,11 @@ pub(super) fn stack_input(
                 .cloned()
                 .unwrap_or_default(),
             environment: render::function_environment(crate_name, &environment),
+            reserved_concurrency: render::reserved_concurrency(
+                crate_name,
+                settings.functions.callback_concurrency,
+            ),
+            checkov_skips: render::checkov_skips(crate_name),
         })
         .collect();
     StackInput {
@@ -158,6 +164,9 @@ pub(super) fn stack_input(
         },
         table: Table {
             name: names.oauth_table(),
+        },
+        states_table: Table {
+            name: names.oauth_states_table(),
         },
     }
 }

@@ -24,20 +24,60 @@ pub struct KeyInfo {
 /// KMS waits at least this long before deleting a key; the shortest window costs least.
 const DELETION_WINDOW_DAYS: i32 = 7;
 
+/// The statement that lets CloudWatch Logs encrypt the functions' log groups.
+pub const LOGS_STATEMENT: &str = "CloudWatchLogsEncryptsTheFunctionsLogGroups";
+
 /// The key policy: the account's IAM policies decide who may use the key (the account root
 /// statement delegates to them, as AWS's default key policy does; without it the key would be
 /// unmanageable, and KMS refuses such a policy). The key policy grants no role by itself, so
 /// each role's own policy is the one place its use of the key is granted, only through Secrets
 /// Manager and DynamoDB (`kms:ViaService`); the local cloud's policy mutation test proves each
 /// of those statements is needed.
-pub fn key_policy(region: &str, account_id: &str) -> serde_json::Value {
-    json!({"Version": "2012-10-17", "Statement": [{
-        "Sid": "AccountAdministers",
-        "Effect": "Allow",
-        "Principal": {"AWS": format!("arn:{}:iam::{account_id}:root", partition(region))},
-        "Action": "kms:*",
-        "Resource": "*",
-    }]})
+///
+/// A service has no IAM policy, so the one service that uses the key on its own behalf,
+/// CloudWatch Logs, is named here: it may use the key only for this environment's four log
+/// groups (`kms:EncryptionContext:aws:logs:arn`, as the CloudWatch Logs User Guide shows), with
+/// the actions that guide lists. The local cloud fails a stack change that encrypts a log
+/// group with a key Logs may not use, which proves this statement is needed.
+pub fn key_policy(region: &str, account_id: &str, names: &Names) -> serde_json::Value {
+    let partition = partition(region);
+    let service_suffix = if partition == "aws-cn" {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    let log_groups: Vec<String> = crate::naming::FUNCTIONS
+        .iter()
+        .map(|function| {
+            format!(
+                "arn:{partition}:logs:{region}:{account_id}:log-group:{}",
+                names.log_group(function)
+            )
+        })
+        .collect();
+    json!({"Version": "2012-10-17", "Statement": [
+        {
+            "Sid": "AccountAdministers",
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:{partition}:iam::{account_id}:root")},
+            "Action": "kms:*",
+            "Resource": "*",
+        },
+        {
+            "Sid": LOGS_STATEMENT,
+            "Effect": "Allow",
+            "Principal": {"Service": format!("logs.{region}.{service_suffix}")},
+            "Action": [
+                "kms:Encrypt*",
+                "kms:Decrypt*",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:Describe*",
+            ],
+            "Resource": "*",
+            "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_groups}},
+        },
+    ]})
 }
 
 fn kms_tags(tags: &BTreeMap<String, String>) -> anyhow::Result<Vec<Tag>> {
@@ -178,7 +218,7 @@ pub async fn ensure_key(
         .region()
         .map(|region| region.to_string())
         .context("the KMS client has no region\nhint: set AWS_REGION or a profile region")?;
-    let policy = key_policy(&region, account_id);
+    let policy = key_policy(&region, account_id, names);
     let policy_text = serde_json::to_string(&policy).context("serializing the key policy")?;
 
     let by_alias = describe(client, &alias).await?;

@@ -53,6 +53,10 @@ pub fn policy_inputs(
         "arn:{partition}:dynamodb:{region}:{account_id}:table/{}",
         names.oauth_table()
     );
+    let states_table_arn = format!(
+        "arn:{partition}:dynamodb:{region}:{account_id}:table/{}",
+        names.oauth_states_table()
+    );
     FUNCTIONS
         .into_iter()
         .map(|function| {
@@ -66,6 +70,7 @@ pub fn policy_inputs(
                 session_secret_arn: secrets.session_arn.clone(),
                 kms_key_arn: key.key_arn.clone(),
                 table_arn: table_arn.clone(),
+                states_table_arn: states_table_arn.clone(),
             };
             (function, input)
         })

@@ -337,3 +337,173 @@ async fn a_bucket_of_another_account_is_never_used() -> anyhow::Result<()> {
     local.run(&["teardown", "--env", env], &own)?.ok()?;
     Ok(())
 }
+
+/// The functions' log groups are encrypted with the environment's key, which CloudWatch Logs may
+/// use only because the key policy lets it, for those log groups. Without that statement a
+/// stack change fails on a log group and rolls back, as on AWS; the next deploy converges the
+/// key policy and passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn log_groups_are_encrypted_with_a_key_the_logs_service_may_use() -> anyhow::Result<()> {
+    let mut local = Local::new("log-keys");
+    let env = "e2e-log-keys";
+    let stack = format!("sfstack-{env}");
+    local.run(&["deploy", "--env", env], &[])?.ok()?;
+    let sdk = local.sdk().await?;
+    let kms = aws_sdk_kms::Client::new(&sdk);
+    let key = kms
+        .describe_key()
+        .key_id(format!("alias/{stack}"))
+        .send()
+        .await?
+        .key_metadata
+        .context("the environment's key")?
+        .arn
+        .context("its ARN")?;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&sdk);
+    let groups = logs
+        .describe_log_groups()
+        .log_group_name_prefix(format!("/aws/lambda/{stack}-"))
+        .send()
+        .await?;
+    assert_eq!(groups.log_groups().len(), 4, "{groups:?}");
+    for group in groups.log_groups() {
+        assert_eq!(group.kms_key_id(), Some(key.as_str()), "{group:?}");
+    }
+
+    // The key policy without the statement for CloudWatch Logs.
+    let policy: Value = serde_json::from_str(
+        kms.get_key_policy()
+            .key_id(&key)
+            .policy_name("default")
+            .send()
+            .await?
+            .policy()
+            .unwrap_or_default(),
+    )?;
+    let mut reduced = policy.clone();
+    let statements = reduced["Statement"].as_array_mut().context("statements")?;
+    let before = statements.len();
+    statements
+        .retain(|statement| statement["Principal"]["Service"] != "logs.us-east-1.amazonaws.com");
+    assert_eq!(statements.len(), before - 1, "{policy}");
+    kms.put_key_policy()
+        .key_id(&key)
+        .policy_name("default")
+        .policy(reduced.to_string())
+        .send()
+        .await?;
+
+    // A change by hand that touches only the log groups' retention.
+    let cloudformation = aws_sdk_cloudformation::Client::new(&sdk);
+    let template = cloudformation
+        .get_template()
+        .stack_name(&stack)
+        .send()
+        .await?
+        .template_body
+        .context("the stack's template")?;
+    let changed = template.replace("RetentionInDays: 14", "RetentionInDays: 30");
+    assert_ne!(
+        changed, template,
+        "the template sets a retention of 14 days"
+    );
+    cloudformation
+        .create_change_set()
+        .stack_name(&stack)
+        .change_set_name("retention")
+        .change_set_type(aws_sdk_cloudformation::types::ChangeSetType::Update)
+        .template_body(changed)
+        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
+        .send()
+        .await?;
+    for _ in 0..100 {
+        let described = cloudformation
+            .describe_change_set()
+            .stack_name(&stack)
+            .change_set_name("retention")
+            .send()
+            .await?;
+        if described.status().map(|status| status.as_str()) == Some("CREATE_COMPLETE") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    cloudformation
+        .execute_change_set()
+        .stack_name(&stack)
+        .change_set_name("retention")
+        .send()
+        .await?;
+    let described = cloudformation
+        .describe_stacks()
+        .stack_name(&stack)
+        .send()
+        .await?;
+    let status = described
+        .stacks()
+        .first()
+        .and_then(|stack| stack.stack_status())
+        .map(|status| status.as_str().to_string());
+    assert_eq!(status.as_deref(), Some("UPDATE_ROLLBACK_COMPLETE"));
+    let events = cloudformation
+        .describe_stack_events()
+        .stack_name(&stack)
+        .send()
+        .await?;
+    let refused = events.stack_events().iter().find(|event| {
+        event.resource_type() == Some("AWS::Logs::LogGroup")
+            && event
+                .resource_status_reason()
+                .is_some_and(|reason| reason.contains("is not allowed to be used with Arn 'arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/sfstack-e2e-log-keys-"))
+    });
+    assert!(refused.is_some(), "{events:#?}");
+
+    // The next deploy puts the key policy back and passes.
+    local.run(&["deploy", "--env", env], &[])?.ok()?;
+    let restored: Value = serde_json::from_str(
+        kms.get_key_policy()
+            .key_id(&key)
+            .policy_name("default")
+            .send()
+            .await?
+            .policy()
+            .unwrap_or_default(),
+    )?;
+    assert_eq!(restored, policy);
+    local.run(&["teardown", "--env", env], &[])?.ok()?;
+    Ok(())
+}
+
+/// Lambda keeps 100 of the account's concurrency unreserved. In an account whose limit is 120,
+/// one environment's reservations (10 for the callback, 1 each for the refresh and the
+/// rotation) fit and a second environment's do not: its deploy fails on a function, rolls
+/// back, and says what to do. Once the first is torn down, the second deploys.
+#[tokio::test(flavor = "multi_thread")]
+async fn reservations_leave_the_account_100_unreserved() -> anyhow::Result<()> {
+    let mut local = Local::new("concurrency");
+    local.run(&["local", "up"], &[])?.ok()?;
+    tell_gateway(
+        &local,
+        "/__sfstack/account-concurrency",
+        serde_json::json!({"limit": 120}),
+    )
+    .await?;
+    local.run(&["deploy", "--env", "e2e-conc-a"], &[])?.ok()?;
+    let second = local.run(&["deploy", "--env", "e2e-conc-b"], &[])?;
+    assert_ne!(second.code, 0, "{}", second.stderr);
+    for expected in [
+        "below its minimum value of [100]",
+        "Service Quotas",
+        "functions.callback_concurrency",
+    ] {
+        assert!(
+            second.stderr.contains(expected),
+            "{expected}: {}",
+            second.stderr
+        );
+    }
+    local.run(&["teardown", "--env", "e2e-conc-a"], &[])?.ok()?;
+    local.run(&["deploy", "--env", "e2e-conc-b"], &[])?.ok()?;
+    local.run(&["teardown", "--env", "e2e-conc-b"], &[])?.ok()?;
+    Ok(())
+}

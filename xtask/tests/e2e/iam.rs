@@ -218,6 +218,12 @@ const NEEDED_STATEMENTS: &[(&str, &str, &str, Org)] = &[
     ),
     (
         "sf-oauth-callback",
+        "UseSignInStateOnce",
+        "oauthCallback",
+        Org::AsDeployed,
+    ),
+    (
+        "sf-oauth-callback",
         "DecryptThroughSecretsManagerAndDynamoDB",
         "oauthCallback",
         Org::AsDeployed,

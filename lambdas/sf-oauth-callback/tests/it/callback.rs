@@ -1,6 +1,9 @@
-//! The callback: a successful sign-in, the stored item, and every refusal.
+//! The sign-in: `/start` → authorize → callback, the stored item, and every refusal, with the
+//! AWS calls each request causes counted.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_lambda_events::event::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
@@ -11,10 +14,11 @@ use aws_sdk_dynamodb::types::{
 };
 use salesforce::{Client, ClientConfig};
 use sf_common::Secrets;
-use sf_oauth_callback::{CallbackConfig, CallbackHandler, sign_state};
+use sf_oauth_callback::{CallbackConfig, CallbackHandler, NONCE_COOKIE, sign_link};
 use sfstack_test_support::{MotoServer, demo};
 
 const TABLE: &str = "sfstack-oauth-tokens";
+const STATES_TABLE: &str = "sfstack-oauth-states";
 const SIGNING_KEY: &str = "test-state-signing-key-0123456789";
 const WA_ID: &str = "whatsapp:+15555550100";
 
@@ -22,7 +26,38 @@ struct Harness {
     emulator: sf_emulator::Emulator,
     dynamodb: aws_sdk_dynamodb::Client,
     handler: CallbackHandler,
+    /// The AWS calls the handler has made.
+    aws_calls: Arc<AtomicUsize>,
     _moto: MotoServer,
+}
+
+/// Counts the AWS calls of the clients it is put on.
+#[derive(Debug)]
+struct CountCalls(Arc<AtomicUsize>);
+
+impl aws_sdk_dynamodb::config::Intercept for CountCalls {
+    fn name(&self) -> &'static str {
+        "CountCalls"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<
+            '_,
+        >,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// What the browser holds after `/start`.
+struct Started {
+    /// The authorize URL it was sent to.
+    location: url::Url,
+    /// `__Host-sfstack-oauth=<nonce>`.
+    cookie: String,
 }
 
 impl Harness {
@@ -51,61 +86,97 @@ impl Harness {
             .arn
             .expect("arn");
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk_config);
-        dynamodb
-            .create_table()
-            .table_name(TABLE)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("wa_id")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .expect("attribute"),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("wa_id")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .expect("key"),
-            )
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await
-            .expect("create table");
+        for (table, key) in [(TABLE, "wa_id"), (STATES_TABLE, "state_id")] {
+            dynamodb
+                .create_table()
+                .table_name(table)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(key)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .expect("attribute"),
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(key)
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .expect("key"),
+                )
+                .billing_mode(BillingMode::PayPerRequest)
+                .send()
+                .await
+                .expect("create table");
+        }
         let config = CallbackConfig::from_lookup(|name| match name {
             "SF_CREDENTIALS_SECRET_ARN" => Some(credentials_arn.clone()),
             "OAUTH_REDIRECT_URI" => Some(demo::CALLBACK_URL.to_owned()),
             "OAUTH_TOKENS_TABLE" => Some(TABLE.to_owned()),
+            "OAUTH_STATES_TABLE" => Some(STATES_TABLE.to_owned()),
             _ => None,
         })
         .expect("config");
-        let handler = CallbackHandler::new(config, Secrets::new(secrets), dynamodb.clone());
+        let aws_calls = Arc::new(AtomicUsize::new(0));
+        let counted_secrets = aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::config::Builder::from(&sdk_config)
+                .interceptor(CountCalls(Arc::clone(&aws_calls)))
+                .build(),
+        );
+        let counted_dynamodb = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk_config)
+                .interceptor(CountCalls(Arc::clone(&aws_calls)))
+                .build(),
+        );
+        let handler = CallbackHandler::new(config, Secrets::new(counted_secrets), counted_dynamodb);
+        handler.prefetch().await;
         Harness {
             emulator,
             dynamodb,
             handler,
+            aws_calls,
             _moto: moto,
         }
     }
 
-    /// Runs the emulator's authorize endpoint with `state` and returns the redirect's query
-    /// string (`code=…&state=…`), as the browser would bring it to the callback.
-    async fn authorize(&self, state: &str) -> String {
+    fn aws_calls(&self) -> usize {
+        self.aws_calls.load(Ordering::SeqCst)
+    }
+
+    /// The browser opens the sign-in link.
+    async fn open_link(&self) -> Started {
+        let link = sign_link(SIGNING_KEY.as_bytes(), WA_ID, now()).expect("link");
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("link", &link)
+            .finish();
+        let response = self
+            .handler
+            .respond(&request_to("/start", "GET", &query, None), now())
+            .await
+            .expect("answers");
+        assert_eq!(response.status_code, 302, "{}", body(&response));
+        let location = response
+            .headers
+            .get("location")
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| url::Url::parse(value).ok())
+            .expect("a Location");
+        let [set_cookie] = &response.cookies[..] else {
+            panic!("one cookie: {:?}", response.cookies);
+        };
+        let cookie = set_cookie.split(';').next().expect("name=value").to_owned();
+        Started { location, cookie }
+    }
+
+    /// The browser follows the authorize redirect: the demo user approves, and the emulator
+    /// redirects to the callback. Returns that redirect's query (`code=…&state=…`).
+    async fn authorize(&self, started: &Started) -> String {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("http client");
         let response = http
-            .get(format!(
-                "{}/services/oauth2/authorize",
-                self.emulator.base_url()
-            ))
-            .query(&[
-                ("response_type", "code"),
-                ("client_id", demo::CLIENT_ID),
-                ("redirect_uri", demo::CALLBACK_URL),
-                ("state", state),
-            ])
+            .get(started.location.as_str())
             .send()
             .await
             .expect("authorize");
@@ -118,6 +189,19 @@ impl Harness {
             .expect("location header");
         assert_eq!(location.path(), "/callback");
         location.query().unwrap_or_default().to_owned()
+    }
+
+    /// The callback, as the browser holding `cookie` brings `query` to it.
+    async fn callback(
+        &self,
+        query: &str,
+        cookie: Option<&str>,
+        at: i64,
+    ) -> LambdaFunctionUrlResponse {
+        self.handler
+            .respond(&request_to("/callback", "GET", query, cookie), at)
+            .await
+            .expect("answers")
     }
 
     async fn item(&self) -> Option<HashMap<String, AttributeValue>> {
@@ -140,12 +224,21 @@ impl Harness {
     }
 }
 
-/// A Function URL request (payload format 2.0) from the fixture, with this method and query.
-fn request(method: &str, raw_query: &str) -> LambdaFunctionUrlRequest {
+/// A Function URL request (payload format 2.0) from the fixture, with this path, method, query
+/// and cookie.
+fn request_to(
+    path: &str,
+    method: &str,
+    raw_query: &str,
+    cookie: Option<&str>,
+) -> LambdaFunctionUrlRequest {
     let mut request: LambdaFunctionUrlRequest =
         serde_json::from_str(include_str!("fixtures/function-url-request.json")).expect("fixture");
+    request.raw_path = Some(path.to_owned());
+    request.request_context.http.path = Some(path.to_owned());
     request.request_context.http.method = Some(method.to_owned());
     request.raw_query_string = Some(raw_query.to_owned());
+    request.cookies = cookie.map(|cookie| vec![cookie.to_owned()]);
     // Lambda decodes the query into this map too.
     request.query_string_parameters = url::form_urlencoded::parse(raw_query.as_bytes())
         .into_owned()
@@ -171,21 +264,47 @@ fn text(item: &HashMap<String, AttributeValue>, key: &str) -> String {
         .unwrap_or_default()
 }
 
-#[tokio::test]
-async fn a_signed_callback_stores_the_tokens_and_they_work_without_another_login() {
-    let harness = Harness::start().await;
-    let state = sign_state(SIGNING_KEY.as_bytes(), WA_ID, now()).expect("state");
-    let query = harness.authorize(&state).await;
-    let code = url::form_urlencoded::parse(query.as_bytes())
+fn code_of(query: &str) -> String {
+    url::form_urlencoded::parse(query.as_bytes())
         .find(|(key, _)| key == "code")
         .map(|(_, value)| value.into_owned())
-        .expect("code");
+        .expect("code")
+}
 
-    let response = harness
-        .handler
-        .respond(&request("GET", &query), now())
-        .await
-        .expect("answers");
+fn param(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+#[tokio::test]
+async fn a_sign_in_started_in_a_browser_stores_the_tokens_and_they_work_without_another_login() {
+    let harness = Harness::start().await;
+    let started = harness.open_link().await;
+
+    // The browser is sent to Salesforce with PKCE and a state, and holds a nonce cookie that
+    // scripts cannot read and other sites' requests do not carry.
+    let location = &started.location;
+    assert_eq!(location.path(), "/services/oauth2/authorize");
+    assert_eq!(
+        param(location, "client_id").as_deref(),
+        Some(demo::CLIENT_ID)
+    );
+    assert_eq!(
+        param(location, "redirect_uri").as_deref(),
+        Some(demo::CALLBACK_URL)
+    );
+    assert_eq!(
+        param(location, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert_eq!(param(location, "code_challenge").map(|c| c.len()), Some(43));
+    assert!(param(location, "state").is_some_and(|state| state.starts_with("v2.")));
+    assert!(started.cookie.starts_with(&format!("{NONCE_COOKIE}=")));
+
+    let query = harness.authorize(&started).await;
+    let code = code_of(&query);
+    let response = harness.callback(&query, Some(&started.cookie), now()).await;
     assert_eq!(response.status_code, 200, "{}", body(&response));
     assert_eq!(
         response
@@ -195,6 +314,15 @@ async fn a_signed_callback_stores_the_tokens_and_they_work_without_another_login
         Some("text/html; charset=utf-8")
     );
     assert!(body(&response).contains("connected to Salesforce"));
+    assert!(
+        response
+            .cookies
+            .iter()
+            .any(|cookie| cookie.starts_with(&format!("{NONCE_COOKIE}=;"))
+                && cookie.contains("Max-Age=0")),
+        "the nonce is cleared: {:?}",
+        response.cookies
+    );
 
     let item = harness.item().await.expect("an item for the user");
     assert_eq!(text(&item, "wa_id"), WA_ID);
@@ -256,201 +384,212 @@ async fn a_signed_callback_stores_the_tokens_and_they_work_without_another_login
         .expect("refresh works");
 }
 
+/// The attacks the security review named, each refused with a reason and nothing stored.
 #[tokio::test]
-async fn bad_callbacks_are_refused_without_storing_or_revealing_anything() {
+async fn replayed_foreign_and_expired_states_are_refused_and_store_nothing() {
     let harness = Harness::start().await;
+
+    // A replayed state: the first completion succeeds; the same state again, even with the
+    // same browser and a fresh code, is refused and overwrites nothing.
+    let started = harness.open_link().await;
+    let query = harness.authorize(&started).await;
+    let first = harness.callback(&query, Some(&started.cookie), now()).await;
+    assert_eq!(first.status_code, 200, "{}", body(&first));
+    harness
+        .dynamodb
+        .delete_item()
+        .table_name(TABLE)
+        .key("wa_id", AttributeValue::S(WA_ID.to_owned()))
+        .send()
+        .await
+        .expect("delete item");
+    let fresh_code = harness.authorize(&started).await;
+    let replay = harness
+        .callback(&fresh_code, Some(&started.cookie), now())
+        .await;
+    assert_eq!(replay.status_code, 400, "{}", body(&replay));
+    assert!(
+        body(&replay).contains("already been used"),
+        "{}",
+        body(&replay)
+    );
+    assert!(harness.item().await.is_none(), "the replay stored nothing");
+
+    // A state completed in another browser: the attacker starts a sign-in and sends the
+    // authorize link to a victim, whose browser has no nonce, or a nonce of its own.
+    let attacker = harness.open_link().await;
+    let victim_query = harness.authorize(&attacker).await;
+    let no_cookie = harness.callback(&victim_query, None, now()).await;
+    assert_eq!(no_cookie.status_code, 400);
+    assert!(
+        body(&no_cookie).contains("not started in this browser"),
+        "{}",
+        body(&no_cookie)
+    );
+    let victim = harness.open_link().await;
+    let other_nonce = harness
+        .callback(&victim_query, Some(&victim.cookie), now())
+        .await;
+    assert_eq!(other_nonce.status_code, 400);
+    assert!(
+        body(&other_nonce).contains("does not belong to this browser"),
+        "{}",
+        body(&other_nonce)
+    );
+    assert!(harness.item().await.is_none(), "nothing stored");
+
+    // An expired state: the browser comes back after the sign-in's ten minutes.
+    let late = harness.open_link().await;
+    let late_query = harness.authorize(&late).await;
+    let expired = harness
+        .callback(&late_query, Some(&late.cookie), now() + 601)
+        .await;
+    assert_eq!(expired.status_code, 400);
+    assert!(body(&expired).contains("expired"), "{}", body(&expired));
+    assert!(harness.item().await.is_none(), "nothing stored");
+
+    // The attacker's own state, with its own browser, still works once: the refusals above did
+    // not spend it.
+    let own = harness
+        .callback(&victim_query, Some(&attacker.cookie), now())
+        .await;
+    assert_eq!(own.status_code, 200, "{}", body(&own));
+}
+
+/// A flood of junk at the public URL, once the function is running: every request is refused
+/// in memory, with no Secrets Manager, KMS or DynamoDB call.
+#[tokio::test]
+async fn a_flood_of_junk_requests_makes_no_aws_call() {
+    let harness = Harness::start().await;
+    let started = harness.open_link().await;
+    let query = harness.authorize(&started).await;
+    let state = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(key, _)| key == "state")
+        .map(|(_, value)| value.into_owned())
+        .expect("state");
+    let code = code_of(&query);
     let key = SIGNING_KEY.as_bytes();
-    let fresh = || sign_state(key, WA_ID, now()).expect("state");
-    let forged = {
-        let state = fresh();
-        let (payload, _) = state.rsplit_once('.').expect("signed");
+    let forged_link = {
+        let link = sign_link(b"someone-elses-signing-key", WA_ID, now()).expect("link");
         format!(
-            "{payload}.{}",
-            sign_state(b"someone-elses-signing-key", WA_ID, now())
-                .expect("state")
-                .rsplit_once('.')
-                .expect("signed")
-                .1
+            "link={}",
+            url::form_urlencoded::byte_serialize(link.as_bytes()).collect::<String>()
         )
     };
-    let expired = sign_state(key, WA_ID, now() - 601).expect("state");
-    let wrong_prefix = {
-        use base64::Engine as _;
-        use hmac::Mac as _;
-        let payload = format!("sms:whatsapp:+15555550100.{}", now());
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("key");
-        mac.update(payload.as_bytes());
-        let signature =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-        format!("{payload}.{signature}")
+    let expired_link = format!(
+        "link={}",
+        url::form_urlencoded::byte_serialize(
+            sign_link(key, WA_ID, now() - 601).expect("link").as_bytes()
+        )
+        .collect::<String>()
+    );
+    let with = |state: &str| {
+        url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("code", &code)
+            .append_pair("state", state)
+            .finish()
     };
-
-    enum Case {
-        /// The query sent to the callback after authorizing with this state.
-        Authorized {
-            state: String,
-            keep: &'static [&'static str],
-        },
-        Method(&'static str),
-        /// The same code twice: the first succeeds, the second is a replay.
-        ReusedCode,
-    }
-    let cases = [
+    let forged_state = {
+        let (payload, _) = state.rsplit_once('.').expect("signed");
+        with(&format!("{payload}.{}", "A".repeat(43)))
+    };
+    let old_format_state = with(&sign_link(key, WA_ID, now()).expect("link"));
+    let other_cookie = format!("{NONCE_COOKIE}=a-nonce-of-the-attackers-own");
+    let cases: Vec<(&str, &str, String, Option<&str>, i64)> = vec![
+        ("/callback", "GET", String::new(), None, 400),
+        ("/callback", "GET", "code=x".into(), None, 400),
+        ("/callback", "GET", "state=x".into(), None, 400),
+        ("/callback", "GET", "error=access_denied".into(), None, 400),
         (
-            "missing code",
-            Case::Authorized {
-                state: fresh(),
-                keep: &["state"],
-            },
+            "/callback",
+            "GET",
+            with("v2.junk"),
+            Some(&other_cookie),
             400,
-            "missing code",
         ),
         (
-            "missing state",
-            Case::Authorized {
-                state: fresh(),
-                keep: &["code"],
-            },
+            "/callback",
+            "GET",
+            with(&"v2.".repeat(500)),
+            Some(&other_cookie),
             400,
-            "missing state",
         ),
         (
-            "forged signature",
-            Case::Authorized {
-                state: forged,
-                keep: &["code", "state"],
-            },
+            "/callback",
+            "GET",
+            old_format_state,
+            Some(&other_cookie),
             400,
-            "signature is invalid",
         ),
+        ("/callback", "GET", query.clone(), None, 400),
+        ("/callback", "GET", query.clone(), Some(&other_cookie), 400),
+        ("/callback", "GET", forged_state, Some(&started.cookie), 400),
         (
-            "expired state",
-            Case::Authorized {
-                state: expired,
-                keep: &["code", "state"],
-            },
-            400,
-            "expired",
+            "/callback",
+            "POST",
+            query.clone(),
+            Some(&started.cookie),
+            405,
         ),
-        (
-            "wrong prefix",
-            Case::Authorized {
-                state: wrong_prefix,
-                keep: &["code", "state"],
-            },
-            400,
-            "does not start with wa:whatsapp:+",
-        ),
-        ("POST", Case::Method("POST"), 405, "use GET"),
-        (
-            "reused code",
-            Case::ReusedCode,
-            502,
-            "did not accept the sign-in",
-        ),
+        ("/start", "GET", String::new(), None, 400),
+        ("/start", "GET", "link=wa:junk".into(), None, 400),
+        ("/start", "GET", forged_link, None, 400),
+        ("/start", "GET", expired_link, None, 400),
     ];
-    for (name, case, status, reason) in cases {
-        let (request, code) = match case {
-            Case::Authorized { state, keep } => {
-                let query = harness.authorize(&state).await;
-                let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-                    .into_owned()
-                    .collect();
-                let code = pairs
-                    .iter()
-                    .find(|(key, _)| key == "code")
-                    .map(|(_, value)| value.clone());
-                let kept = url::form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(pairs.iter().filter(|(key, _)| keep.contains(&key.as_str())))
-                    .finish();
-                (request("GET", &kept), code)
-            }
-            Case::Method(method) => {
-                let query = harness.authorize(&fresh()).await;
-                (request(method, &query), None)
-            }
-            Case::ReusedCode => {
-                let query = harness.authorize(&fresh()).await;
-                let first = harness
-                    .handler
-                    .respond(&request("GET", &query), now())
-                    .await
-                    .expect("answers");
-                assert_eq!(first.status_code, 200, "{name}: first use");
-                harness
-                    .dynamodb
-                    .delete_item()
-                    .table_name(TABLE)
-                    .key("wa_id", AttributeValue::S(WA_ID.to_owned()))
-                    .send()
-                    .await
-                    .expect("delete item");
-                let code = url::form_urlencoded::parse(query.as_bytes())
-                    .find(|(key, _)| key == "code")
-                    .map(|(_, value)| value.into_owned());
-                (request("GET", &query), code)
-            }
-        };
-        let response = harness
-            .handler
-            .respond(&request, now())
-            .await
-            .expect("answers");
-        assert_eq!(response.status_code, status, "{name}: {}", body(&response));
-        assert!(
-            body(&response).contains(reason),
-            "{name}: {}",
-            body(&response)
-        );
-        assert_eq!(
-            response
-                .headers
-                .get("content-type")
-                .and_then(|value| value.to_str().ok()),
-            Some("text/plain; charset=utf-8"),
-            "{name}"
-        );
-        if status == 405 {
+    let before = harness.aws_calls();
+    for round in 0..20 {
+        for (path, method, query, cookie, status) in &cases {
+            let response = harness
+                .handler
+                .respond(&request_to(path, method, query, *cookie), now())
+                .await
+                .expect("answers");
             assert_eq!(
-                response
-                    .headers
-                    .get("allow")
-                    .and_then(|value| value.to_str().ok()),
-                Some("GET")
+                response.status_code,
+                *status,
+                "round {round}, {method} {path}?{query}: {}",
+                body(&response)
             );
+            for secret in [SIGNING_KEY, demo::CLIENT_SECRET] {
+                assert!(!body(&response).contains(secret));
+            }
         }
-        let mut secrets = vec![demo::CLIENT_SECRET.to_owned(), SIGNING_KEY.to_owned()];
-        secrets.extend(code);
-        for secret in &secrets {
-            assert!(
-                !body(&response).contains(secret.as_str()),
-                "{name}: the body reveals a secret"
-            );
-        }
-        assert!(harness.item().await.is_none(), "{name}: nothing stored");
     }
+    assert_eq!(
+        harness.aws_calls(),
+        before,
+        "{} junk requests made AWS calls",
+        20 * cases.len()
+    );
+    // The real sign-in is untouched by the flood.
+    let response = harness.callback(&query, Some(&started.cookie), now()).await;
+    assert_eq!(response.status_code, 200, "{}", body(&response));
 }
 
 #[tokio::test]
 async fn infrastructure_failures_fail_the_invocation_with_a_stable_error_type() {
     let harness = Harness::start().await;
-    harness
-        .dynamodb
-        .delete_table()
-        .table_name(TABLE)
-        .send()
-        .await
-        .expect("delete table");
-    let query = harness
-        .authorize(&sign_state(SIGNING_KEY.as_bytes(), WA_ID, now()).expect("state"))
-        .await;
-    let error = harness
-        .handler
-        .respond(&request("GET", &query), now())
-        .await
-        .expect_err("no table");
-    assert_eq!(error.error_type(), "StoreFailed", "{error}");
-    assert!(error.to_string().contains(TABLE), "{error}");
-    let diagnostic = lambda_runtime::Diagnostic::from(error);
-    assert_eq!(diagnostic.error_type, "StoreFailed");
+    for (table, error_type) in [(TABLE, "StoreFailed"), (STATES_TABLE, "StateStoreFailed")] {
+        harness
+            .dynamodb
+            .delete_table()
+            .table_name(table)
+            .send()
+            .await
+            .expect("delete table");
+        let started = harness.open_link().await;
+        let query = harness.authorize(&started).await;
+        let error = harness
+            .handler
+            .respond(
+                &request_to("/callback", "GET", &query, Some(&started.cookie)),
+                now(),
+            )
+            .await
+            .expect_err("no table");
+        assert_eq!(error.error_type(), error_type, "{error}");
+        assert!(error.to_string().contains(table), "{error}");
+        let diagnostic = lambda_runtime::Diagnostic::from(error);
+        assert_eq!(diagnostic.error_type, error_type);
+    }
 }

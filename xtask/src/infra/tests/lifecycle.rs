@@ -221,7 +221,7 @@ async fn run_interrupted_after_the_roles_converges() -> anyhow::Result<()> {
         .unwrap_or_default();
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&policy)?,
-        key_policy(REGION, ACCOUNT),
+        key_policy(REGION, ACCOUNT, &names),
         "the finished run leaves the current key policy"
     );
     Ok(())

@@ -12,17 +12,39 @@ use super::harness::*;
 
 #[test]
 fn key_policy_delegates_to_the_account_and_grants_no_role_by_itself() {
-    let policy = key_policy("eu-west-1", "123456789012");
+    let names = crate::naming::Names::new("feature-x");
+    let policy = key_policy("eu-west-1", "123456789012", &names);
     let statements = policy["Statement"].as_array().cloned().unwrap_or_default();
-    assert_eq!(statements.len(), 1, "{policy}");
+    assert_eq!(statements.len(), 2, "{policy}");
     assert_eq!(
         statements[0]["Principal"]["AWS"],
         "arn:aws:iam::123456789012:root"
     );
-    let china = key_policy("cn-north-1", "1");
+    // The Logs service, for this environment's log groups only.
+    assert_eq!(
+        statements[1]["Principal"]["Service"],
+        "logs.eu-west-1.amazonaws.com"
+    );
+    let groups = statements[1]["Condition"]["ArnEquals"]["kms:EncryptionContext:aws:logs:arn"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(groups.len(), crate::naming::FUNCTIONS.len());
+    assert!(
+        groups
+            .iter()
+            .all(|group| group.as_str().is_some_and(|arn| arn.starts_with(
+                "arn:aws:logs:eu-west-1:123456789012:log-group:/aws/lambda/sfstack-feature-x-"
+            )))
+    );
+    let china = key_policy("cn-north-1", "1", &names);
     assert_eq!(
         china["Statement"][0]["Principal"]["AWS"],
         "arn:aws-cn:iam::1:root"
+    );
+    assert_eq!(
+        china["Statement"][1]["Principal"]["Service"],
+        "logs.cn-north-1.amazonaws.com.cn"
     );
 }
 
