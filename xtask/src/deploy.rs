@@ -32,6 +32,7 @@ use crate::stack;
 
 pub mod credentials;
 mod plan;
+mod session;
 pub mod wiring;
 
 pub use plan::render;
@@ -268,6 +269,10 @@ pub async fn deploy(
     ))
     .await;
     let infra = step("infrastructure", ensured)?;
+    // A session made with other credentials must not outlive them.
+    let credentials_stored = infra_changes
+        .iter()
+        .any(|change| change.contains(&names.credentials_secret()));
     for change in &infra_changes {
         note!("  {change}");
     }
@@ -340,6 +345,17 @@ pub async fn deploy(
         )
         .await,
     )?);
+    steps.begin(
+        "session",
+        "the first Salesforce session, by sf-token-refresh",
+    );
+    if let Some(seeded) = step(
+        "session",
+        session::seed(cloud, &names, credentials_stored).await,
+    )? {
+        note!("  {seeded}");
+        changes.push(seeded);
+    }
     let changed = outcome.changed || !changes.is_empty();
 
     steps.begin("outputs", "writing outputs.json");

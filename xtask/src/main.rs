@@ -18,9 +18,11 @@ mod deploy;
 mod environment;
 mod envs;
 mod infra;
+mod invoke;
 mod keygen;
 mod local;
 mod lock;
+mod logs;
 mod naming;
 mod render;
 mod smoke;
@@ -163,6 +165,56 @@ enum Commands {
         /// Also write a JUnit XML report here (for CI).
         #[arg(long)]
         junit: Option<std::path::PathBuf>,
+    },
+    /// Send an event to a deployed function: the answer on stdout, a function error on stderr
+    /// (exit code 4).
+    #[command(display_order = 7)]
+    Invoke {
+        /// The function's short name: sf-invoke-api, sf-token-refresh, sf-secret-rotation or
+        /// sf-oauth-callback.
+        function: String,
+        /// `-` reads the event from standard input.
+        #[arg(value_name = "-", conflicts_with_all = ["event", "event_json"])]
+        stdin: Option<String>,
+        /// A JSON file, a sample of tests/events/ by name (phoneLookup), or `-` for standard input.
+        #[arg(long, conflicts_with = "event_json")]
+        event: Option<String>,
+        /// The event itself, as JSON.
+        #[arg(long)]
+        event_json: Option<String>,
+        /// Environment name; default: derived from the git branch.
+        #[arg(long, env = "SFSTACK_ENV")]
+        env: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// `text` (default: the answer) or `json` (payload, error, duration, log tail).
+        #[arg(long, default_value = "text")]
+        output: Output,
+    },
+    /// A deployed function's log lines (CloudWatch Logs), readably or as JSON; --follow until
+    /// Ctrl-C.
+    #[command(display_order = 8)]
+    Logs {
+        /// The function's short name: sf-invoke-api, sf-token-refresh, sf-secret-rotation or
+        /// sf-oauth-callback.
+        function: String,
+        /// How far back to start (e.g. 30s, 10m, 2h, 1d).
+        #[arg(long, default_value = "10m")]
+        since: String,
+        /// Keep printing new lines until Ctrl-C.
+        #[arg(long)]
+        follow: bool,
+        /// Only lines that contain this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Environment name; default: derived from the git branch.
+        #[arg(long, env = "SFSTACK_ENV")]
+        env: Option<String>,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// `text` (default: time, level, message, fields) or `json` (each line as logged).
+        #[arg(long, default_value = "text")]
+        output: Output,
     },
     /// List the environments on the target: branch, status, age, expiry.
     #[command(display_order = 4)]
@@ -491,6 +543,85 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(EXIT_SMOKE_FAILED)
             })
         }
+        Commands::Invoke {
+            function,
+            stdin,
+            event,
+            event_json,
+            env,
+            target,
+            output,
+        } => {
+            let root = render::repository_root();
+            let function = invoke::function(&function)?;
+            let source = match (stdin.as_deref(), event, event_json) {
+                (Some("-"), _, _) => invoke::EventSource::Stdin,
+                (Some(other), _, _) => anyhow::bail!(
+                    "unexpected argument {other:?}\nhint: give the event with --event FILE, --event-json JSON, or - for standard input"
+                ),
+                (None, Some(event), _) if event == "-" => invoke::EventSource::Stdin,
+                (None, Some(event), _) => invoke::EventSource::File(event),
+                (None, None, Some(json)) => invoke::EventSource::Inline(json),
+                (None, None, None) => invoke::EventSource::Empty,
+            };
+            let event = invoke::read_event(&root, &source)?;
+            let environment = environment::resolve(env.as_deref())?;
+            let names = naming::Names::new(&environment.name);
+            let report = on_cloud(&root, &target, async |cloud| {
+                invoke::invoke(cloud, &names, function, &event).await
+            })?;
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if let Some(error) = &report.error {
+                for line in &report.log_tail {
+                    eprintln!("  {line}");
+                }
+                eprintln!(
+                    "{} failed: {}: {}",
+                    report.function, error.error_type, error.error_message
+                );
+            } else {
+                println!("{}", serde_json::to_string_pretty(&report.payload)?);
+            }
+            Ok(if report.error.is_some() {
+                ExitCode::from(EXIT_FUNCTION_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Commands::Logs {
+            function,
+            since,
+            follow,
+            filter,
+            env,
+            target,
+            output,
+        } => {
+            let root = render::repository_root();
+            let function = invoke::function(&function)?;
+            let since = config::parse_duration(&since).context("--since")?;
+            let environment = environment::resolve(env.as_deref())?;
+            let names = naming::Names::new(&environment.name);
+            let request = logs::Request {
+                function,
+                since,
+                filter,
+                follow,
+                json: output == Output::Json,
+            };
+            let printed = on_cloud(&root, &target, async |cloud| {
+                logs::show(cloud, &names, &request).await
+            })?;
+            if printed == 0 && !follow && output != Output::Json {
+                eprintln!(
+                    "no log lines from {} in the last {}",
+                    names.log_group(function),
+                    humantime_like(since)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Commands::Envs { target, output } => {
             let root = render::repository_root();
             let list = on_cloud(&root, &target, async |cloud| envs::list(cloud, &root).await)?;
@@ -553,6 +684,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Exit code of a smoke test that ran and found a failure (1 is any other error).
 const EXIT_SMOKE_FAILED: u8 = 3;
+/// `invoke`: the function answered with an error.
+const EXIT_FUNCTION_ERROR: u8 = 4;
+
+/// A duration as `--since` takes it (the largest whole unit).
+fn humantime_like(duration: std::time::Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("starting the async runtime")

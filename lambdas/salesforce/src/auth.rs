@@ -11,6 +11,8 @@ use crate::transport::{
 };
 
 const TOKEN_PATH: &str = "/services/oauth2/token";
+/// RFC 7662 token introspection.
+const INTROSPECT_PATH: &str = "/services/oauth2/introspect";
 const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// Salesforce wants the assertion to expire within three minutes.
 const JWT_LIFETIME_SECONDS: i64 = 180;
@@ -151,6 +153,59 @@ pub async fn exchange_authorization_code(
     }
     let login_url = login_url.trim().trim_end_matches('/');
     post_token_form(&http, config, login_url, &form).await
+}
+
+/// Asks the authorization server whether a refresh token is active (`/services/oauth2/introspect`,
+/// RFC 7662), as the connected app that holds it (consumer key and secret). Unlike a login, this
+/// spends nothing: a refresh token that rotates on use stays the current one. `Ok(false)` when
+/// Salesforce says the token is not active (revoked, expired, of another app).
+pub async fn refresh_token_is_active(
+    config: &ClientConfig,
+    login_url: &str,
+    client_id: &str,
+    client_secret: &Secret,
+    refresh_token: &Secret,
+) -> Result<bool> {
+    let http = build_http_client(config)?;
+    let login_url = login_url.trim().trim_end_matches('/');
+    let url = format!("{login_url}{INTROSPECT_PATH}");
+    crate::transport::secure_url(&url, "the login URL").map_err(Error::InvalidCredentials)?;
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("token", refresh_token.expose()),
+            ("token_type_hint", "refresh_token"),
+            ("client_id", client_id),
+            ("client_secret", client_secret.expose()),
+        ])
+        .finish();
+    with_retries(config, Retry::Idempotent, |_attempt| {
+        let request = http
+            .post(&url)
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(body.clone());
+        async move {
+            let response = request.send().await.map_err(transport_failure)?;
+            let status = response.status().as_u16();
+            let bytes = response.bytes().await.map_err(transport_failure)?;
+            if status != 200 {
+                return Err(Failure::from(oauth_error(status, &bytes)));
+            }
+            serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|answer| answer.get("active").and_then(Value::as_bool))
+                .ok_or_else(|| {
+                    Failure::from(Error::MalformedResponse {
+                        status,
+                        detail: "the introspection answer has no active flag".into(),
+                    })
+                })
+        }
+    })
+    .await
 }
 
 fn sign_assertion(

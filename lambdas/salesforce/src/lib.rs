@@ -74,7 +74,7 @@ pub mod safety;
 mod secret;
 mod transport;
 
-pub use auth::{Session, exchange_authorization_code};
+pub use auth::{Session, exchange_authorization_code, refresh_token_is_active};
 pub use client::{ApiUsage, Client};
 pub use credentials::{AuthFlow, Credentials, DEFAULT_LOGIN_URL};
 pub use error::{Error, Result};

@@ -76,17 +76,28 @@ impl HandlerState {
 
     /// Runs `plan` with the cached client. When the client was seeded with a stored session
     /// that Salesforce rejects, the session secret is read again: a different token is used
-    /// as is; otherwise the function logs in with the credentials. Either way the call is
-    /// repeated once.
+    /// as is; otherwise, or when that one is rejected too, the function logs in with the
+    /// credentials. The call is repeated with each replacement.
     pub async fn run(&self, plan: &Plan) -> Result<Output, InvokeError> {
         let active = self.active_client().await?;
         match plan.execute(&active.client).await {
             Err(salesforce::Error::SessionExpired) => {
                 tracing::info!("the stored Salesforce session was rejected; renewing it");
                 let replacement = self.replace_rejected(&active).await?;
-                plan.execute(&replacement.client)
-                    .await
-                    .map_err(from_salesforce)
+                match plan.execute(&replacement.client).await {
+                    // A newer stored session can be rejected too (every session of the org
+                    // expired): the next replacement finds it rejected and logs in.
+                    Err(salesforce::Error::SessionExpired)
+                        if replacement.stored_token.is_some() =>
+                    {
+                        tracing::info!(
+                            "the session secret's newer session was rejected too; logging in"
+                        );
+                        let login = self.replace_rejected(&replacement).await?;
+                        plan.execute(&login.client).await.map_err(from_salesforce)
+                    }
+                    other => other.map_err(from_salesforce),
+                }
             }
             Err(error @ salesforce::Error::Auth { .. })
                 if error.error_code() == Some("invalid_grant") && active.stored_token.is_none() =>

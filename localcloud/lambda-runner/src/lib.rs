@@ -505,6 +505,7 @@ impl Runner {
                 .first()
                 .map_or("x86_64", |architecture| architecture.as_str())
                 .to_string(),
+            last_modified: output.last_modified().map(str::to_string),
         };
         Ok(Function {
             name,

@@ -31,6 +31,10 @@ pub(crate) struct Identity {
     pub role: String,
     /// `x86_64` or `arm64`: the instruction set the function declares.
     pub architecture: String,
+    /// When the function was created or last changed (`LastModified`): a function deleted and
+    /// created again is another function, whose execution environments start anew (the old
+    /// ones went with the old function), even with the same code and configuration.
+    pub last_modified: Option<String>,
 }
 
 /// The credentials a function runs with: its execution role's session (behind the AWS

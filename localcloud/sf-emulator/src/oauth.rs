@@ -599,6 +599,58 @@ pub async fn authorize(State(shared): State<Shared>, uri: Uri) -> Response {
     redirect(location.as_str())
 }
 
+/// `POST /services/oauth2/introspect` (RFC 7662, as Salesforce serves it): the connected app
+/// authenticates with its consumer key and secret (form fields or HTTP Basic) and learns
+/// whether a token it was issued is active. Nothing is spent or changed: a rotating refresh
+/// token stays valid. A token of another app, unknown, revoked or of an inactive user reads
+/// `{"active": false}`.
+pub async fn introspect(
+    State(shared): State<Shared>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let params = match merged_params(&uri, &headers, &body) {
+        Ok(params) => params,
+        Err(error) => return error.into_response(),
+    };
+    let (client_id, client_secret) = match basic_auth(&headers) {
+        Some((id, secret)) => (Some(id), Some(secret)),
+        None => (
+            params.get("client_id").cloned(),
+            params.get("client_secret").cloned(),
+        ),
+    };
+    let org = shared.lock();
+    let app = match client(&org, client_id.as_ref(), client_secret.as_ref(), true) {
+        Ok(app) => app,
+        Err(error) => return error.into_response(),
+    };
+    let consumer_key = app.config.consumer_key.clone();
+    let token = params.get("token").map(String::as_str).unwrap_or_default();
+    let active_user = |user_id: &str| {
+        org.accounts
+            .iter()
+            .find(|account| account.user_id == user_id && account.active)
+    };
+    let answer = match org.refresh_tokens.get(token) {
+        Some(grant) if grant.consumer_key == consumer_key => {
+            active_user(&grant.user_id).map(|account| {
+                json!({
+                    "active": true,
+                    "scope": "refresh_token api web",
+                    "client_id": consumer_key,
+                    "username": account.username,
+                    "sub": format!("{}/id/{}/{}", org.base_url, org.org_id, account.user_id),
+                    "token_type": "refresh_token",
+                })
+            })
+        }
+        _ => None,
+    };
+    axum::Json(answer.unwrap_or_else(|| json!({"active": false}))).into_response()
+}
+
 /// `POST|GET /services/oauth2/revoke`: revokes an access or refresh token.
 pub async fn revoke(
     State(shared): State<Shared>,

@@ -25,6 +25,7 @@ fn router(shared: Shared) -> Router {
     let services = Router::new()
         .route("/services/oauth2/token", post(oauth::token))
         .route("/services/oauth2/authorize", get(oauth::authorize))
+        .route("/services/oauth2/introspect", post(oauth::introspect))
         .route(
             "/services/oauth2/revoke",
             post(oauth::revoke).get(oauth::revoke),

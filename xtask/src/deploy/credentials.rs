@@ -108,10 +108,12 @@ async fn secret_has_value(cloud: &Cloud, name: &str) -> bool {
     })
 }
 
-/// Logs in with a credentials document before it is stored, so a wrong credential fails the
-/// deploy with a message naming it and never replaces working credentials. An org that rotates
-/// refresh tokens retires the document's token at this login: the input then carries the new
-/// one, so what is stored works.
+/// Checks a credentials document before it is stored, so a wrong credential fails the deploy
+/// with a message naming it and never replaces working credentials. A refresh token with its
+/// consumer secret is checked by introspection, which spends nothing; every other document by a
+/// login. A refresh token without a secret (a public client) can only be checked by a login,
+/// which an org that rotates refresh tokens answers with a new one: the input then carries the
+/// new one, so what is stored works.
 pub(super) async fn check_credentials(
     input: CredentialsInput,
     settings: &Settings,
@@ -139,14 +141,37 @@ pub(super) async fn check_credentials(
     }
     let login = credentials.login_url().to_string();
     let flow = credentials.flow().as_str();
-    let client = salesforce::Client::new(
-        credentials,
-        salesforce::ClientConfig {
-            api_version: settings.salesforce.api_version.clone(),
-            ..salesforce::ClientConfig::default()
-        },
-    )
-    .map_err(|error| anyhow::anyhow!("{error}"))?;
+    let config = salesforce::ClientConfig {
+        api_version: settings.salesforce.api_version.clone(),
+        ..salesforce::ClientConfig::default()
+    };
+    // A refresh token is checked without spending it: an org that rotates refresh tokens would
+    // retire it at a login, and a failure before the new one is stored would lose both.
+    if flow == "refresh_token"
+        && let Some((client_id, client_secret, refresh_token)) = introspectable(document)
+    {
+        let active = salesforce::refresh_token_is_active(
+            &config,
+            &login,
+            &client_id,
+            &client_secret,
+            &refresh_token,
+        )
+        .await
+        .map_err(|error| {
+            anyhow::anyhow!(
+                "Salesforce ({login}) refused to check the refresh token from {source} for its connected app: {error}\nhint: check ConsumerKey and ConsumerSecret in {source} and deploy again; nothing was changed"
+            )
+        })?;
+        if !active {
+            anyhow::bail!(
+                "Salesforce ({login}) says the refresh token from {source} is not active (revoked, expired, or issued to another connected app)\nhint: sign in again to get a new refresh token, put it in {source} and deploy again; nothing was changed"
+            );
+        }
+        return Ok(input);
+    }
+    let client =
+        salesforce::Client::new(credentials, config).map_err(|error| anyhow::anyhow!("{error}"))?;
     let session = client.login().await.map_err(|error| {
         anyhow::anyhow!(
             "Salesforce ({login}) refused the credentials from {source} ({flow} flow): {error}\nhint: fix them in {source} and deploy again; nothing was changed"
@@ -166,4 +191,23 @@ pub(super) async fn check_credentials(
         CredentialsInput::Given { source, .. } => CredentialsInput::Given { source, document },
         _ => CredentialsInput::Default { document },
     })
+}
+
+/// The consumer key, consumer secret and refresh token of a document that has all three.
+fn introspectable(document: &str) -> Option<(String, salesforce::Secret, salesforce::Secret)> {
+    let json: serde_json::Value = serde_json::from_str(document).ok()?;
+    let text = |keys: &[&str]| {
+        keys.iter().find_map(|key| {
+            json.get(*key)
+                .and_then(serde_json::Value::as_str)
+                .map(str::trim)
+                .filter(|value| !value.is_empty())
+                .map(str::to_string)
+        })
+    };
+    Some((
+        text(&["ConsumerKey", "ClientId"])?,
+        salesforce::Secret::new(text(&["ConsumerSecret", "ClientSecret"])?),
+        salesforce::Secret::new(text(&["RefreshToken"])?),
+    ))
 }

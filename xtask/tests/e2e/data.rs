@@ -140,3 +140,121 @@ async fn a_failed_stack_holding_tokens_is_not_replaced_without_confirmation() ->
     local.run(&["teardown", "--env", env], &[])?.ok()?;
     Ok(())
 }
+
+/// In an org that rotates refresh tokens, a login spends the token it uses. The refresh token
+/// given to `deploy` is checked by introspection instead, which spends nothing; the one login
+/// of the deploy is the first session, made by `sf-token-refresh`, the function that writes the
+/// rotated token back. What is stored is then the current token, and the functions go on using
+/// and rotating it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_given_rotating_refresh_token_is_checked_without_being_spent() -> anyhow::Result<()> {
+    let mut local = Local::new("introspect");
+    let env = "e2e-introspect";
+    local.run(&["local", "up"], &[])?.ok()?;
+    let emulator = local.emulator()?;
+    let http = reqwest::Client::new();
+    http.put(format!("{emulator}/__emulator/refresh-tokens/rotation"))
+        .json(&serde_json::json!({"enabled": true}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let refresh_token = fresh_refresh_token(&emulator).await?;
+    let document = serde_json::json!({
+        "AuthFlow": "refresh_token",
+        "LoginUrl": emulator,
+        "ConsumerKey": sf_emulator::DEMO_CONSUMER_KEY,
+        "ConsumerSecret": sf_emulator::DEMO_CONSUMER_SECRET,
+        "Username": sf_emulator::DEMO_USERNAME,
+        "StateSigningKey": "e2e-state-signing-key-for-the-introspection-drill",
+        "RefreshToken": refresh_token,
+    })
+    .to_string();
+    http.delete(format!("{emulator}/__emulator/requests"))
+        .send()
+        .await?
+        .error_for_status()?;
+    local
+        .run(
+            &["deploy", "--env", env],
+            &[
+                ("SFSTACK_SF_CREDENTIALS", document.as_str()),
+                ("SFSTACK_SALESFORCE_AUTH_FLOW", "refresh_token"),
+            ],
+        )?
+        .ok()?;
+    let requests: Vec<Value> = http
+        .get(format!("{emulator}/__emulator/requests"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let grants: Vec<&str> = requests
+        .iter()
+        .filter_map(|request| request["grant_type"].as_str())
+        .collect();
+    // The check spends nothing; the one refresh is the token refresh's first session, which
+    // stores the rotated token.
+    assert_eq!(
+        grants,
+        ["refresh_token"],
+        "the deploy spent the refresh token more than once: {requests:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|request| request["path"] == "/services/oauth2/introspect"),
+        "the deploy checked the token: {requests:?}"
+    );
+    let sdk = local.sdk().await?;
+    let stored = secret_json(&sdk, &format!("sfstack-{env}/salesforce-credentials")).await?;
+    let stored_token = stored["RefreshToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_ne!(stored_token, refresh_token, "the rotated token was stored");
+    let active = salesforce::refresh_token_is_active(
+        &salesforce::ClientConfig::default(),
+        &emulator,
+        sf_emulator::DEMO_CONSUMER_KEY,
+        &salesforce::Secret::new(sf_emulator::DEMO_CONSUMER_SECRET),
+        &salesforce::Secret::new(stored_token.clone()),
+    )
+    .await?;
+    assert!(active, "the stored refresh token is the current one");
+
+    // The functions use it: the token refresh rotates it and stores the new one.
+    let smoke = local.run(&["smoke-test", "--env", env], &[])?;
+    assert_eq!(smoke.code, 0, "{}\n{}", smoke.stdout, smoke.stderr);
+    let rotated = secret_json(&sdk, &format!("sfstack-{env}/salesforce-credentials")).await?;
+    assert_ne!(
+        rotated["RefreshToken"].as_str(),
+        Some(stored_token.as_str())
+    );
+
+    // The token given first is now retired: a deploy with it is refused by name, and changes
+    // nothing.
+    let refused = local.run(
+        &["deploy", "--env", env],
+        &[
+            ("SFSTACK_SF_CREDENTIALS", document.as_str()),
+            ("SFSTACK_SALESFORCE_AUTH_FLOW", "refresh_token"),
+        ],
+    )?;
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused
+            .stderr
+            .contains("refresh token from SFSTACK_SF_CREDENTIALS is not active"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !refused.stderr.contains(&refresh_token),
+        "{}",
+        refused.stderr
+    );
+    let kept = secret_json(&sdk, &format!("sfstack-{env}/salesforce-credentials")).await?;
+    assert_eq!(kept["RefreshToken"], rotated["RefreshToken"]);
+    local.run(&["teardown", "--env", env], &[])?.ok()?;
+    Ok(())
+}

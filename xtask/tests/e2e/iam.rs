@@ -59,6 +59,31 @@ async fn iam_is_enforced_on_the_local_target() -> anyhow::Result<()> {
         )
         .send()
         .await?;
+    // The deploy ran the token refresh once (its first session): a role's trust is checked
+    // when an execution environment starts, so a changed configuration starts a new one, as a
+    // deploy of new code would.
+    let refresh = format!("sfstack-{a}-sf-token-refresh");
+    let configuration = lambda
+        .get_function_configuration()
+        .function_name(&refresh)
+        .send()
+        .await?;
+    let mut variables = configuration
+        .environment()
+        .and_then(|environment| environment.variables())
+        .cloned()
+        .unwrap_or_default();
+    variables.insert("SFSTACK_TEST_ROUND".to_string(), "1".to_string());
+    lambda
+        .update_function_configuration()
+        .function_name(&refresh)
+        .environment(
+            aws_sdk_lambda::types::Environment::builder()
+                .set_variables(Some(variables))
+                .build(),
+        )
+        .send()
+        .await?;
 
     let run = local.run(&["smoke-test", "--env", a, "--output", "json"], &[])?;
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
@@ -501,43 +526,7 @@ async fn store_fresh_refresh_token(
     env: &str,
     emulator: &str,
 ) -> anyhow::Result<()> {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let redirect = http
-        .get(format!("{emulator}/services/oauth2/authorize"))
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", sf_emulator::DEMO_CONSUMER_KEY),
-            ("redirect_uri", sf_emulator::DEMO_CALLBACK_URL),
-            ("state", "e2e"),
-        ])
-        .send()
-        .await?;
-    let location = redirect
-        .headers()
-        .get("location")
-        .and_then(|value| value.to_str().ok())
-        .context("no redirect from the authorize endpoint")?;
-    let code = url::Url::parse(location)?
-        .query_pairs()
-        .find(|(key, _)| key == "code")
-        .map(|(_, value)| value.into_owned())
-        .context("no code in the redirect")?;
-    let tokens: Value = http
-        .post(format!("{emulator}/services/oauth2/token"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("client_id", sf_emulator::DEMO_CONSUMER_KEY),
-            ("client_secret", sf_emulator::DEMO_CONSUMER_SECRET),
-            ("redirect_uri", sf_emulator::DEMO_CALLBACK_URL),
-        ])
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let refresh_token = fresh_refresh_token(emulator).await?;
     // The whole document, as deploy stores the demo org's (a failed rotation may have left
     // the current version unreadable).
     let credentials = serde_json::json!({
@@ -547,7 +536,7 @@ async fn store_fresh_refresh_token(
         "ConsumerSecret": sf_emulator::DEMO_CONSUMER_SECRET,
         "Username": sf_emulator::DEMO_USERNAME,
         "StateSigningKey": "e2e-state-signing-key-restored-after-a-lost-refresh-token",
-        "RefreshToken": tokens["refresh_token"],
+        "RefreshToken": refresh_token,
     });
     aws_sdk_secretsmanager::Client::new(sdk)
         .put_secret_value()

@@ -6,6 +6,7 @@
 
 mod aws_behaviour;
 mod data;
+mod everyday;
 mod flow;
 mod iam;
 mod lock;
@@ -162,6 +163,51 @@ async fn tell_gateway(local: &Local, path: &str, body: Value) -> anyhow::Result<
         .await?
         .error_for_status()?;
     Ok(answer.json().await.unwrap_or(Value::Null))
+}
+
+/// A new refresh token for the demo user, through the emulator's authorization-code flow.
+async fn fresh_refresh_token(emulator: &str) -> anyhow::Result<String> {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let redirect = http
+        .get(format!("{emulator}/services/oauth2/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", sf_emulator::DEMO_CONSUMER_KEY),
+            ("redirect_uri", sf_emulator::DEMO_CALLBACK_URL),
+            ("state", "e2e"),
+        ])
+        .send()
+        .await?;
+    let location = redirect
+        .headers()
+        .get("location")
+        .and_then(|value| value.to_str().ok())
+        .context("no redirect from the authorize endpoint")?;
+    let code = url::Url::parse(location)?
+        .query_pairs()
+        .find(|(key, _)| key == "code")
+        .map(|(_, value)| value.into_owned())
+        .context("no code in the redirect")?;
+    let tokens: Value = http
+        .post(format!("{emulator}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("client_id", sf_emulator::DEMO_CONSUMER_KEY),
+            ("client_secret", sf_emulator::DEMO_CONSUMER_SECRET),
+            ("redirect_uri", sf_emulator::DEMO_CALLBACK_URL),
+        ])
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    tokens["refresh_token"]
+        .as_str()
+        .map(str::to_string)
+        .context("no refresh token")
 }
 
 /// The keys tagged for `env`.

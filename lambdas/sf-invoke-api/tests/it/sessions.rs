@@ -189,3 +189,23 @@ async fn refused_credentials_are_read_again_after_they_change() -> anyhow::Resul
     assert_eq!(get(&output, "Name")?, "Ada Lovelace");
     Ok(())
 }
+
+/// Every session of the org expired, the one this environment used and the newer one the
+/// secret holds alike: the function tries the newer one, then logs in, and the call succeeds.
+#[tokio::test]
+async fn a_newer_stored_session_that_expired_too_ends_in_one_login() -> anyhow::Result<()> {
+    let fixture = Fixture::start().await?;
+    let session_arn = create_session_secret(&fixture, "sfstack/salesforce-session").await?;
+    refresh_session(&fixture, &session_arn).await?;
+    let state = fixture.state(&[("SF_SESSION_SECRET_ARN", session_arn.as_str())])?;
+    invoke(&state, &fixture_event("phoneLookup", &[])?).await?;
+
+    // The token refresh stored a newer session; then every session expired.
+    refresh_session(&fixture, &session_arn).await?;
+    fixture.expire_sessions().await?;
+    fixture.clear_log().await?;
+    let output = invoke(&state, &fixture_event("phoneLookup", &[])?).await?;
+    assert_eq!(get(&output, "Name")?, "Ada Lovelace");
+    assert_eq!(fixture.logins().await?, 1, "one login after both sessions");
+    Ok(())
+}

@@ -571,6 +571,73 @@ async fn refresh_token_grant_then_admin_revocation() {
     assert_eq!(status, 401);
 }
 
+/// Introspection says whether a refresh token is active, to its own app only, and spends
+/// nothing even when refresh tokens rotate.
+#[tokio::test]
+async fn introspection_reads_a_refresh_token_without_spending_it() {
+    let org = Org::start().await;
+    let token = refresh_token(&org).await;
+    org.admin(
+        Method::PUT,
+        "/refresh-tokens/rotation",
+        Some(json!({"enabled": true})),
+    )
+    .await;
+    let introspect = |token: &str, secret: &str| {
+        org.http
+            .post(org.url("/services/oauth2/introspect"))
+            .form(&[
+                ("token", token),
+                ("token_type_hint", "refresh_token"),
+                ("client_id", CLIENT_ID),
+                ("client_secret", secret),
+            ])
+            .send()
+    };
+    for _ in 0..2 {
+        let response = introspect(&token, CLIENT_SECRET).await.expect("introspect");
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["active"], true, "{body}");
+        assert_eq!(body["token_type"], "refresh_token");
+        assert_eq!(body["client_id"], CLIENT_ID);
+    }
+    let unknown: Value = introspect("not-a-token", CLIENT_SECRET)
+        .await
+        .expect("introspect")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(unknown, json!({"active": false}));
+    assert_oauth_error(
+        introspect(&token, "wrong-secret")
+            .await
+            .expect("introspect"),
+        "invalid_client",
+        "invalid client credentials",
+    )
+    .await;
+    // Still the current token: one refresh works, and rotates it.
+    let response = org
+        .token_request(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", CLIENT_ID),
+            ("refresh_token", &token),
+        ])
+        .await;
+    assert_eq!(response.status(), 200);
+    let spent: Value = introspect(&token, CLIENT_SECRET)
+        .await
+        .expect("introspect")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        spent["active"], false,
+        "a rotated token is no longer active"
+    );
+}
+
 #[tokio::test]
 async fn refresh_token_rotation_retires_the_old_token() {
     let org = Org::start().await;
