@@ -136,7 +136,7 @@ pub async fn invoke(
 ) -> anyhow::Result<InvokeReport> {
     let name = names.function(function);
     let started = Instant::now();
-    let output = cloud
+    let output = match cloud
         .invoker
         .invoke()
         .function_name(&name)
@@ -144,18 +144,20 @@ pub async fn invoke(
         .payload(Blob::new(serde_json::to_vec(event)?))
         .send()
         .await
-        .aws_context(|| format!("invoking {name}"))
-        .map_err(|error| {
-            let text = format!("{error:#}");
-            if text.contains("ResourceNotFound") || text.contains("Function not found") {
-                anyhow::anyhow!(
-                    "{text}\nhint: deploy the environment first (cargo xtask deploy --env {})",
-                    names.environment
-                )
-            } else {
-                error
-            }
-        })?;
+    {
+        Ok(output) => output,
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|error| error.is_resource_not_found_exception()) =>
+        {
+            bail!(
+                "function {name} does not exist\nhint: deploy the environment first (cargo xtask deploy --env {})",
+                names.environment
+            );
+        }
+        Err(error) => return Err(error).aws_context(|| format!("invoking {name}")),
+    };
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     let body = output.payload().map(Blob::as_ref).unwrap_or_default();
     let payload: Value = serde_json::from_slice(body)

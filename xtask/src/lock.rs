@@ -351,7 +351,8 @@ fn ci_run() -> Option<String> {
     Some(format!("{server}/{repository}/actions/runs/{run}"))
 }
 
-fn humanize(duration: Duration) -> String {
+/// A duration as the messages say it (`20 min`, `45 s`).
+pub(crate) fn humanize(duration: Duration) -> String {
     let seconds = duration.as_secs();
     if seconds.is_multiple_of(60) && seconds > 0 {
         format!("{} min", seconds / 60)

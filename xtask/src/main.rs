@@ -617,7 +617,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!(
                     "no log lines from {} in the last {}",
                     names.log_group(function),
-                    humantime_like(since)
+                    lock::humanize(since)
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -686,17 +686,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 const EXIT_SMOKE_FAILED: u8 = 3;
 /// `invoke`: the function answered with an error.
 const EXIT_FUNCTION_ERROR: u8 = 4;
-
-/// A duration as `--since` takes it (the largest whole unit).
-fn humantime_like(duration: std::time::Duration) -> String {
-    let seconds = duration.as_secs();
-    match seconds {
-        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
-        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
-}
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("starting the async runtime")

@@ -168,43 +168,28 @@ pub async fn refresh_token_is_active(
 ) -> Result<bool> {
     let http = build_http_client(config)?;
     let login_url = login_url.trim().trim_end_matches('/');
-    let url = format!("{login_url}{INTROSPECT_PATH}");
-    crate::transport::secure_url(&url, "the login URL").map_err(Error::InvalidCredentials)?;
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs([
-            ("token", refresh_token.expose()),
-            ("token_type_hint", "refresh_token"),
-            ("client_id", client_id),
-            ("client_secret", client_secret.expose()),
-        ])
-        .finish();
-    with_retries(config, Retry::Idempotent, |_attempt| {
-        let request = http
-            .post(&url)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-            .body(body.clone());
-        async move {
-            let response = request.send().await.map_err(transport_failure)?;
-            let status = response.status().as_u16();
-            let bytes = response.bytes().await.map_err(transport_failure)?;
-            if status != 200 {
-                return Err(Failure::from(oauth_error(status, &bytes)));
-            }
-            serde_json::from_slice::<Value>(&bytes)
+    let form = [
+        ("token", refresh_token.expose()),
+        ("token_type_hint", "refresh_token"),
+        ("client_id", client_id),
+        ("client_secret", client_secret.expose()),
+    ];
+    post_oauth_form(
+        &http,
+        config,
+        login_url,
+        INTROSPECT_PATH,
+        &form,
+        |status, body| {
+            serde_json::from_slice::<Value>(body)
                 .ok()
                 .and_then(|answer| answer.get("active").and_then(Value::as_bool))
-                .ok_or_else(|| {
-                    Failure::from(Error::MalformedResponse {
-                        status,
-                        detail: "the introspection answer has no active flag".into(),
-                    })
+                .ok_or_else(|| Error::MalformedResponse {
+                    status,
+                    detail: "the introspection answer has no active flag".into(),
                 })
-        }
-    })
+        },
+    )
     .await
 }
 
@@ -242,7 +227,28 @@ async fn post_token_form(
     login_url: &str,
     form: &[(&str, &str)],
 ) -> Result<Session> {
-    let url = format!("{login_url}{TOKEN_PATH}");
+    post_oauth_form(
+        http,
+        config,
+        login_url,
+        TOKEN_PATH,
+        form,
+        parse_token_response,
+    )
+    .await
+}
+
+/// Posts a form to one of the login host's OAuth endpoints (retried as in
+/// [`post_token_form`]); a 200 answer is read by `parse`, any other is an OAuth error.
+async fn post_oauth_form<T>(
+    http: &reqwest::Client,
+    config: &ClientConfig,
+    login_url: &str,
+    path: &str,
+    form: &[(&str, &str)],
+    parse: impl Fn(u16, &[u8]) -> Result<T> + Copy,
+) -> Result<T> {
+    let url = format!("{login_url}{path}");
     crate::transport::secure_url(&url, "the login URL").map_err(Error::InvalidCredentials)?;
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form)
@@ -261,7 +267,7 @@ async fn post_token_form(
             let status = response.status().as_u16();
             let bytes = response.bytes().await.map_err(transport_failure)?;
             if status == 200 {
-                parse_token_response(status, &bytes).map_err(Failure::from)
+                parse(status, &bytes).map_err(Failure::from)
             } else {
                 Err(Failure::from(oauth_error(status, &bytes)))
             }

@@ -20,6 +20,78 @@ pub mod propagation;
 pub mod rollback;
 pub mod ttl;
 
+/// The `Properties` of a template's resources of `resource_type`, by logical id. A template
+/// CloudFormation accepts may be JSON or YAML; YAML reads both.
+pub(crate) fn template_resources(
+    template: &str,
+    resource_type: &str,
+) -> Vec<(String, serde_yaml::Value)> {
+    let Ok(template) = serde_yaml::from_str::<serde_yaml::Value>(template) else {
+        return Vec::new();
+    };
+    let Some(resources) = template.get("Resources").and_then(|r| r.as_mapping()) else {
+        return Vec::new();
+    };
+    resources
+        .iter()
+        .filter(|(_, resource)| {
+            resource.get("Type").and_then(serde_yaml::Value::as_str) == Some(resource_type)
+        })
+        .filter_map(|(logical, resource)| {
+            Some((
+                logical.as_str()?.to_string(),
+                resource.get("Properties")?.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// What a model reads from each change set's template when the change set is created
+/// (`CreateChangeSet`, answered with success), looked up again when it executes.
+pub struct ChangeSets<T> {
+    by_name: Mutex<HashMap<(String, String), T>>,
+}
+
+impl<T> Default for ChangeSets<T> {
+    fn default() -> Self {
+        Self {
+            by_name: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl<T: Clone> ChangeSets<T> {
+    /// Keeps `read(template)` for a `CreateChangeSet`; ignores any other operation.
+    pub fn record(&self, operation: &Operation, read: impl FnOnce(&str) -> T) {
+        if operation.action() != "cloudformation:CreateChangeSet" {
+            return;
+        }
+        let parameter = |name: &str| operation.parameters.get(name).and_then(Value::as_str);
+        let (Some(stack), Some(name), Some(template)) = (
+            parameter("StackName"),
+            parameter("ChangeSetName"),
+            parameter("TemplateBody"),
+        ) else {
+            return;
+        };
+        if let Ok(mut by_name) = self.by_name.lock() {
+            by_name.insert((stack.to_string(), name.to_string()), read(template));
+        }
+    }
+
+    /// What was kept for the change set an `ExecuteChangeSet` runs, with its stack's name.
+    pub fn of_execution(&self, operation: &Operation) -> Option<(String, T)> {
+        if operation.action() != "cloudformation:ExecuteChangeSet" {
+            return None;
+        }
+        let parameter = |name: &str| operation.parameters.get(name).and_then(Value::as_str);
+        let (stack, name) = (parameter("StackName")?, parameter("ChangeSetName")?);
+        let by_name = self.by_name.lock().ok()?;
+        let kept = by_name.get(&(stack.to_string(), name.to_string()))?.clone();
+        Some((stack.to_string(), kept))
+    }
+}
+
 /// Every how many of the deployer's requests one is throttled, by default.
 pub const THROTTLE_EVERY: u64 = 25;
 

@@ -149,6 +149,20 @@ fn client<'a>(
     }
 }
 
+/// The client id and secret a request presents: HTTP Basic, else the form fields.
+fn presented_client(
+    headers: &HeaderMap,
+    params: &HashMap<String, String>,
+) -> (Option<String>, Option<String>) {
+    match basic_auth(headers) {
+        Some((id, secret)) => (Some(id), Some(secret)),
+        None => (
+            params.get("client_id").cloned(),
+            params.get("client_secret").cloned(),
+        ),
+    }
+}
+
 fn password_grant(org: &mut Org, params: &HashMap<String, String>) -> Result<Value, OAuthError> {
     let app = client(
         org,
@@ -351,13 +365,7 @@ fn client_credentials_grant(
     params: &HashMap<String, String>,
     headers: &HeaderMap,
 ) -> Result<Value, OAuthError> {
-    let (client_id, client_secret) = match basic_auth(headers) {
-        Some((id, secret)) => (Some(id), Some(secret)),
-        None => (
-            params.get("client_id").cloned(),
-            params.get("client_secret").cloned(),
-        ),
-    };
+    let (client_id, client_secret) = presented_client(headers, params);
     let app = client(org, client_id.as_ref(), client_secret.as_ref(), true)?;
     if !app.allows(Flow::ClientCredentials) {
         return Err(OAuthError::CLIENT_CREDENTIALS_DISABLED);
@@ -614,13 +622,7 @@ pub async fn introspect(
         Ok(params) => params,
         Err(error) => return error.into_response(),
     };
-    let (client_id, client_secret) = match basic_auth(&headers) {
-        Some((id, secret)) => (Some(id), Some(secret)),
-        None => (
-            params.get("client_id").cloned(),
-            params.get("client_secret").cloned(),
-        ),
-    };
+    let (client_id, client_secret) = presented_client(&headers, &params);
     let org = shared.lock();
     let app = match client(&org, client_id.as_ref(), client_secret.as_ref(), true) {
         Ok(app) => app,

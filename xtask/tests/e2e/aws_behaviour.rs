@@ -216,36 +216,13 @@ async fn a_rollback_that_cannot_find_its_zip_is_continued_past_it() -> anyhow::R
         .body(bytes.into_bytes().into())
         .send()
         .await?;
-    cloudformation
-        .create_change_set()
-        .stack_name(&stack)
-        .change_set_name("by-hand")
-        .change_set_type(aws_sdk_cloudformation::types::ChangeSetType::Update)
-        .template_body(template.replace(key.as_str(), own))
-        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
-        .send()
-        .await?;
-    let mut ready = false;
-    for _ in 0..100 {
-        let described = cloudformation
-            .describe_change_set()
-            .stack_name(&stack)
-            .change_set_name("by-hand")
-            .send()
-            .await?;
-        if described.status().map(|status| status.as_str()) == Some("CREATE_COMPLETE") {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(ready, "the change set is ready");
-    cloudformation
-        .execute_change_set()
-        .stack_name(&stack)
-        .change_set_name("by-hand")
-        .send()
-        .await?;
+    execute_by_hand(
+        &cloudformation,
+        &stack,
+        "by-hand",
+        template.replace(key.as_str(), own),
+    )
+    .await?;
     s3.delete_object().bucket(bucket).key(own).send().await?;
 
     // The next update fails on the table, and its rollback cannot find that zip.
@@ -407,33 +384,7 @@ async fn log_groups_are_encrypted_with_a_key_the_logs_service_may_use() -> anyho
         changed, template,
         "the template sets a retention of 14 days"
     );
-    cloudformation
-        .create_change_set()
-        .stack_name(&stack)
-        .change_set_name("retention")
-        .change_set_type(aws_sdk_cloudformation::types::ChangeSetType::Update)
-        .template_body(changed)
-        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
-        .send()
-        .await?;
-    for _ in 0..100 {
-        let described = cloudformation
-            .describe_change_set()
-            .stack_name(&stack)
-            .change_set_name("retention")
-            .send()
-            .await?;
-        if described.status().map(|status| status.as_str()) == Some("CREATE_COMPLETE") {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    cloudformation
-        .execute_change_set()
-        .stack_name(&stack)
-        .change_set_name("retention")
-        .send()
-        .await?;
+    execute_by_hand(&cloudformation, &stack, "retention", changed).await?;
     let described = cloudformation
         .describe_stacks()
         .stack_name(&stack)

@@ -62,28 +62,7 @@ async fn iam_is_enforced_on_the_local_target() -> anyhow::Result<()> {
     // The deploy ran the token refresh once (its first session): a role's trust is checked
     // when an execution environment starts, so a changed configuration starts a new one, as a
     // deploy of new code would.
-    let refresh = format!("sfstack-{a}-sf-token-refresh");
-    let configuration = lambda
-        .get_function_configuration()
-        .function_name(&refresh)
-        .send()
-        .await?;
-    let mut variables = configuration
-        .environment()
-        .and_then(|environment| environment.variables())
-        .cloned()
-        .unwrap_or_default();
-    variables.insert("SFSTACK_TEST_ROUND".to_string(), "1".to_string());
-    lambda
-        .update_function_configuration()
-        .function_name(&refresh)
-        .environment(
-            aws_sdk_lambda::types::Environment::builder()
-                .set_variables(Some(variables))
-                .build(),
-        )
-        .send()
-        .await?;
+    start_cold(&lambda, &format!("sfstack-{a}-sf-token-refresh"), 1).await?;
 
     let run = local.run(&["smoke-test", "--env", a, "--output", "json"], &[])?;
     assert_eq!(run.code, 3, "{}\n{}", run.stdout, run.stderr);
@@ -364,29 +343,7 @@ async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
     };
     // A changed configuration makes the Lambda service start a new (cold) environment.
     let force_cold_start = async |function: &str, round: usize| -> anyhow::Result<()> {
-        let name = format!("sfstack-{env}-{function}");
-        let configuration = lambda
-            .get_function_configuration()
-            .function_name(&name)
-            .send()
-            .await?;
-        let mut variables = configuration
-            .environment()
-            .and_then(|environment| environment.variables())
-            .cloned()
-            .unwrap_or_default();
-        variables.insert("SFSTACK_TEST_ROUND".to_string(), round.to_string());
-        lambda
-            .update_function_configuration()
-            .function_name(&name)
-            .environment(
-                aws_sdk_lambda::types::Environment::builder()
-                    .set_variables(Some(variables))
-                    .build(),
-            )
-            .send()
-            .await?;
-        Ok(())
+        start_cold(&lambda, &format!("sfstack-{env}-{function}"), round).await
     };
 
     let emulator = local.emulator()?;

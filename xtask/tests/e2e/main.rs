@@ -165,6 +165,77 @@ async fn tell_gateway(local: &Local, path: &str, body: Value) -> anyhow::Result<
     Ok(answer.json().await.unwrap_or(Value::Null))
 }
 
+/// Makes the function's next invocation start a new execution environment, as a deploy of new
+/// code would: a changed configuration (a variable naming `round`) does that on Lambda too.
+async fn start_cold(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    round: usize,
+) -> anyhow::Result<()> {
+    let configuration = lambda
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await?;
+    let mut variables = configuration
+        .environment()
+        .and_then(|environment| environment.variables())
+        .cloned()
+        .unwrap_or_default();
+    variables.insert("SFSTACK_TEST_ROUND".to_string(), round.to_string());
+    lambda
+        .update_function_configuration()
+        .function_name(function)
+        .environment(
+            aws_sdk_lambda::types::Environment::builder()
+                .set_variables(Some(variables))
+                .build(),
+        )
+        .send()
+        .await?;
+    Ok(())
+}
+
+/// Creates a change set of `template` on `stack` by hand, waits for it and executes it.
+async fn execute_by_hand(
+    cloudformation: &aws_sdk_cloudformation::Client,
+    stack: &str,
+    name: &str,
+    template: String,
+) -> anyhow::Result<()> {
+    cloudformation
+        .create_change_set()
+        .stack_name(stack)
+        .change_set_name(name)
+        .change_set_type(aws_sdk_cloudformation::types::ChangeSetType::Update)
+        .template_body(template)
+        .capabilities(aws_sdk_cloudformation::types::Capability::CapabilityIam)
+        .send()
+        .await?;
+    let mut ready = false;
+    for _ in 0..100 {
+        let described = cloudformation
+            .describe_change_set()
+            .stack_name(stack)
+            .change_set_name(name)
+            .send()
+            .await?;
+        if described.status().map(|status| status.as_str()) == Some("CREATE_COMPLETE") {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::ensure!(ready, "the change set {name} is ready");
+    cloudformation
+        .execute_change_set()
+        .stack_name(stack)
+        .change_set_name(name)
+        .send()
+        .await?;
+    Ok(())
+}
+
 /// A new refresh token for the demo user, through the emulator's authorization-code flow.
 async fn fresh_refresh_token(emulator: &str) -> anyhow::Result<String> {
     let http = reqwest::Client::builder()

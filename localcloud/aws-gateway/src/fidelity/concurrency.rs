@@ -17,6 +17,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
+use super::ChangeSets;
 use super::rollback::Failure;
 use crate::table::Operation;
 
@@ -35,22 +36,22 @@ pub struct Reservation {
 
 struct State {
     account_limit: u32,
-    /// (stack, change set) → the reservations its template asks for.
-    change_sets: HashMap<(String, String), Vec<Reservation>>,
     /// stack → function name → reserved, as its last executed change set left them.
     stacks: HashMap<String, BTreeMap<String, u32>>,
 }
 
 pub struct Concurrency {
+    /// The reservations each change set's template asks for.
+    change_sets: ChangeSets<Vec<Reservation>>,
     state: Mutex<State>,
 }
 
 impl Default for Concurrency {
     fn default() -> Self {
         Self {
+            change_sets: ChangeSets::default(),
             state: Mutex::new(State {
                 account_limit: DEFAULT_ACCOUNT_LIMIT,
-                change_sets: HashMap::new(),
                 stacks: HashMap::new(),
             }),
         }
@@ -68,61 +69,34 @@ impl Concurrency {
     /// Notes what a successful request changed: a change set's reservations when it is
     /// created, the stack's when it executed, none when the stack is deleted.
     pub fn record(&self, operation: &Operation) {
-        let parameter = |name: &str| operation.parameters.get(name).and_then(Value::as_str);
+        self.change_sets.record(operation, reservations);
+        let executed = self.change_sets.of_execution(operation);
         let Ok(mut state) = self.state.lock() else {
             return;
         };
-        match operation.action().as_str() {
-            "cloudformation:CreateChangeSet" => {
-                if let (Some(stack), Some(name), Some(template)) = (
-                    parameter("StackName"),
-                    parameter("ChangeSetName"),
-                    parameter("TemplateBody"),
-                ) {
-                    state.change_sets.insert(
-                        (stack.to_string(), name.to_string()),
-                        reservations(template),
-                    );
-                }
-            }
-            "cloudformation:ExecuteChangeSet" => {
-                if let (Some(stack), Some(name)) =
-                    (parameter("StackName"), parameter("ChangeSetName"))
-                    && let Some(asked) = state
-                        .change_sets
-                        .get(&(stack.to_string(), name.to_string()))
-                        .cloned()
-                {
-                    state.stacks.insert(
-                        stack.to_string(),
-                        asked
-                            .into_iter()
-                            .map(|reservation| (reservation.function_name, reservation.reserved))
-                            .collect(),
-                    );
-                }
-            }
-            "cloudformation:DeleteStack" => {
-                if let Some(stack) = parameter("StackName") {
-                    state.stacks.remove(stack);
-                }
-            }
-            _ => {}
+        if let Some((stack, asked)) = executed {
+            state.stacks.insert(
+                stack,
+                asked
+                    .into_iter()
+                    .map(|reservation| (reservation.function_name, reservation.reserved))
+                    .collect(),
+            );
+        } else if operation.action() == "cloudformation:DeleteStack"
+            && let Some(stack) = operation
+                .parameters
+                .get("StackName")
+                .and_then(Value::as_str)
+        {
+            state.stacks.remove(stack);
         }
     }
 
     /// The function on which executing this change set fails, when the account would keep
     /// less than [`MINIMUM_UNRESERVED`] unreserved.
     pub fn failure(&self, operation: &Operation) -> Option<Failure> {
-        if operation.action() != "cloudformation:ExecuteChangeSet" {
-            return None;
-        }
-        let parameter = |name: &str| operation.parameters.get(name).and_then(Value::as_str);
-        let (stack, name) = (parameter("StackName")?, parameter("ChangeSetName")?);
+        let (stack, asked) = self.change_sets.of_execution(operation)?;
         let state = self.state.lock().ok()?;
-        let asked = state
-            .change_sets
-            .get(&(stack.to_string(), name.to_string()))?;
         let first = asked.first()?;
         let elsewhere: u32 = state
             .stacks

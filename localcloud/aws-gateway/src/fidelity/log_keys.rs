@@ -19,6 +19,7 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
+use super::ChangeSets;
 use super::rollback::Failure;
 use crate::table::Operation;
 
@@ -52,7 +53,7 @@ impl EncryptedLogGroup {
 /// The encrypted log groups of the change sets the gateway saw created.
 #[derive(Default)]
 pub struct LogKeys {
-    change_sets: Mutex<HashMap<(String, String), Vec<EncryptedLogGroup>>>,
+    change_sets: ChangeSets<Vec<EncryptedLogGroup>>,
     /// Log group name → its key, from the change sets that executed.
     applied: Mutex<HashMap<String, String>>,
 }
@@ -61,56 +62,23 @@ impl LogKeys {
     /// Notes a change set's encrypted log groups (`CreateChangeSet`, answered with success),
     /// and their keys once it executed (`ExecuteChangeSet`, answered with success).
     pub fn record(&self, operation: &Operation) {
-        if operation.action() == "cloudformation:ExecuteChangeSet" {
-            let groups = self.of_execution(operation);
-            if let Ok(mut applied) = self.applied.lock() {
-                for group in groups {
-                    applied.insert(group.name, group.key);
-                }
+        self.change_sets.record(operation, encrypted_log_groups);
+        let groups = self.of_execution(operation);
+        if let Ok(mut applied) = self.applied.lock() {
+            for group in groups {
+                applied.insert(group.name, group.key);
             }
-            return;
-        }
-        if operation.action() != "cloudformation:CreateChangeSet" {
-            return;
-        }
-        let parameter = |name: &str| operation.parameters.get(name).and_then(Value::as_str);
-        let (Some(stack), Some(name), Some(template)) = (
-            parameter("StackName"),
-            parameter("ChangeSetName"),
-            parameter("TemplateBody"),
-        ) else {
-            return;
-        };
-        if let Ok(mut change_sets) = self.change_sets.lock() {
-            change_sets.insert(
-                (stack.to_string(), name.to_string()),
-                encrypted_log_groups(template),
-            );
         }
     }
 
     /// The encrypted log groups of the change set an `ExecuteChangeSet` runs.
     pub fn of_execution(&self, operation: &Operation) -> Vec<EncryptedLogGroup> {
-        if operation.action() != "cloudformation:ExecuteChangeSet" {
-            return Vec::new();
-        }
-        let parameter = |name: &str| operation.parameters.get(name).and_then(Value::as_str);
-        let (Some(stack), Some(name)) = (parameter("StackName"), parameter("ChangeSetName")) else {
-            return Vec::new();
-        };
         self.change_sets
-            .lock()
-            .ok()
-            .and_then(|change_sets| {
-                change_sets
-                    .get(&(stack.to_string(), name.to_string()))
-                    .cloned()
-            })
+            .of_execution(operation)
+            .map(|(_, groups)| groups)
             .unwrap_or_default()
     }
-}
 
-impl LogKeys {
     /// A `DescribeLogGroups` answer with the `kmsKeyId` of each log group a change set
     /// encrypted; `None` when nothing needs adding.
     pub fn answer(&self, body: &[u8]) -> Option<Vec<u8>> {
@@ -135,21 +103,11 @@ impl LogKeys {
 /// The `AWS::Logs::LogGroup` resources of a template with a literal `LogGroupName` and
 /// `KmsKeyId`.
 pub fn encrypted_log_groups(template: &str) -> Vec<EncryptedLogGroup> {
-    let Ok(template) = serde_yaml::from_str::<serde_yaml::Value>(template) else {
-        return Vec::new();
-    };
-    let Some(resources) = template.get("Resources").and_then(|r| r.as_mapping()) else {
-        return Vec::new();
-    };
-    resources
-        .iter()
-        .filter(|(_, resource)| {
-            resource.get("Type").and_then(serde_yaml::Value::as_str) == Some("AWS::Logs::LogGroup")
-        })
-        .filter_map(|(logical, resource)| {
-            let properties = resource.get("Properties")?;
+    super::template_resources(template, "AWS::Logs::LogGroup")
+        .into_iter()
+        .filter_map(|(logical_id, properties)| {
             Some(EncryptedLogGroup {
-                logical_id: logical.as_str()?.to_string(),
+                logical_id,
                 name: properties.get("LogGroupName")?.as_str()?.to_string(),
                 key: properties.get("KmsKeyId")?.as_str()?.to_string(),
             })

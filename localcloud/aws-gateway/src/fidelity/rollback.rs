@@ -481,28 +481,9 @@ pub fn function_code(template: &str) -> BTreeMap<String, Code> {
         .collect()
 }
 
-/// The `Properties` of a template's `AWS::Lambda::Function` resources, by logical id. A
-/// template CloudFormation accepts may be JSON or YAML; YAML reads both.
+/// The `Properties` of a template's `AWS::Lambda::Function` resources, by logical id.
 pub(crate) fn lambda_functions(template: &str) -> Vec<(String, serde_yaml::Value)> {
-    let Ok(template) = serde_yaml::from_str::<serde_yaml::Value>(template) else {
-        return Vec::new();
-    };
-    let Some(resources) = template.get("Resources").and_then(|r| r.as_mapping()) else {
-        return Vec::new();
-    };
-    resources
-        .iter()
-        .filter(|(_, resource)| {
-            resource.get("Type").and_then(serde_yaml::Value::as_str)
-                == Some("AWS::Lambda::Function")
-        })
-        .filter_map(|(logical, resource)| {
-            Some((
-                logical.as_str()?.to_string(),
-                resource.get("Properties")?.clone(),
-            ))
-        })
-        .collect()
+    super::template_resources(template, "AWS::Lambda::Function")
 }
 
 #[cfg(test)]

@@ -5,11 +5,7 @@
 //! when it is created and, once the change set has executed, sets them on moto's tables
 //! (`UpdateTimeToLive`), so the table reads as AWS would make it.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
-use serde_json::Value;
-
+use super::ChangeSets;
 use crate::table::Operation;
 
 /// A table whose template enables time to live on an attribute.
@@ -21,46 +17,21 @@ pub struct TableTtl {
 
 #[derive(Default)]
 pub struct Ttl {
-    change_sets: Mutex<HashMap<(String, String), Vec<TableTtl>>>,
+    change_sets: ChangeSets<Vec<TableTtl>>,
 }
 
 impl Ttl {
     /// Notes a change set's tables with time to live (`CreateChangeSet`, answered with
     /// success).
     pub fn record(&self, operation: &Operation) {
-        if operation.action() != "cloudformation:CreateChangeSet" {
-            return;
-        }
-        let parameter = |name: &str| operation.parameters.get(name).and_then(Value::as_str);
-        let (Some(stack), Some(name), Some(template)) = (
-            parameter("StackName"),
-            parameter("ChangeSetName"),
-            parameter("TemplateBody"),
-        ) else {
-            return;
-        };
-        if let Ok(mut change_sets) = self.change_sets.lock() {
-            change_sets.insert((stack.to_string(), name.to_string()), tables(template));
-        }
+        self.change_sets.record(operation, tables);
     }
 
     /// The tables with time to live of the change set an `ExecuteChangeSet` ran.
     pub fn of_execution(&self, operation: &Operation) -> Vec<TableTtl> {
-        if operation.action() != "cloudformation:ExecuteChangeSet" {
-            return Vec::new();
-        }
-        let parameter = |name: &str| operation.parameters.get(name).and_then(Value::as_str);
-        let (Some(stack), Some(name)) = (parameter("StackName"), parameter("ChangeSetName")) else {
-            return Vec::new();
-        };
         self.change_sets
-            .lock()
-            .ok()
-            .and_then(|change_sets| {
-                change_sets
-                    .get(&(stack.to_string(), name.to_string()))
-                    .cloned()
-            })
+            .of_execution(operation)
+            .map(|(_, tables)| tables)
             .unwrap_or_default()
     }
 }
@@ -94,19 +65,9 @@ pub async fn apply(moto: &aws_sdk_dynamodb::Client, tables: &[TableTtl]) {
 /// The `AWS::DynamoDB::Table` resources of a template with a literal `TableName` and an
 /// enabled `TimeToLiveSpecification`.
 pub fn tables(template: &str) -> Vec<TableTtl> {
-    let Ok(template) = serde_yaml::from_str::<serde_yaml::Value>(template) else {
-        return Vec::new();
-    };
-    let Some(resources) = template.get("Resources").and_then(|r| r.as_mapping()) else {
-        return Vec::new();
-    };
-    resources
-        .values()
-        .filter(|resource| {
-            resource.get("Type").and_then(serde_yaml::Value::as_str) == Some("AWS::DynamoDB::Table")
-        })
-        .filter_map(|resource| {
-            let properties = resource.get("Properties")?;
+    super::template_resources(template, "AWS::DynamoDB::Table")
+        .into_iter()
+        .filter_map(|(_, properties)| {
             let ttl = properties.get("TimeToLiveSpecification")?;
             ttl.get("Enabled")?.as_bool()?.then_some(())?;
             Some(TableTtl {
