@@ -236,3 +236,20 @@ impl Drop for FileLock {
         let _ = self.0.unlock();
     }
 }
+
+/// The CloudFormation registry's resource schemas that the pinned cfn-lint ships
+/// (`cfnlint/data/schemas/resources/*.json`, one per resource type, each with its handlers'
+/// `permissions`), in the project-local virtual environment; `None` before the tools are
+/// installed.
+pub fn cfn_lint_resource_schemas() -> Option<PathBuf> {
+    let lib = venv_dir().join("lib");
+    std::fs::read_dir(&lib)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|python| {
+            python
+                .path()
+                .join("site-packages/cfnlint/data/schemas/resources")
+        })
+        .find(|dir| dir.is_dir())
+}

@@ -87,6 +87,78 @@ pub const LOCAL_REGION: &str = "us-east-1";
 pub const LOCAL_ACCOUNT: &str = "123456789012";
 const LOCAL_ACCESS_KEY: &str = "testing";
 
+/// On the local target, who the commands act as: the account's administrator (moto's fixed
+/// key), or, with `SFSTACK_LOCAL_GITHUB_ROLE` set, a session of that role as a GitHub Actions
+/// job would get it: `SFSTACK_LOCAL_GITHUB_SUBJECT` is the job's OIDC token `sub` claim
+/// (`repo:OWNER/NAME:ref:refs/heads/BRANCH`, `repo:OWNER/NAME:environment:NAME`, …), and the
+/// gateway decides `sts:AssumeRoleWithWebIdentity` with it against the role's trust policy.
+/// This is how the deployer roles `bootstrap` makes are proven on the local target.
+pub const LOCAL_ROLE_VARIABLE: &str = "SFSTACK_LOCAL_GITHUB_ROLE";
+pub const LOCAL_SUBJECT_VARIABLE: &str = "SFSTACK_LOCAL_GITHUB_SUBJECT";
+
+async fn local_credentials(gateway: &str) -> anyhow::Result<aws_sdk_sts::config::Credentials> {
+    let Some(role) = std::env::var(LOCAL_ROLE_VARIABLE)
+        .ok()
+        .filter(|role| !role.is_empty())
+    else {
+        return Ok(aws_sdk_sts::config::Credentials::new(
+            LOCAL_ACCESS_KEY,
+            LOCAL_ACCESS_KEY,
+            None,
+            None,
+            "sfstack-local",
+        ));
+    };
+    let subject = std::env::var(LOCAL_SUBJECT_VARIABLE).map_err(|_| {
+        anyhow::anyhow!(
+            "{LOCAL_ROLE_VARIABLE} is set but {LOCAL_SUBJECT_VARIABLE} is not\nhint: set it to the GitHub OIDC subject the job would have, e.g. repo:OWNER/NAME:ref:refs/heads/BRANCH"
+        )
+    })?;
+    let role_arn = if role.starts_with("arn:") {
+        role
+    } else {
+        format!("arn:aws:iam::{LOCAL_ACCOUNT}:role/{role}")
+    };
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Issued {
+        access_key_id: String,
+        secret_access_key: String,
+        session_token: String,
+        arn: String,
+    }
+    let answer = reqwest::Client::new()
+        .post(format!("{gateway}/__sfstack/web-identity"))
+        .json(&serde_json::json!({
+            "role_arn": role_arn,
+            "subject": subject,
+            "session_name": "sfstack-local-github",
+        }))
+        .send()
+        .await
+        .context("asking the local cloud for a GitHub Actions session")?;
+    if !answer.status().is_success() {
+        let body: serde_json::Value = answer.json().await.unwrap_or_default();
+        anyhow::bail!(
+            "assuming {role_arn} as GitHub Actions ({subject}) was refused: {}: {}\nhint: run `cargo xtask bootstrap --github-repo OWNER/NAME` first, and check the subject against the role's trust policy",
+            body["code"].as_str().unwrap_or("error"),
+            body["message"].as_str().unwrap_or("no message")
+        );
+    }
+    let issued: Issued = answer
+        .json()
+        .await
+        .context("reading the local cloud's GitHub Actions session")?;
+    eprintln!("local: acting as {} ({subject})", issued.arn);
+    Ok(aws_sdk_sts::config::Credentials::new(
+        issued.access_key_id,
+        issued.secret_access_key,
+        Some(issued.session_token),
+        None,
+        "sfstack-local-github",
+    ))
+}
+
 /// A connection to one target, with a client for every service the orchestrator uses.
 #[derive(Debug, Clone)]
 pub struct Cloud {
@@ -132,13 +204,7 @@ impl Cloud {
                         aws_config::retry::RetryConfig::standard()
                             .with_initial_backoff(std::time::Duration::from_millis(20)),
                     )
-                    .credentials_provider(aws_sdk_sts::config::Credentials::new(
-                        LOCAL_ACCESS_KEY,
-                        LOCAL_ACCESS_KEY,
-                        None,
-                        None,
-                        "sfstack-local",
-                    ))
+                    .credentials_provider(local_credentials(&gateway.url).await?)
                     .load()
                     .await;
                 let runner = cloud

@@ -11,6 +11,7 @@ mod progress;
 
 mod aws_error;
 mod bench;
+mod bootstrap;
 mod build;
 mod cloud;
 mod config;
@@ -213,6 +214,31 @@ enum Commands {
         #[command(flatten)]
         target: TargetArgs,
         /// `text` (default: time, level, message, fields) or `json` (each line as logged).
+        #[arg(long, default_value = "text")]
+        output: Output,
+    },
+    /// Prepare an account for GitHub Actions: the OIDC provider, and least-privilege deployer
+    /// roles for branch environments and for protected ones.
+    #[command(display_order = 8)]
+    Bootstrap {
+        /// The GitHub repository whose Actions may deploy (`OWNER/NAME`).
+        #[arg(long)]
+        github_repo: String,
+        /// The branch protected environments are deployed from.
+        #[arg(long, default_value = "main")]
+        default_branch: String,
+        /// The GitHub environment (with required reviewers) that guards protected deploys.
+        #[arg(long, default_value = "production")]
+        github_environment: String,
+        /// Show the provider, roles and policies it would make; make nothing.
+        #[arg(long)]
+        print: bool,
+        /// Remove the two deployer roles (the OIDC provider stays).
+        #[arg(long)]
+        delete: bool,
+        #[command(flatten)]
+        target: TargetArgs,
+        /// `text` (default) or `json`.
         #[arg(long, default_value = "text")]
         output: Output,
     },
@@ -619,6 +645,47 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     names.log_group(function),
                     lock::humanize(since)
                 );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Bootstrap {
+            github_repo,
+            default_branch,
+            github_environment,
+            print,
+            delete,
+            target,
+            output,
+        } => {
+            let root = render::repository_root();
+            let request = bootstrap::Request {
+                repository: github_repo,
+                default_branch,
+                github_environment,
+            };
+            bootstrap::validate_repository(&request.repository)?;
+            // The settings of no environment in particular: the protected list and the
+            // artifacts bucket are the same for all.
+            let settings = config::Settings::load(&root.join(config::FILE_NAME), "main")?;
+            let report = on_cloud(&root, &target, async |cloud| {
+                let plan =
+                    bootstrap::plan(&root, &request, &settings, &cloud.region, &cloud.account_id)?;
+                if print {
+                    return Ok(bootstrap::Report {
+                        changes: Vec::new(),
+                        plan,
+                    });
+                }
+                if delete {
+                    bootstrap::delete(cloud, plan).await
+                } else {
+                    bootstrap::apply(cloud, plan).await
+                }
+            })?;
+            if print && output != Output::Json {
+                bootstrap::print_plan(&report.plan)?;
+            } else {
+                bootstrap::print(&report, output == Output::Json)?;
             }
             Ok(ExitCode::SUCCESS)
         }

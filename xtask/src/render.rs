@@ -269,6 +269,93 @@ pub fn render_policy(root: &Path, crate_name: &str, input: &PolicyInput) -> anyh
     Ok(policy)
 }
 
+/// Renders a deployer role's policy (`policies/deployer.json.hbs`, see [`crate::bootstrap`])
+/// and checks it: every allowed action exact (`service:PascalCase`, never `*`), every allowed
+/// resource an ARN scoped to sfstack names (`*` only for the actions that take no resource),
+/// and within IAM's 10,240 characters for a role's inline policies (whitespace aside).
+pub fn render_deployer_policy(
+    root: &Path,
+    input: &crate::bootstrap::DeployerPolicyInput,
+) -> anyhow::Result<Json> {
+    let handlebars = registry(&[])?;
+    let text = render_file(
+        &handlebars,
+        &root.join("policies").join("deployer.json.hbs"),
+        input,
+    )?;
+    let policy: Json = serde_json::from_str(&text).context("the deployer policy is not JSON")?;
+    check_deployer_policy(&policy)?;
+    let size = serde_json::to_string(&policy)?.len();
+    if size > 10_240 {
+        bail!(
+            "the deployer policy is {size} characters; IAM allows 10,240 per role's inline policies\nhint: fewer protected environments, or split the policy"
+        );
+    }
+    Ok(policy)
+}
+
+/// The resource-less actions a deployer may be allowed on `*`: listing, and making a key (its
+/// statement cannot name a key that does not exist yet).
+const RESOURCELESS: &[&str] = &[
+    "cloudformation:ListStacks",
+    "iam:ListRoles",
+    "kms:CreateKey",
+    "kms:ListAliases",
+    "kms:ListKeys",
+    "logs:DescribeLogGroups",
+];
+
+fn check_deployer_policy(policy: &Json) -> anyhow::Result<()> {
+    let statements = policy
+        .get("Statement")
+        .and_then(Json::as_array)
+        .context("the deployer policy has no Statement list")?;
+    let mut problems = Vec::new();
+    for statement in statements {
+        if statement.get("Effect").and_then(Json::as_str) != Some("Allow") {
+            continue;
+        }
+        let sid = statement.get("Sid").and_then(Json::as_str).unwrap_or("?");
+        let strings = |key: &str| -> Vec<&str> {
+            match statement.get(key) {
+                Some(Json::String(single)) => vec![single.as_str()],
+                Some(Json::Array(list)) => list.iter().filter_map(Json::as_str).collect(),
+                _ => vec![],
+            }
+        };
+        let actions = strings("Action");
+        for action in &actions {
+            let exact = action.split_once(':').is_some_and(|(service, name)| {
+                !service.is_empty()
+                    && name.starts_with(|c: char| c.is_ascii_uppercase())
+                    && name.chars().all(|c| c.is_ascii_alphanumeric())
+            });
+            if !exact {
+                problems.push(format!("{sid}: action {action:?} is not exact"));
+            }
+        }
+        for resource in strings("Resource") {
+            let scoped = resource.contains(":sfstack-")
+                || resource.contains("/sfstack-")
+                || resource.contains("/aws/lambda/sfstack-")
+                || resource.contains(":key/*") && statement.get("Condition").is_some()
+                || resource.starts_with("arn:aws:s3:::") && !resource.ends_with(":::*");
+            let resourceless =
+                resource == "*" && actions.iter().all(|action| RESOURCELESS.contains(action));
+            if !(scoped || resourceless) {
+                problems.push(format!(
+                    "{sid}: resource {resource:?} is not scoped to sfstack's names"
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("the deployer policy:\n{}", problems.join("\n"))
+    }
+}
+
 const PSEUDO_PARAMETERS: &[&str] = &[
     "AWS::AccountId",
     "AWS::Region",

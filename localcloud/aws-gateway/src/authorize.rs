@@ -86,6 +86,18 @@ fn unusable_key(key: &KeyFacts) -> Option<Outcome> {
     }
 }
 
+/// A resource's tags as the condition keys AWS evaluates them by (`aws:ResourceTag/<key>`).
+fn resource_tags(
+    tags: &std::collections::BTreeMap<String, String>,
+) -> impl Iterator<Item = (String, Vec<String>)> + '_ {
+    tags.iter()
+        .map(|(key, value)| (format!("aws:ResourceTag/{key}"), vec![value.clone()]))
+}
+
+/// GitHub Actions' OpenID Connect issuer: its tokens' claims are condition keys of a trust
+/// policy (`token.actions.githubusercontent.com:sub`, `…:aud`).
+pub const GITHUB_OIDC_HOST: &str = "token.actions.githubusercontent.com";
+
 /// The KMS actions that use a key's material, which its state can refuse.
 const CRYPTOGRAPHIC: &[&str] = &[
     "kms:Decrypt",
@@ -179,31 +191,20 @@ impl Authorizer {
                     _ => Ok(Outcome::Forward),
                 }
             }
-            Check::Key { action, key_id } => {
-                // No such key: KMS answers NotFoundException before it decides anything.
-                let Some(key) = self.policies.key(key_id).await? else {
-                    return Ok(Outcome::Forward);
-                };
-                let context = BTreeMap::from([(
-                    "kms:CallerAccount".to_string(),
-                    vec![self.account_id.clone()],
-                )]);
+            Check::Key { action, key_id } => self.decide_key(principal, action, key_id, log).await,
+            Check::Alias {
+                action,
+                alias,
+                key_id,
+            } => {
+                let arn = self.own("kms", alias);
                 let outcome = self
-                    .evaluate(
-                        principal,
-                        action,
-                        &key.arn,
-                        context,
-                        Some(key.policy.clone()),
-                        log,
-                    )
+                    .evaluate(principal, action, &arn, BTreeMap::new(), None, log)
                     .await?;
-                Ok(match outcome {
-                    Outcome::Forward if CRYPTOGRAPHIC.contains(&action.as_str()) => {
-                        unusable_key(&key).unwrap_or(Outcome::Forward)
-                    }
-                    outcome => outcome,
-                })
+                if outcome != Outcome::Forward {
+                    return Ok(outcome);
+                }
+                self.decide_key(principal, action, key_id, log).await
             }
             Check::Function { action, function } => {
                 let arn = if function.starts_with("arn:") {
@@ -263,6 +264,149 @@ impl Authorizer {
                 }
             }
         }
+    }
+
+    /// A KMS action on a key named by id, ARN or alias, decided with the key policy as KMS
+    /// decides it, the key's tags as `aws:ResourceTag/<key>`.
+    async fn decide_key(
+        &self,
+        principal: &Principal,
+        action: &str,
+        key_id: &str,
+        log: &mut Vec<Entry>,
+    ) -> anyhow::Result<Outcome> {
+        // No such key: KMS answers NotFoundException before it decides anything.
+        let Some(key) = self.policies.key(key_id).await? else {
+            return Ok(Outcome::Forward);
+        };
+        let mut context = BTreeMap::from([(
+            "kms:CallerAccount".to_string(),
+            vec![self.account_id.clone()],
+        )]);
+        context.extend(resource_tags(&key.tags));
+        let outcome = self
+            .evaluate(
+                principal,
+                action,
+                &key.arn,
+                context,
+                Some(key.policy.clone()),
+                log,
+            )
+            .await?;
+        Ok(match outcome {
+            Outcome::Forward if CRYPTOGRAPHIC.contains(&action) => {
+                unusable_key(&key).unwrap_or(Outcome::Forward)
+            }
+            outcome => outcome,
+        })
+    }
+
+    /// A permission CloudFormation's handler needs of its caller ([`crate::fidelity::handlers`]):
+    /// a KMS key's with the key's policy too, as KMS decides; any other by the caller's
+    /// identity policies.
+    pub async fn decide_need(
+        &self,
+        principal: &Principal,
+        need: &crate::fidelity::handlers::Need,
+        log: &mut Vec<Entry>,
+    ) -> anyhow::Result<Outcome> {
+        if !need.key {
+            return self
+                .evaluate(
+                    principal,
+                    &need.action,
+                    &need.resource,
+                    need.context.clone(),
+                    None,
+                    log,
+                )
+                .await;
+        }
+        let Some(key) = self.policies.key(&need.resource).await? else {
+            return Ok(Outcome::Deny(format!(
+                "KMS key {} does not exist",
+                need.resource
+            )));
+        };
+        let mut context = need.context.clone();
+        context.insert(
+            "kms:CallerAccount".to_string(),
+            vec![self.account_id.clone()],
+        );
+        context.extend(resource_tags(&key.tags));
+        self.evaluate(
+            principal,
+            &need.action,
+            &key.arn,
+            context,
+            Some(key.policy.clone()),
+            log,
+        )
+        .await
+    }
+
+    /// `sts:AssumeRoleWithWebIdentity` of `role_arn` with a GitHub Actions token whose `sub`
+    /// claim is `subject` and `aud` is `sts.amazonaws.com`, as STS decides it: the account must
+    /// have GitHub's OIDC provider with that audience, and the role's trust policy must allow
+    /// the provider with the token's claims as condition keys (IAM User Guide, "Create a role
+    /// for OpenID Connect federation", and "Available keys for AWS OIDC federation").
+    pub async fn assume_role_with_web_identity(
+        &self,
+        role_arn: &str,
+        subject: &str,
+        log: &mut Vec<Entry>,
+    ) -> anyhow::Result<Outcome> {
+        const AUDIENCE: &str = "sts.amazonaws.com";
+        let provider = format!(
+            "arn:aws:iam::{}:oidc-provider/{GITHUB_OIDC_HOST}",
+            self.account_id
+        );
+        match self.policies.oidc_provider_audiences(&provider).await? {
+            None => {
+                return Ok(Outcome::Fail {
+                    code: "InvalidIdentityToken",
+                    message: format!(
+                        "No OpenIDConnect provider found in your account for https://{GITHUB_OIDC_HOST}"
+                    ),
+                });
+            }
+            Some(audiences) if !audiences.iter().any(|audience| audience == AUDIENCE) => {
+                return Ok(Outcome::Fail {
+                    code: "InvalidIdentityToken",
+                    message: format!(
+                        "Incorrect token audience (the provider {provider} does not list {AUDIENCE})"
+                    ),
+                });
+            }
+            Some(_) => {}
+        }
+        let trust = self.policies.trust_policy(role_arn).await?;
+        let simulation =
+            Simulation {
+                principal: evaluator::Principal::Arn(provider.clone()),
+                action: "sts:AssumeRoleWithWebIdentity".to_string(),
+                resource_arn: role_arn.to_string(),
+                resource_account: self.account_id.clone(),
+                context: BTreeMap::from([
+                    (format!("{GITHUB_OIDC_HOST}:sub"), vec![subject.to_string()]),
+                    (
+                        format!("{GITHUB_OIDC_HOST}:aud"),
+                        vec![AUDIENCE.to_string()],
+                    ),
+                ]),
+                identity_policies: Vec::new(),
+                resource_policy: Some(trust.unwrap_or_else(
+                    || serde_json::json!({"Version": "2012-10-17", "Statement": []}),
+                )),
+            };
+        let principal = Principal::Service { name: provider };
+        Ok(match self.record(&principal, &simulation, log).await? {
+            Outcome::Deny(_) => {
+                Outcome::Deny("Not authorized to perform sts:AssumeRoleWithWebIdentity".to_string())
+            }
+            outcome => outcome,
+        })
     }
 
     /// Whether CloudWatch Logs may use `key_arn` to encrypt log group `log_group_arn`: only the
@@ -400,6 +544,7 @@ impl Authorizer {
             "kms:CallerAccount".to_string(),
             vec![self.account_id.clone()],
         );
+        context.extend(resource_tags(&key.tags));
         let outcome = self
             .evaluate(
                 principal,

@@ -254,11 +254,18 @@ impl Reason {
 /// renames each such key, in the request's context and in every policy's conditions alike, to
 /// a stand-in of the slash form the library evaluates (`aws:RequestTag/kms-encryption-context/
 /// <key>`); the condition operators and values are untouched, so the decision is the one AWS
-/// would make. `kms:EncryptionContextKeys` (no variable part) is left as it is.
+/// would make. `kms:EncryptionContextKeys` (no variable part) is left as it is. The claims of a
+/// GitHub Actions token (`token.actions.githubusercontent.com:sub`, `…:aud`), which the library
+/// does not know as condition keys of `sts:AssumeRoleWithWebIdentity`, get stand-ins the same
+/// way (`aws:RequestTag/oidc/<key>`).
 fn with_encryption_context_stand_ins(simulation: &Simulation) -> Simulation {
     const PREFIX: &str = "kms:encryptioncontext:";
+    const OIDC: &str = "token.actions.githubusercontent.com:";
     fn stand_in(key: &str) -> Option<String> {
         let lower = key.to_ascii_lowercase();
+        if lower.starts_with(OIDC) {
+            return Some(format!("aws:RequestTag/oidc/{lower}"));
+        }
         lower.starts_with(PREFIX).then(|| {
             format!(
                 "aws:RequestTag/kms-encryption-context/{}",

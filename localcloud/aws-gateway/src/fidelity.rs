@@ -14,6 +14,7 @@ use crate::deny;
 use crate::table::Operation;
 
 pub mod concurrency;
+pub mod handlers;
 pub mod lifecycle;
 pub mod log_keys;
 pub mod propagation;

@@ -73,6 +73,14 @@ pub const FOREIGN_BUCKET_PATH: &str = "/__sfstack/foreign-bucket";
 /// reserved concurrency is taken (see [`fidelity::concurrency`]).
 pub const ACCOUNT_CONCURRENCY_PATH: &str = "/__sfstack/account-concurrency";
 
+/// `POST {"role_arn", "subject", "session_name"}`: what GitHub Actions' `configure-aws-credentials`
+/// does with the job's OIDC token, played locally. The gateway stands in for GitHub's token
+/// (`sub` = `subject`, `aud` = `sts.amazonaws.com`) and decides `sts:AssumeRoleWithWebIdentity`
+/// as STS would ([`authorize::Authorizer::assume_role_with_web_identity`]); allowed, it answers
+/// the session's credentials (`AccessKeyId`, `SecretAccessKey`, `SessionToken`, `Arn`), refused,
+/// `403 {"code", "message"}`.
+pub const WEB_IDENTITY_PATH: &str = "/__sfstack/web-identity";
+
 /// The largest request body the gateway buffers (Lambda zips are a few MB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
@@ -112,6 +120,9 @@ struct Gateway {
     log_keys: fidelity::log_keys::LogKeys,
     concurrency: fidelity::concurrency::Concurrency,
     ttl: fidelity::ttl::Ttl,
+    /// The handler permissions CloudFormation uses as its caller, and the change sets' templates.
+    schemas: fidelity::handlers::Schemas,
+    templates: fidelity::handlers::Templates,
     /// Held while moto handles a conditional S3 write or delete.
     conditional_writes: tokio::sync::Mutex<()>,
     /// Bucket name → the other account that owns it.
@@ -171,6 +182,8 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
         log_keys: fidelity::log_keys::LogKeys::default(),
         concurrency: fidelity::concurrency::Concurrency::default(),
         ttl: fidelity::ttl::Ttl::default(),
+        schemas: fidelity::handlers::Schemas::default(),
+        templates: fidelity::handlers::Templates::default(),
         conditional_writes: tokio::sync::Mutex::new(()),
         foreign_buckets: Mutex::new(std::collections::HashMap::new()),
         authorizer: Authorizer {
@@ -189,6 +202,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
             axum::routing::post(service_invocation),
         )
         .route(THROTTLE_PATH, axum::routing::post(force_throttling))
+        .route(WEB_IDENTITY_PATH, axum::routing::post(web_identity))
         .route(CLOCK_PATH, axum::routing::post(advance_clock))
         .route(FAIL_UPDATE_PATH, axum::routing::post(force_update_failure))
         .route(FAIL_DELETE_PATH, axum::routing::post(force_delete_failure))
@@ -307,6 +321,19 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     if let Outcome::Fail { code, message } = &outcome {
         return deny::failure(protocol, code, message);
     }
+    // STS answers who the caller is; moto knows only the sessions it issued itself.
+    if let (Some(operation), Principal::RoleSession { session_arn, .. }) = (&operation, &principal)
+        && operation.action() == "sts:GetCallerIdentity"
+    {
+        return xml_answer(format!(
+            "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult><Arn>{session_arn}</Arn><UserId>{}</UserId><Account>{}</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>sfstack-gateway</RequestId></ResponseMetadata></GetCallerIdentityResponse>",
+            credential
+                .as_ref()
+                .map(|credential| credential.access_key_id.as_str())
+                .unwrap_or_default(),
+            gateway.config.account_id
+        ));
+    }
     let by_deployer = matches!(principal, Principal::Deployer { .. });
     if let Some(answer) = operation.as_ref().and_then(|operation| {
         gateway
@@ -330,10 +357,10 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
             );
         }
         let unusable_log_key = gateway.log_key_failure(operation).await;
+        let handler_denied = gateway.handler_failure(&principal, operation).await;
         if let Some(execution) = gateway.rollbacks.execution(operation)
-            && let Some(failure) = gateway
-                .propagation
-                .failure(operation)
+            && let Some(failure) = handler_denied
+                .or_else(|| gateway.propagation.failure(operation))
                 .or(unusable_log_key)
                 .or_else(|| gateway.concurrency.failure(operation))
                 .or_else(|| gateway.rollbacks.take_forced(&execution.stack))
@@ -350,6 +377,7 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
                 "<ExecuteChangeSetResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\"><ExecuteChangeSetResult/><ResponseMetadata><RequestId>sfstack-gateway</RequestId></ResponseMetadata></ExecuteChangeSetResponse>",
             );
         }
+        gateway.deletion_denied(&principal, operation).await;
         if gateway.rollbacks.fails_deletion(operation) {
             return xml_answer(
                 "<DeleteStackResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\"><ResponseMetadata><RequestId>sfstack-gateway</RequestId></ResponseMetadata></DeleteStackResponse>",
@@ -415,6 +443,7 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
     gateway.log_keys.record(&operation);
     gateway.concurrency.record(&operation);
     gateway.ttl.record(&operation);
+    gateway.templates.record(&operation);
     fidelity::ttl::apply(
         &gateway.moto_dynamodb,
         &gateway.ttl.of_execution(&operation),
@@ -573,15 +602,66 @@ async fn make_foreign_bucket(
     StatusCode::NO_CONTENT.into_response()
 }
 
-fn xml_answer(body: &'static str) -> Response<Body> {
+fn xml_answer(body: impl Into<Body>) -> Response<Body> {
     Response::builder()
         .header(header::CONTENT_TYPE, "text/xml")
-        .body(Body::from(body))
+        .body(body.into())
         .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "aws-gateway: bad answer"))
 }
 
 /// The local Lambda service asks before it runs a function for an AWS service or an anonymous
 /// Function URL caller.
+#[derive(serde::Deserialize)]
+struct WebIdentity {
+    role_arn: String,
+    subject: String,
+    session_name: String,
+}
+
+async fn web_identity(
+    State(gateway): State<Arc<Gateway>>,
+    axum::Json(request): axum::Json<WebIdentity>,
+) -> Response<Body> {
+    let mut entries = Vec::new();
+    let outcome = gateway
+        .authorizer
+        .assume_role_with_web_identity(&request.role_arn, &request.subject, &mut entries)
+        .await;
+    gateway.write_log(&entries);
+    let issued = || match gateway
+        .principals
+        .issue(&request.role_arn, &request.session_name)
+    {
+        Ok(issued) => (StatusCode::OK, serde_json::json!(issued)),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"code": "InternalFailure", "message": format!("{error:#}")}),
+        ),
+    };
+    let (status, answer) = match outcome {
+        Ok(Outcome::Forward) => issued(),
+        // Debugging only: the refusal is logged, the session issued anyway.
+        Ok(Outcome::Deny(_)) if !gateway.config.enforce => issued(),
+        Ok(Outcome::Deny(message)) => (
+            StatusCode::FORBIDDEN,
+            serde_json::json!({"code": "AccessDenied", "message": message}),
+        ),
+        Ok(Outcome::Fail { code, message }) => (
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"code": code, "message": message}),
+        ),
+        Err(error) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"code": "InternalFailure", "message": format!("could not decide: {error:#}")}),
+        ),
+    };
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(answer.to_string()))
+        .unwrap_or_else(|_| plain(StatusCode::INTERNAL_SERVER_ERROR, "aws-gateway: bad answer"))
+}
+
 async fn service_invocation(
     State(gateway): State<Arc<Gateway>>,
     axum::Json(invocation): axum::Json<authorize::ServiceInvocation>,
@@ -674,6 +754,131 @@ impl Gateway {
                         "aws-gateway: could not decide the key of log group {}: {error:#}",
                         group.name
                     );
+                }
+            }
+        }
+        None
+    }
+
+    /// The first resource of the change set an `ExecuteChangeSet` runs whose handler may not do
+    /// what it needs as `principal` ([`fidelity::handlers`]).
+    async fn handler_failure(
+        &self,
+        principal: &Principal,
+        operation: &table::Operation,
+    ) -> Option<fidelity::rollback::Failure> {
+        let (stack, template) = self.templates.of_execution(operation)?;
+        let previous = self.current_template(&stack).await;
+        let changes = fidelity::handlers::changes(previous.as_deref(), &template);
+        self.first_denied(principal, &changes).await
+    }
+
+    /// For a `DeleteStack` whose resources' delete handlers may not do what they need as
+    /// `principal`: the deletion fails on the first of them (`DELETE_FAILED`).
+    async fn deletion_denied(&self, principal: &Principal, operation: &table::Operation) {
+        if operation.action() != "cloudformation:DeleteStack" {
+            return;
+        }
+        let Some(stack) = operation
+            .parameters
+            .get("StackName")
+            .and_then(serde_json::Value::as_str)
+        else {
+            return;
+        };
+        let Some(template) = self.current_template(stack).await else {
+            return;
+        };
+        let changes = fidelity::handlers::deletions(&template);
+        if let Some(failure) = self.first_denied(principal, &changes).await {
+            self.rollbacks.force_delete_failure(stack, failure);
+        }
+    }
+
+    async fn current_template(&self, stack: &str) -> Option<String> {
+        let stacks = self
+            .moto_cloudformation
+            .describe_stacks()
+            .stack_name(stack)
+            .send()
+            .await
+            .ok()?;
+        let status = stacks
+            .stacks()
+            .first()?
+            .stack_status()?
+            .as_str()
+            .to_string();
+        // A stack under review (made by a change set, never executed) or deleted has no
+        // resources yet or any more.
+        if matches!(status.as_str(), "REVIEW_IN_PROGRESS" | "DELETE_COMPLETE") {
+            return None;
+        }
+        let template = self
+            .moto_cloudformation
+            .get_template()
+            .stack_name(stack)
+            .send()
+            .await
+            .ok()?;
+        template.template_body().map(str::to_string)
+    }
+
+    async fn first_denied(
+        &self,
+        principal: &Principal,
+        changes: &[fidelity::handlers::Change],
+    ) -> Option<fidelity::rollback::Failure> {
+        let (region, account) = (&self.config.region, &self.config.account_id);
+        for change in changes {
+            let needs = self
+                .schemas
+                .permissions(&change.resource_type, change.handler)
+                .and_then(|permissions| {
+                    fidelity::handlers::needs(change, &permissions, region, account)
+                });
+            let needs = match needs {
+                Ok(needs) => needs,
+                Err(reason) => {
+                    return Some(fidelity::handlers::failure(
+                        change,
+                        &format!(
+                            "{reason} by the local cloud, so it is refused (hint: model it in localcloud/aws-gateway/src/fidelity/handlers.rs)"
+                        ),
+                    ));
+                }
+            };
+            for need in needs {
+                if self
+                    .schemas
+                    .is_not_applicable(&change.resource_type, &need.action)
+                {
+                    continue;
+                }
+                let mut entries = Vec::new();
+                let outcome = self
+                    .authorizer
+                    .decide_need(principal, &need, &mut entries)
+                    .await;
+                self.write_log(&entries);
+                match outcome {
+                    Ok(Outcome::Deny(message)) if self.config.enforce => {
+                        return Some(fidelity::handlers::failure(change, &message));
+                    }
+                    Ok(_) => {}
+                    // The action acts on another resource type than this resource's (a
+                    // function's `lambda:GetLayerVersion` is on a layer) or on none, by the
+                    // Service Authorization Reference the evaluator carries, or is newer than
+                    // it: it serves a property that names another resource, which this
+                    // resource does not set.
+                    Err(error) if fidelity::handlers::not_applicable(&format!("{error:#}")) => {
+                        self.schemas
+                            .not_applicable(&change.resource_type, &need.action);
+                    }
+                    Err(error) => eprintln!(
+                        "aws-gateway: could not decide {} for {}: {error:#}",
+                        need.action, change.logical_id
+                    ),
                 }
             }
         }

@@ -27,6 +27,8 @@ pub struct KeyFacts {
     pub policy: Value,
     /// `Enabled`, `Disabled`, `PendingDeletion`, …
     pub state: String,
+    /// The key's tags: `aws:ResourceTag/<key>` in its decisions.
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -181,6 +183,31 @@ impl Policies {
             cache.trust.insert(role_arn.to_string(), policy.clone());
         });
         Ok(Some(policy))
+    }
+
+    /// The audiences (client ids) of an IAM OIDC identity provider; `None` when the account has
+    /// no such provider.
+    pub async fn oidc_provider_audiences(
+        &self,
+        provider_arn: &str,
+    ) -> anyhow::Result<Option<Vec<String>>> {
+        match self
+            .iam
+            .get_open_id_connect_provider()
+            .open_id_connect_provider_arn(provider_arn)
+            .send()
+            .await
+        {
+            Ok(output) => Ok(Some(output.client_id_list().to_vec())),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|error| error.is_no_such_entity_exception()) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(error).with_context(|| format!("reading {provider_arn}")),
+        }
     }
 
     /// A secret by the name or ARN a request gave; `None` when it does not exist.
@@ -389,10 +416,22 @@ impl Policies {
             .policy()
             .unwrap_or_default()
             .to_string();
+        let tags = self
+            .kms
+            .list_resource_tags()
+            .key_id(&arn)
+            .send()
+            .await
+            .with_context(|| format!("reading the tags of {arn}"))?
+            .tags()
+            .iter()
+            .map(|tag| (tag.tag_key().to_string(), tag.tag_value().to_string()))
+            .collect();
         let facts = KeyFacts {
             arn,
             policy: document(&text)?,
             state,
+            tags,
         };
         self.remember(|cache| {
             cache.keys.insert(key_id.to_string(), Some(facts.clone()));

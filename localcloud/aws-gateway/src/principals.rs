@@ -80,6 +80,33 @@ impl Principals {
         }
     }
 
+    /// Issues credentials for a session of `role_arn` named `session_name` (what
+    /// `AssumeRoleWithWebIdentity` hands out once STS has allowed it), and records them.
+    pub fn issue(&self, role_arn: &str, session_name: &str) -> anyhow::Result<Issued> {
+        let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn).to_string();
+        let session_arn = format!(
+            "arn:aws:sts::{}:assumed-role/{role_name}/{session_name}",
+            self.account_id
+        );
+        let issued = Issued {
+            access_key_id: format!("ASIA{}", random_text(16)?),
+            secret_access_key: random_text(40)?,
+            session_token: random_text(64)?,
+            arn: session_arn.clone(),
+        };
+        self.sessions
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the session registry is poisoned"))?
+            .insert(
+                issued.access_key_id.clone(),
+                Principal::RoleSession {
+                    session_arn,
+                    role_name,
+                },
+            );
+        Ok(issued)
+    }
+
     /// Records the credentials an `AssumeRole` answer handed out (STS's XML answer).
     pub fn learn_from_assume_role(&self, answer: &str) -> Option<Principal> {
         let access_key_id = element(answer, "AccessKeyId")?;
@@ -96,6 +123,28 @@ impl Principals {
             .insert(access_key_id.to_string(), principal.clone());
         Some(principal)
     }
+}
+
+/// Temporary credentials the gateway issued.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Issued {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    pub arn: String,
+}
+
+/// `length` characters of STS's access-key alphabet (`A`–`Z`, `2`–`7`), from the system's
+/// randomness.
+fn random_text(length: usize) -> anyhow::Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bytes = vec![0u8; length];
+    getrandom::fill(&mut bytes).map_err(|error| anyhow::anyhow!("no randomness: {error}"))?;
+    Ok(bytes
+        .iter()
+        .map(|byte| char::from(ALPHABET[usize::from(*byte) % ALPHABET.len()]))
+        .collect())
 }
 
 /// The text of the first `<name>…</name>` element. STS answers are flat, generated XML; the

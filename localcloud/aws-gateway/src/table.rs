@@ -182,6 +182,13 @@ pub enum Check {
     /// A KMS action on a key named in the request (id, ARN or alias), decided with the key
     /// policy as KMS decides it.
     Key { action: String, key_id: String },
+    /// A KMS alias action: on the alias (`alias/NAME`), by the caller's identity policies, and
+    /// on the key it names, as [`Check::Key`].
+    Alias {
+        action: String,
+        alias: String,
+        key_id: String,
+    },
     /// `lambda:InvokeFunction` of a function (by name or ARN), decided with its resource
     /// policy.
     Function { action: String, function: String },
@@ -230,12 +237,16 @@ pub fn check(operation: &Operation) -> Result<Check, NotModelled> {
         "secretsmanager" => secrets_manager(operation, action),
         "kms" => match name {
             "CreateKey" | "ListKeys" | "ListAliases" => any(action),
-            "CreateAlias" | "UpdateAlias" => Ok(Check::Key {
+            // An alias action needs the permission on the alias (IAM policy) and on the key
+            // (key policy): KMS Developer Guide, "Controlling access to aliases".
+            "CreateAlias" | "UpdateAlias" => Ok(Check::Alias {
                 action,
+                alias: required("AliasName")?,
                 key_id: required("TargetKeyId")?,
             }),
-            "DeleteAlias" => Ok(Check::Key {
+            "DeleteAlias" => Ok(Check::Alias {
                 action,
+                alias: required("AliasName")?,
                 key_id: required("AliasName")?,
             }),
             "Decrypt"
@@ -354,7 +365,19 @@ pub fn check(operation: &Operation) -> Result<Check, NotModelled> {
             Ok(Check::Action { action, resource })
         }
         "iam" => match name {
-            "ListRoles" | "ListPolicies" => any(action),
+            "ListRoles" | "ListPolicies" | "ListOpenIDConnectProviders" => any(action),
+            "CreateOpenIDConnectProvider" => {
+                let url = required("Url")?;
+                let host = url.trim_start_matches("https://").trim_end_matches('/');
+                Ok(own("iam", format!("oidc-provider/{host}")))
+            }
+            "GetOpenIDConnectProvider"
+            | "DeleteOpenIDConnectProvider"
+            | "TagOpenIDConnectProvider"
+            | "AddClientIDToOpenIDConnectProvider" => Ok(Check::Action {
+                action,
+                resource: Resource::Arn(required("OpenIDConnectProviderArn")?),
+            }),
             "CreateRole"
             | "GetRole"
             | "DeleteRole"
