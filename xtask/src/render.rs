@@ -297,12 +297,10 @@ pub fn render_deployer_policy(
 /// The resource-less actions a deployer may be allowed on `*`: listing, and making a key (its
 /// statement cannot name a key that does not exist yet).
 const RESOURCELESS: &[&str] = &[
-    "cloudformation:ListStacks",
     "iam:ListRoles",
     "kms:CreateKey",
     "kms:ListAliases",
     "kms:ListKeys",
-    "logs:DescribeLogGroups",
 ];
 
 fn check_deployer_policy(policy: &Json) -> anyhow::Result<()> {

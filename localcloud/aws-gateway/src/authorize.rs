@@ -50,6 +50,11 @@ pub struct ServiceInvocation {
     /// `aws:SourceArn`, `aws:SourceAccount`, `lambda:FunctionUrlAuthType`, …
     #[serde(default)]
     pub context: BTreeMap<String, String>,
+    /// For a caller invoking as itself (no service): the access key its request was signed
+    /// with. The invocation is then decided for the principal behind the key, by its identity
+    /// policies and the function's policy, as Lambda decides a signed `Invoke`.
+    #[serde(default)]
+    pub access_key_id: Option<String>,
 }
 
 /// What the gateway does with a request.

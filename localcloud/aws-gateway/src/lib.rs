@@ -667,10 +667,32 @@ async fn service_invocation(
     axum::Json(invocation): axum::Json<authorize::ServiceInvocation>,
 ) -> Response<Body> {
     let mut entries = Vec::new();
-    let outcome = gateway
-        .authorizer
-        .service_invocation(&invocation, &mut entries)
-        .await;
+    let outcome = match &invocation.access_key_id {
+        None => {
+            gateway
+                .authorizer
+                .service_invocation(&invocation, &mut entries)
+                .await
+        }
+        Some(key) => match gateway.principals.lookup(key) {
+            None => Ok(Outcome::Deny(
+                "The security token included in the request is invalid.".to_string(),
+            )),
+            Some(principal) => {
+                gateway
+                    .authorizer
+                    .decide(
+                        &principal,
+                        &table::Check::Function {
+                            action: invocation.action.clone(),
+                            function: invocation.function_arn.clone(),
+                        },
+                        &mut entries,
+                    )
+                    .await
+            }
+        },
+    };
     gateway.write_log(&entries);
     let answer = match outcome {
         Ok(Outcome::Forward | Outcome::Fail { .. }) => serde_json::json!({ "allowed": true }),

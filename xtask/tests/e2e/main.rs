@@ -6,6 +6,7 @@
 
 mod aws_behaviour;
 mod data;
+mod deployer;
 mod everyday;
 mod flow;
 mod iam;
