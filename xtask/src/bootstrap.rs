@@ -38,6 +38,18 @@ pub const GITHUB_OIDC_HOST: &str = "token.actions.githubusercontent.com";
 const AUDIENCE: &str = "sts.amazonaws.com";
 const INLINE_POLICY: &str = "sfstack-deployer";
 
+/// Whether `caller` may deploy protected environment `environment` on AWS (`--protected` was
+/// given): anyone but the environment deployer, whose policy would refuse it half-way, so it
+/// is refused before anything is touched.
+pub fn may_deploy_protected(environment: &str, caller: &str) -> anyhow::Result<()> {
+    if caller.contains(&format!(":assumed-role/{ENVIRONMENT_DEPLOYER}/")) {
+        anyhow::bail!(
+            "{environment} is a protected environment, which the environment deployer ({caller}) never deploys; nothing was deployed\nhint: protected environments are deployed from the default branch through the reviewed GitHub environment, as {PROTECTED_DEPLOYER}"
+        );
+    }
+    Ok(())
+}
+
 /// What `bootstrap` is asked for.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -442,6 +454,19 @@ pub fn print_plan(plan: &Plan) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_environment_deployer_never_deploys_a_protected_environment() {
+        let protected = "arn:aws:sts::1:assumed-role/sfstack-deployer-protected/GitHubActions";
+        let branches = "arn:aws:sts::1:assumed-role/sfstack-deployer/GitHubActions";
+        let admin = "arn:aws:iam::1:user/alice";
+        assert!(may_deploy_protected("prod", protected).is_ok());
+        assert!(may_deploy_protected("prod", admin).is_ok());
+        let refused = may_deploy_protected("prod", branches)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("never deploys"), "{refused}");
+    }
 
     #[test]
     fn a_repository_is_owner_slash_name() {

@@ -97,7 +97,8 @@ enum Commands {
         /// CPU architecture of the functions (default: sfstack.toml's functions.architecture).
         #[arg(long)]
         arch: Option<build::Arch>,
-        /// Required to deploy a protected environment (main, prod, production, …) to AWS.
+        /// Required to deploy a protected environment (main, prod, production, …) to AWS; the
+        /// environment deployer role (`bootstrap`) is refused even with it.
         #[arg(long)]
         protected: bool,
         /// Replace a failed stack (deleted and created again) even though its tokens table
@@ -451,14 +452,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // A branch named like a protected environment must not deploy over it from CI with
             // the credentials every branch has. The local target is everyone's sandbox (a fresh
             // clone's `main` deploys there as is).
-            if target.target == cloud::Target::Aws
+            let protected_environment = target.target == cloud::Target::Aws
                 && config::is_protected(&environment.name, Some(&settings))
-                && !protected
-                && !dry_run
-            {
+                && !dry_run;
+            if protected_environment && !protected {
                 anyhow::bail!(
-                    "{} is a protected environment; nothing was deployed\nhint: pass --protected if you mean to deploy it (the CI workflow never does: protected environments are deployed by hand or from the default branch through a reviewed GitHub environment)",
-                    environment.name
+                    "{} is a protected environment; nothing was deployed\nhint: pass --protected if you mean to deploy it (CI does so only as {}, from the default branch through a reviewed GitHub environment)",
+                    environment.name,
+                    bootstrap::PROTECTED_DEPLOYER
                 );
             }
             let (settings, arch) = deploy::with_architecture(settings, arch)?;
@@ -471,6 +472,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 replace_failed_stack,
             };
             let report = on_cloud(&root, &target, async |cloud| {
+                if protected_environment {
+                    bootstrap::may_deploy_protected(&request.environment.name, &cloud.caller)?;
+                }
                 if request.dry_run {
                     return deploy::deploy(cloud, &root, &request).await;
                 }

@@ -55,7 +55,7 @@ fn workflow() -> Value {
 }
 
 /// Evaluates the small part of GitHub's expression language the workflow's keys use: context
-/// paths, `'strings'`, `==`, `&&` and `||` (left to right, `&&` binding tighter), with
+/// paths, `'strings'`, `==`, `!=`, `&&` and `||` (left to right, `&&` binding tighter), with
 /// GitHub's value semantics (`&&` and `||` give an operand, not a boolean). Anything else is
 /// refused, so a key written beyond it fails this test rather than passing unchecked.
 fn evaluate(expression: &str, context: &dyn Fn(&str) -> Option<String>) -> Option<String> {
@@ -76,16 +76,20 @@ fn evaluate(expression: &str, context: &dyn Fn(&str) -> Option<String>) -> Optio
     for (index, alternative) in expression.split("||").enumerate() {
         let mut conjunction: Option<String> = Some("true".to_string());
         for term in alternative.split("&&") {
-            let term_value = match term.split_once("==") {
-                Some((left, right)) => Some(
-                    if value(left) == value(right) {
+            let compare = |(left, right): (&str, &str), equal: bool| {
+                Some(
+                    if (value(left) == value(right)) == equal {
                         "true"
                     } else {
                         ""
                     }
                     .to_string(),
-                ),
-                None => value(term),
+                )
+            };
+            let term_value = match (term.split_once("!="), term.split_once("==")) {
+                (Some(sides), _) => compare(sides, false),
+                (None, Some(sides)) => compare(sides, true),
+                (None, None) => value(term),
             };
             if !truthy(&conjunction) {
                 break;
@@ -123,6 +127,7 @@ fn event(name: &str, branch: &str) -> impl Fn(&str) -> Option<String> {
     move |path: &str| {
         let value = match (name.as_str(), path) {
             (_, "github.event_name") => name.clone(),
+            (_, "github.event.repository.default_branch") => "main".to_string(),
             ("push", "github.ref_name") => branch.clone(),
             ("push", "github.event.ref") => format!("refs/heads/{branch}"),
             ("delete", "github.event.ref") => branch.clone(),
@@ -169,6 +174,35 @@ fn one_branch_has_one_concurrency_key_for_its_deploy_and_teardown() {
             "a {job} is never cancelled halfway"
         );
     }
+}
+
+/// Branches deploy as the environment deployer; the default branch only through the
+/// `production` GitHub environment (its reviewers), as the protected deployer, with
+/// `--protected`.
+#[test]
+fn the_default_branch_deploys_only_as_the_protected_deployer_through_its_environment() {
+    let workflow = workflow();
+    let runs = |job: &str, context: &dyn Fn(&str) -> Option<String>| {
+        let condition = workflow["jobs"][job]["if"].as_str().expect("a condition");
+        evaluate(condition, context).is_some_and(|value| !value.is_empty())
+    };
+    for (branch, deploy, protected) in [("feature/x", true, false), ("main", false, true)] {
+        let push = event("push", branch);
+        assert_eq!(runs("deploy", &push), deploy, "deploy on {branch}");
+        assert_eq!(
+            runs("deploy-protected", &push),
+            protected,
+            "deploy-protected on {branch}"
+        );
+    }
+    let job = &workflow["jobs"]["deploy-protected"];
+    assert_eq!(job["environment"], "production");
+    let steps = job["steps"].as_sequence().expect("steps");
+    let text = serde_yaml::to_string(steps).expect("steps as text");
+    assert!(text.contains("vars.AWS_PROTECTED_ROLE_ARN"), "{text}");
+    assert!(text.contains("deploy --protected"), "{text}");
+    let branch_steps = serde_yaml::to_string(&workflow["jobs"]["deploy"]["steps"]).expect("steps");
+    assert!(!branch_steps.contains("--protected"), "{branch_steps}");
 }
 
 #[test]
