@@ -15,7 +15,10 @@
 //! - every request of the **deployer** (the `xtask` commands and the tests), through the same
 //!   table, as the account's administrator: its identity policy allows everything, so only a
 //!   resource policy (a KMS key policy that leaves the account out, an explicit deny) or an
-//!   operation the table does not know refuses it;
+//!   operation the table does not know refuses it; or as a session of a deployer role issued
+//!   for a GitHub Actions job ([`WEB_IDENTITY_PATH`]), decided by that role's policies;
+//! - what CloudFormation does as its caller while a change set executes or a stack is deleted
+//!   ([`fidelity::handlers`]);
 //! - requests signed with a key nobody issued, or not signed, are refused.
 //!
 //! Every decision is appended to the decision log.

@@ -410,7 +410,7 @@ async fn the_deployer_roles_can_do_no_more_than_their_part() -> anyhow::Result<(
         &mut local,
         PROTECTED_DEPLOYER,
         &reviewed,
-        &["deploy", "--env", "prod"],
+        &["deploy", "--env", "production"],
     )?
     .ok()?;
 
@@ -438,31 +438,34 @@ async fn the_deployer_roles_can_do_no_more_than_their_part() -> anyhow::Result<(
         &mut local,
         ENVIRONMENT_DEPLOYER,
         &feature,
-        &["teardown", "--env", "prod", "--force"],
+        &["teardown", "--env", "production", "--force"],
     )?;
     assert_refused(&teardown_prod, denied);
-    let status = wait_for_stack(&cloudformation, "sfstack-prod").await?;
+    let status = wait_for_stack(&cloudformation, "sfstack-production").await?;
     assert!(
         matches!(status.as_str(), "CREATE_COMPLETE" | "UPDATE_COMPLETE"),
-        "prod is still there: {status}"
+        "production is still there: {status}"
     );
     let own = sdk_as(&local, ENVIRONMENT_DEPLOYER, &feature).await?;
     let read = aws_sdk_secretsmanager::Client::new(&own)
         .get_secret_value()
-        .secret_id("sfstack-prod/salesforce-credentials")
+        .secret_id("sfstack-production/salesforce-credentials")
         .send()
         .await;
     let error = format!(
         "{:?}",
-        read.expect_err("prod's secret is not the deployer's")
+        read.expect_err("production's secret is not the deployer's")
     );
     assert!(error.contains("AccessDenied"), "{error}");
     let key = aws_sdk_kms::Client::new(&own)
         .describe_key()
-        .key_id("alias/sfstack-prod")
+        .key_id("alias/sfstack-production")
         .send()
         .await;
-    let error = format!("{:?}", key.expect_err("prod's key is not the deployer's"));
+    let error = format!(
+        "{:?}",
+        key.expect_err("production's key is not the deployer's")
+    );
     assert!(error.contains("AccessDenied"), "{error}");
 
     // The protected deployer cannot touch a branch environment, and tears prod down.
@@ -477,7 +480,7 @@ async fn the_deployer_roles_can_do_no_more_than_their_part() -> anyhow::Result<(
         &mut local,
         PROTECTED_DEPLOYER,
         &reviewed,
-        &["teardown", "--env", "prod", "--force"],
+        &["teardown", "--env", "production", "--force"],
     )?
     .ok()?;
     Ok(())
