@@ -463,7 +463,7 @@ mod tests {
         assert!(may_deploy_protected("prod", protected).is_ok());
         assert!(may_deploy_protected("prod", admin).is_ok());
         let refused = may_deploy_protected("prod", branches)
-            .unwrap_err()
+            .expect_err("refused")
             .to_string();
         assert!(refused.contains("never deploys"), "{refused}");
     }

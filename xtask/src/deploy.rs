@@ -104,6 +104,9 @@ pub struct Outputs {
     #[serde(default)]
     pub sign_in_url: String,
     pub credentials_secret_arn: String,
+    /// The callback's part of the credentials (see `Names::oauth_client_secret`).
+    #[serde(default)]
+    pub oauth_client_secret_arn: String,
     pub session_secret_arn: String,
     pub kms_key_alias: String,
     pub kms_key_arn: String,
@@ -264,6 +267,7 @@ pub async fn deploy(
         &cloud.account_id,
         &cloud.region,
         credentials.as_credentials(),
+        settings.salesforce.auth_flow == "refresh_token",
         &artifacts,
         &infra::artifacts_bucket(settings, &cloud.account_id, &cloud.region),
     ))
@@ -377,6 +381,7 @@ pub async fn deploy(
         sign_in_url: format!("{}/start", callback_url.trim_end_matches('/')),
         callback_url,
         credentials_secret_arn: infra.secrets.credentials_arn.clone(),
+        oauth_client_secret_arn: infra.secrets.oauth_client_arn.clone(),
         session_secret_arn: infra.secrets.session_arn.clone(),
         kms_key_alias: infra.key.alias.clone(),
         kms_key_arn: infra.key.key_arn.clone(),

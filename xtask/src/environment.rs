@@ -77,6 +77,10 @@ pub fn show(explicit: Option<&str>, output: Output) -> anyhow::Result<()> {
         "credentials_secret".into(),
         json!(names.credentials_secret()),
     );
+    resources.insert(
+        "oauth_client_secret".into(),
+        json!(names.oauth_client_secret()),
+    );
     resources.insert("session_secret".into(), json!(names.session_secret()));
     resources.insert("oauth_tokens_table".into(), json!(names.oauth_table()));
     resources.insert(

@@ -253,13 +253,21 @@ pub async fn ensure_environment(
     account_id: &str,
     region: &str,
     credentials: Credentials<'_>,
+    keeps_refresh_token: bool,
     artifacts: &[Artifact],
     artifacts_bucket: &str,
 ) -> anyhow::Result<Infra> {
     ensure_role_identities(&clients.iam, names, tags).await?;
     let key = ensure_key(&clients.kms, names, tags, account_id).await?;
     let secrets = ensure_secrets(&clients.secrets, names, &key.key_arn, tags, credentials).await?;
-    let inputs = policy_inputs(names, region, account_id, &key, &secrets);
+    let inputs = policy_inputs(
+        names,
+        region,
+        account_id,
+        &key,
+        &secrets,
+        keeps_refresh_token,
+    );
     let role_arns = ensure_roles(&clients.iam, names, tags, root, &inputs).await?;
     let artifact_keys = ensure_artifacts(&clients.s3, artifacts_bucket, region, artifacts).await?;
     Ok(Infra {

@@ -828,6 +828,10 @@ fn print_deploy(report: &deploy::DeployReport, output: Output) -> anyhow::Result
             "  {:<20} {}",
             "credentials secret", outputs.credentials_secret_arn
         );
+        println!(
+            "  {:<20} {}",
+            "OAuth client secret", outputs.oauth_client_secret_arn
+        );
         println!("  {:<20} {}", "session secret", outputs.session_secret_arn);
         println!("  {:<20} {}", "KMS key", outputs.kms_key_alias);
         println!(

@@ -126,6 +126,14 @@ impl Names {
         format!("{}/salesforce-session", self.stack())
     }
 
+    /// Secrets Manager secret with only what the public OAuth callback needs (the connected
+    /// app's key and secret, the state-signing key, the login URL): deploy copies it from the
+    /// credentials, so the internet-facing function never reads a JWT key, a password or a
+    /// refresh token.
+    pub fn oauth_client_secret(&self) -> String {
+        format!("{}/salesforce-oauth-client", self.stack())
+    }
+
     /// DynamoDB table for tokens stored by the OAuth callback.
     pub fn oauth_table(&self) -> String {
         self.prefixed("oauth-tokens")

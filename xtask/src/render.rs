@@ -110,6 +110,9 @@ pub struct StackInput {
 #[derive(Debug, Clone)]
 pub struct EnvironmentInputs {
     pub credentials_secret_arn: String,
+    /// The callback's own secret (see `Names::oauth_client_secret`), and its current version.
+    pub oauth_client_secret_arn: String,
+    pub oauth_client_version: String,
     pub session_secret_arn: String,
     pub oauth_table_name: String,
     pub oauth_states_table_name: String,
@@ -141,7 +144,11 @@ pub fn function_environment(
             set("SF_USERNAME", &inputs.username);
         }
         "sf-oauth-callback" => {
-            set("SF_CREDENTIALS_SECRET_ARN", &inputs.credentials_secret_arn);
+            // Its credentials are the OAuth client's only.
+            set("SF_CREDENTIALS_SECRET_ARN", &inputs.oauth_client_secret_arn);
+            // Read by nobody: a changed secret changes the configuration, so Lambda starts new
+            // execution environments, which read the secret afresh instead of a cached copy.
+            set("SF_CREDENTIALS_VERSION", &inputs.oauth_client_version);
             set("OAUTH_TOKENS_TABLE", &inputs.oauth_table_name);
             set("OAUTH_STATES_TABLE", &inputs.oauth_states_table_name);
             set("OAUTH_REDIRECT_URI", &inputs.oauth_redirect_uri);
@@ -158,10 +165,14 @@ pub struct PolicyInput {
     pub region: String,
     pub log_group_arn: String,
     pub credentials_secret_arn: String,
+    pub oauth_client_secret_arn: String,
     pub session_secret_arn: String,
     pub kms_key_arn: String,
     pub table_arn: String,
     pub states_table_arn: String,
+    /// The credentials rotate their refresh token (`salesforce.auth_flow = refresh_token`):
+    /// only then may `sf-token-refresh` write the credentials, to keep the one it was handed.
+    pub keeps_refresh_token: bool,
 }
 
 /// `sf-invoke-api` → `SfInvokeApi`, the CloudFormation logical id.
@@ -642,10 +653,15 @@ mod tests {
                 "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{}-AbCdEf",
                 names.credentials_secret()
             ),
+            oauth_client_secret_arn: format!(
+                "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{}-MnOpQr",
+                names.oauth_client_secret()
+            ),
             session_secret_arn: format!(
                 "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{}-GhIjKl",
                 names.session_secret()
             ),
+            oauth_client_version: "a1b2c3d4-0000-4000-8000-000000000000".into(),
             oauth_table_name: names.oauth_table(),
             oauth_states_table_name: names.oauth_states_table(),
             oauth_redirect_uri: "https://abcdefghijklmnop.lambda-url.us-east-1.on.aws/callback"
@@ -671,6 +687,11 @@ mod tests {
             callback.get("OAUTH_TOKENS_TABLE"),
             Some(&inputs.oauth_table_name)
         );
+        // The internet-facing callback gets the OAuth client's secret, never the credentials.
+        assert_eq!(
+            callback.get("SF_CREDENTIALS_SECRET_ARN"),
+            Some(&inputs.oauth_client_secret_arn)
+        );
         // A closed list of variables: a new one must be added here on purpose, after checking
         // it is not a secret value.
         let allowed = [
@@ -678,6 +699,7 @@ mod tests {
             "SF_API_VERSION",
             "SF_LOGIN_URL",
             "SF_CREDENTIALS_SECRET_ARN",
+            "SF_CREDENTIALS_VERSION",
             "SF_SESSION_SECRET_ARN",
             "SF_USERNAME",
             "OAUTH_TOKENS_TABLE",
@@ -706,6 +728,10 @@ mod tests {
                 "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{}-AbCdEf",
                 names.credentials_secret()
             ),
+            oauth_client_secret_arn: format!(
+                "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{}-MnOpQr",
+                names.oauth_client_secret()
+            ),
             session_secret_arn: format!(
                 "arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{}-GhIjKl",
                 names.session_secret()
@@ -721,6 +747,7 @@ mod tests {
                 "arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{}",
                 names.oauth_states_table()
             ),
+            keeps_refresh_token: true,
         }
     }
 
@@ -824,6 +851,30 @@ mod tests {
             let pretty = serde_json::to_string_pretty(&policy).expect("json");
             insta::assert_snapshot!(format!("policy-{crate_name}"), pretty);
         }
+    }
+
+    #[test]
+    fn only_rotating_credentials_let_the_token_refresh_write_them() {
+        let writes_credentials = |keeps_refresh_token: bool| {
+            let input = PolicyInput {
+                keeps_refresh_token,
+                ..sample_policy_input("sf-token-refresh")
+            };
+            let policy =
+                render_policy(&repository_root(), "sf-token-refresh", &input).expect("renders");
+            policy["Statement"]
+                .as_array()
+                .expect("statements")
+                .iter()
+                .any(|statement| {
+                    statement["Action"].to_string().contains("PutSecretValue")
+                        && statement["Resource"]
+                            .to_string()
+                            .contains("salesforce-credentials")
+                })
+        };
+        assert!(writes_credentials(true));
+        assert!(!writes_credentials(false));
     }
 
     #[test]

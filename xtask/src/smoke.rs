@@ -621,10 +621,12 @@ async fn oauth_callback(smoke: &Smoke<'_>, org: &LocalOrg) -> anyhow::Result<(()
         .aws_context(|| format!("reading the Function URL of {function}"))?
         .function_url()
         .to_string();
-    let credentials = secret_json(cloud, &smoke.names.credentials_secret()).await?;
-    let state_key = credentials["StateSigningKey"]
+    // The key the callback verifies links with: its own secret's, which deploy copies from the
+    // credentials.
+    let client = secret_json(cloud, &smoke.names.oauth_client_secret()).await?;
+    let state_key = client["StateSigningKey"]
         .as_str()
-        .context("the credentials secret has no StateSigningKey")?;
+        .context("the OAuth client secret has no StateSigningKey")?;
     let wa_id = "whatsapp:+15555550100";
     let now = chrono::Utc::now().timestamp();
     let link = sf_oauth_callback::sign_link(state_key.as_bytes(), wa_id, now)

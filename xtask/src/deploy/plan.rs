@@ -115,6 +115,8 @@ pub(super) fn stack_input(
     let local_org = cloud.local_org();
     let environment = EnvironmentInputs {
         credentials_secret_arn: infra.secrets.credentials_arn.clone(),
+        oauth_client_secret_arn: infra.secrets.oauth_client_arn.clone(),
+        oauth_client_version: infra.secrets.oauth_client_version.clone(),
         session_secret_arn: infra.secrets.session_arn.clone(),
         oauth_table_name: names.oauth_table(),
         oauth_states_table_name: names.oauth_states_table(),
@@ -217,25 +219,39 @@ pub(super) async fn plan_input(
             return Err(error).aws_context(|| format!("looking up {}", names.key_alias()));
         }
     };
-    let secret_arn = async |name: String| {
+    // A secret's ARN and its AWSCURRENT version, as a deploy would find them.
+    let secret = async |name: String| {
         let secrets = &cloud.clients.secrets;
         {
             match secrets.describe_secret().secret_id(&name).send().await {
-                Ok(output) => Ok(output.arn().unwrap_or_default().to_string()),
+                Ok(output) => {
+                    let current = output
+                        .version_ids_to_stages()
+                        .into_iter()
+                        .flatten()
+                        .find(|(_, stages)| stages.iter().any(|stage| stage == "AWSCURRENT"))
+                        .map(|(version, _)| version.clone())
+                        .unwrap_or_default();
+                    Ok((output.arn().unwrap_or_default().to_string(), current))
+                }
                 Err(error)
                     if error
                         .as_service_error()
                         .is_some_and(|error| error.is_resource_not_found_exception()) =>
                 {
-                    Ok(cloud.arn(
-                        "secretsmanager",
-                        &format!("secret:{name}-created-on-deploy"),
+                    Ok((
+                        cloud.arn(
+                            "secretsmanager",
+                            &format!("secret:{name}-created-on-deploy"),
+                        ),
+                        "created-on-deploy".to_string(),
                     ))
                 }
                 Err(error) => Err(error).aws_context(|| format!("looking up secret {name}")),
             }
         }
     };
+    let oauth_client = secret(names.oauth_client_secret()).await?;
     let infra = Infra {
         key: infra::KeyInfo {
             key_id: String::new(),
@@ -243,8 +259,10 @@ pub(super) async fn plan_input(
             alias: names.key_alias(),
         },
         secrets: infra::SecretsInfo {
-            credentials_arn: secret_arn(names.credentials_secret()).await?,
-            session_arn: secret_arn(names.session_secret()).await?,
+            credentials_arn: secret(names.credentials_secret()).await?.0,
+            oauth_client_arn: oauth_client.0,
+            oauth_client_version: oauth_client.1,
+            session_arn: secret(names.session_secret()).await?.0,
         },
         role_arns: FUNCTIONS
             .iter()
@@ -331,16 +349,21 @@ pub async fn render(
         key_arn: input.kms_key_arn.clone(),
         alias: names.key_alias(),
     };
-    let credentials_arn = input
-        .functions
-        .iter()
-        .find_map(|function| {
-            function
-                .environment
-                .get("SF_CREDENTIALS_SECRET_ARN")
-                .cloned()
-        })
-        .unwrap_or_default();
+    let credentials_of = |crate_name: &str| {
+        input
+            .functions
+            .iter()
+            .find(|function| function.function_name == names.function(crate_name))
+            .and_then(|function| {
+                function
+                    .environment
+                    .get("SF_CREDENTIALS_SECRET_ARN")
+                    .cloned()
+            })
+            .unwrap_or_default()
+    };
+    let credentials_arn = credentials_of("sf-invoke-api");
+    let oauth_client_arn = credentials_of("sf-oauth-callback");
     let session_arn = input
         .functions
         .iter()
@@ -348,10 +371,18 @@ pub async fn render(
         .unwrap_or_default();
     let secrets = infra::SecretsInfo {
         credentials_arn,
+        oauth_client_arn,
+        oauth_client_version: String::new(),
         session_arn,
     };
-    let policy_inputs =
-        infra::policy_inputs(&names, &cloud.region, &cloud.account_id, &key, &secrets);
+    let policy_inputs = infra::policy_inputs(
+        &names,
+        &cloud.region,
+        &cloud.account_id,
+        &key,
+        &secrets,
+        settings.salesforce.auth_flow == "refresh_token",
+    );
     for (function, policy_input) in &policy_inputs {
         let policy = render::render_policy(root, function, policy_input)?;
         render::check_policy(&policy)?;

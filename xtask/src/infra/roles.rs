@@ -47,6 +47,7 @@ pub fn policy_inputs(
     account_id: &str,
     key: &KeyInfo,
     secrets: &SecretsInfo,
+    keeps_refresh_token: bool,
 ) -> BTreeMap<&'static str, PolicyInput> {
     let partition = partition(region);
     let table_arn = format!(
@@ -67,10 +68,12 @@ pub fn policy_inputs(
                     names.log_group(function)
                 ),
                 credentials_secret_arn: secrets.credentials_arn.clone(),
+                oauth_client_secret_arn: secrets.oauth_client_arn.clone(),
                 session_secret_arn: secrets.session_arn.clone(),
                 kms_key_arn: key.key_arn.clone(),
                 table_arn: table_arn.clone(),
                 states_table_arn: states_table_arn.clone(),
+                keeps_refresh_token,
             };
             (function, input)
         })

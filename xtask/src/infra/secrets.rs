@@ -1,5 +1,8 @@
-//! The environment's two secrets: the Salesforce credentials (value from the caller) and the
-//! session kept by sf-token-refresh (starts as `{}`), both encrypted with the environment's key.
+//! The environment's three secrets, all encrypted with the environment's key: the Salesforce
+//! credentials (value from the caller), the OAuth client's part of them for the public
+//! callback (copied from the credentials by every deploy: the connected app's key and secret,
+//! the state-signing key and the login URL, nothing else), and the session kept by
+//! sf-token-refresh (starts as `{}`).
 //!
 //! No value read or written here is ever printed, put into an error or returned.
 
@@ -18,6 +21,10 @@ use crate::naming::Names;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SecretsInfo {
     pub credentials_arn: String,
+    pub oauth_client_arn: String,
+    /// The OAuth client secret's current version: in the callback's environment, so a deploy
+    /// that changes the secret starts new execution environments, which read it afresh.
+    pub oauth_client_version: String,
     pub session_arn: String,
 }
 
@@ -106,6 +113,38 @@ pub async fn ensure_secrets(
         value,
     )
     .await?;
+    // The callback's part, from what the credentials secret holds now (given, default or
+    // existing alike): an environment made before the split gets it on its next deploy.
+    let current = client
+        .get_secret_value()
+        .secret_id(&credentials_arn)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .aws_context(|| format!("reading secret {}", names.credentials_secret()))?;
+    let oauth_client = oauth_client_document(current.secret_string().unwrap_or("{}"))?;
+    let oauth_client_arn = ensure_secret(
+        client,
+        &names.oauth_client_secret(),
+        &format!(
+            "sfstack {}: the Salesforce OAuth client, for sf-oauth-callback (copied from the credentials by deploy)",
+            names.environment
+        ),
+        key_arn,
+        tags,
+        Value::Exactly(&oauth_client),
+    )
+    .await?;
+    let oauth_client_version = client
+        .get_secret_value()
+        .secret_id(&oauth_client_arn)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await
+        .aws_context(|| format!("reading secret {}", names.oauth_client_secret()))?
+        .version_id()
+        .unwrap_or_default()
+        .to_string();
     let session_arn = ensure_secret(
         client,
         &names.session_secret(),
@@ -120,8 +159,36 @@ pub async fn ensure_secrets(
     .await?;
     Ok(SecretsInfo {
         credentials_arn,
+        oauth_client_arn,
+        oauth_client_version,
         session_arn,
     })
+}
+
+/// The fields of a credentials document the OAuth callback reads, and no other: never a JWT
+/// key, a password or a refresh token.
+const OAUTH_CLIENT_FIELDS: &[&str] = &[
+    "ClientId",
+    "ConsumerKey",
+    "ClientSecret",
+    "ConsumerSecret",
+    "StateSigningKey",
+    "LoginUrl",
+];
+
+/// The OAuth client's part of a credentials document, as JSON text (keys sorted, so an
+/// unchanged document is never written again).
+pub fn oauth_client_document(credentials: &str) -> anyhow::Result<String> {
+    let serde_json::Value::Object(fields) = serde_json::from_str(credentials)
+        .map_err(|error| anyhow::anyhow!("the stored credentials are not JSON ({error})"))?
+    else {
+        bail!("the stored credentials are not a JSON object");
+    };
+    let kept: BTreeMap<&String, &serde_json::Value> = fields
+        .iter()
+        .filter(|(key, _)| OAUTH_CLIENT_FIELDS.contains(&key.as_str()))
+        .collect();
+    Ok(serde_json::to_string(&kept)?)
 }
 
 /// How long a deploy waits for a force-deleted secret's name, and its first pause.
@@ -325,7 +392,11 @@ pub async fn delete_secrets(
     how: SecretDeletion,
 ) -> anyhow::Result<Vec<String>> {
     let mut removed = Vec::new();
-    for name in [names.credentials_secret(), names.session_secret()] {
+    for name in [
+        names.credentials_secret(),
+        names.oauth_client_secret(),
+        names.session_secret(),
+    ] {
         match client.describe_secret().secret_id(&name).send().await {
             // Deleted, and its deletion date has come: it is going already (a force-deleted
             // secret stays visible for a while, dated when it was deleted).
@@ -384,6 +455,33 @@ mod tests {
 
     const NAME: &str = "sfstack-e2e/salesforce-credentials";
     const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:sfstack-e2e/salesforce-credentials-AbCdEf";
+
+    #[test]
+    fn the_callback_gets_the_oauth_client_and_never_a_key_password_or_token() {
+        let credentials = r#"{"ConsumerKey": "key", "ConsumerSecret": "secret",
+            "StateSigningKey": "state-key", "LoginUrl": "https://login.salesforce.com",
+            "PrivateKey": "-----BEGIN PRIVATE KEY-----", "Password": "p", "RefreshToken": "r",
+            "Username": "u"}"#;
+        let client: serde_json::Value =
+            serde_json::from_str(&oauth_client_document(credentials).expect("as written"))
+                .expect("as written");
+        let keys: Vec<&str> = client
+            .as_object()
+            .expect("as written")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "ConsumerKey",
+                "ConsumerSecret",
+                "LoginUrl",
+                "StateSigningKey"
+            ]
+        );
+        assert!(oauth_client_document("[1]").is_err());
+    }
 
     fn answer(status: u16, body: String) -> http::Response<String> {
         http::Response::builder()

@@ -246,7 +246,14 @@ const NEEDED_STATEMENTS: &[(&str, &str, &str, Org)] = &[
     ),
     (
         "sf-token-refresh",
-        "ReadCredentialsAndKeepRotatedRefreshToken",
+        "ReadCredentials",
+        "tokenRefresh",
+        Org::AsDeployed,
+    ),
+    // Only with credentials whose refresh token rotates, as the mutation test's are.
+    (
+        "sf-token-refresh",
+        "KeepRotatedRefreshToken",
         "tokenRefresh",
         Org::RefreshTokensRotate,
     ),
@@ -628,6 +635,37 @@ async fn a_function_role_can_do_nothing_else() -> anyhow::Result<()> {
                 .map_err(|error| show(&aws_sdk_secretsmanager::error::DisplayErrorContext(error))),
             "secretsmanager:GetSecretValue",
         );
+        if function == "sf-oauth-callback" {
+            // The internet-facing callback reads the OAuth client's secret only: never the
+            // credentials (a JWT key, a password, a refresh token).
+            denied(
+                &format!("{function} reading its own environment's credentials"),
+                secrets
+                    .get_secret_value()
+                    .secret_id(format!("sfstack-{a}/salesforce-credentials"))
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|error| {
+                        show(&aws_sdk_secretsmanager::error::DisplayErrorContext(error))
+                    }),
+                "secretsmanager:GetSecretValue",
+            );
+            denied(
+                &format!("{function} writing its OAuth client"),
+                secrets
+                    .put_secret_value()
+                    .secret_id(format!("sfstack-{a}/salesforce-oauth-client"))
+                    .secret_string("{}")
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|error| {
+                        show(&aws_sdk_secretsmanager::error::DisplayErrorContext(error))
+                    }),
+                "secretsmanager:PutSecretValue",
+            );
+        }
         if function == "sf-invoke-api" || function == "sf-oauth-callback" {
             denied(
                 &format!("{function} writing its credentials"),

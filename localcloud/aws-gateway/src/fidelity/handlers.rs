@@ -567,7 +567,7 @@ Resources:
         ]
         .map(String::from)
         .to_vec();
-        let needs = needs(change, &permissions, "us-east-1", "123456789012").unwrap();
+        let needs = needs(change, &permissions, "us-east-1", "123456789012").expect("as written");
         let got: Vec<(&str, &str)> = needs
             .iter()
             .map(|need| (need.action.as_str(), need.resource.as_str()))
@@ -599,7 +599,7 @@ Resources:
             "dynamodb:CreateTable".to_string(),
             "kms:CreateGrant".to_string(),
         ];
-        let needs = needs(change, &permissions, "us-east-1", "123456789012").unwrap();
+        let needs = needs(change, &permissions, "us-east-1", "123456789012").expect("as written");
         assert!(needs[1].key);
         assert_eq!(
             needs[1].context["kms:ViaService"],
@@ -620,12 +620,12 @@ Resources:
         let changes = changes(None, template);
         assert!(
             needs(&changes[0], &[], "r", "a")
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("VpcConfig")
         );
         assert!(
             needs(&changes[1], &[], "r", "a")
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("AWS::SQS::Queue")
         );
     }
@@ -637,12 +637,12 @@ Resources:
         let schemas = Schemas::default();
         let create = schemas
             .permissions("AWS::Lambda::Function", Handler::Create)
-            .unwrap();
+            .expect("as written");
         assert!(create.iter().any(|p| p == "lambda:CreateFunction"));
         assert!(create.iter().any(|p| p == "iam:PassRole"));
         let delete = schemas
             .permissions("AWS::DynamoDB::Table", Handler::Delete)
-            .unwrap();
+            .expect("as written");
         assert!(delete.iter().any(|p| p == "dynamodb:DeleteTable"));
         assert!(
             schemas

@@ -100,6 +100,7 @@ pub(super) async fn ensure(
         ACCOUNT,
         REGION,
         Credentials::Given(credentials),
+        false,
         &zips.artifacts,
         &artifacts_bucket_name(ACCOUNT, REGION),
     )

@@ -43,7 +43,11 @@ async fn second_ensure_changes_nothing_and_every_resource_carries_the_env_tag() 
         Some("feature/idem-a1b2c3_1"),
         "branch sanitized for tag values"
     );
-    for name in [names.credentials_secret(), names.session_secret()] {
+    for name in [
+        names.credentials_secret(),
+        names.oauth_client_secret(),
+        names.session_secret(),
+    ] {
         let described = moto
             .clients
             .secrets
@@ -81,6 +85,39 @@ async fn second_ensure_changes_nothing_and_every_resource_carries_the_env_tag() 
             .await?
             .as_deref(),
         Some("{}")
+    );
+    // The callback's secret holds the OAuth client's part of the credentials only.
+    assert_eq!(
+        secret_value(&moto, &names.oauth_client_secret())
+            .await?
+            .as_deref(),
+        Some(r#"{"ConsumerKey":"k"}"#)
+    );
+    // An environment made before the callback had a secret of its own gets it, the same, on
+    // its next deploy; nothing else changes.
+    moto.clients
+        .secrets
+        .delete_secret()
+        .secret_id(names.oauth_client_secret())
+        .force_delete_without_recovery(true)
+        .send()
+        .await?;
+    let migrated = ensure(&moto, &names, &tags("idem-a1b2c3"), CREDENTIALS, &zips).await?;
+    assert_eq!(
+        secret_value(&moto, &names.oauth_client_secret())
+            .await?
+            .as_deref(),
+        Some(r#"{"ConsumerKey":"k"}"#)
+    );
+    assert_eq!(
+        migrated.secrets.credentials_arn,
+        first.secrets.credentials_arn
+    );
+    assert_eq!(
+        secret_value(&moto, &names.credentials_secret())
+            .await?
+            .as_deref(),
+        Some(CREDENTIALS)
     );
 
     // The bucket is private, encrypted and expires old zips.
@@ -192,7 +229,7 @@ async fn run_interrupted_after_the_roles_converges() -> anyhow::Result<()> {
     let zips = Zips::new("half", "v1")?;
     let infra = ensure(&moto, &names, &env_tags, CREDENTIALS, &zips).await?;
     assert_eq!(infra.role_arns, role_arns);
-    let inputs = policy_inputs(&names, REGION, ACCOUNT, &infra.key, &infra.secrets);
+    let inputs = policy_inputs(&names, REGION, ACCOUNT, &infra.key, &infra.secrets, false);
     for function in FUNCTIONS {
         let document = moto
             .clients
@@ -278,7 +315,11 @@ async fn teardown_removes_everything_twice_safely_and_re_ensure_revives_the_key(
     assert_eq!(removed.roles.len(), FUNCTIONS.len(), "{removed:?}");
     assert_eq!(
         removed.secrets,
-        vec![names.credentials_secret(), names.session_secret()]
+        vec![
+            names.credentials_secret(),
+            names.oauth_client_secret(),
+            names.session_secret()
+        ]
     );
     assert_eq!(removed.key.len(), 2, "key and alias: {removed:?}");
     for function in FUNCTIONS {
