@@ -32,12 +32,17 @@
 //! # Steps
 //!
 //! Every step first calls `DescribeSecret` and refuses to act unless rotation is enabled and the
-//! `ClientRequestToken` is a version of the secret staged `AWSPENDING`; a token that is already
-//! `AWSCURRENT` means the rotation is over, and the step succeeds without doing anything.
+//! `ClientRequestToken` is a version of the secret staged `AWSPENDING`; a token that is
+//! `AWSCURRENT` and no longer `AWSPENDING` means the rotation is over, and the step succeeds
+//! without doing anything.
 //!
 //! - `createSecret`: if an `AWSPENDING` value already exists for the token, nothing to do
 //!   (Secrets Manager retries steps). Otherwise reads `AWSCURRENT`, runs the refresh grant and
-//!   puts the result as `AWSPENDING` with the token as version id.
+//!   puts the result as `AWSPENDING` with the token as version id (retrying the write: the
+//!   token set it holds may be the only valid one). **When the provider rotated the refresh
+//!   token**, the one in `AWSCURRENT` was retired as it was spent, so the new version is made
+//!   `AWSCURRENT` at once, still `AWSPENDING`: no reader, and no later rotation, is ever left
+//!   with a retired token, whatever happens to the rest of the rotation.
 //! - `setSecret`: nothing. OAuth tokens are issued by the provider, so there is no service to
 //!   push the new value to (unlike a database password).
 //! - `testSecret`: calls the API with the `AWSPENDING` access token (`GET …/limits` on
@@ -50,12 +55,11 @@
 //!   current version) and then takes `AWSPENDING` off it, so the secret ends in a state where
 //!   the next `RotateSecret` can start.
 //!
-//! `AWSCURRENT` changes only in `finishSecret`, after a successful test, so a failure half-way
-//! leaves the old value in place. One caveat is inherent to refresh-token rotation: when the
-//! provider rotates refresh tokens, `createSecret` retires the old refresh token as it obtains
-//! the new one. If the rotation then fails, the working refresh token is in `AWSPENDING`; a retry
-//! with the same `ClientRequestToken` reuses it (createSecret is a no-op then), and the old
-//! `AWSCURRENT` keeps serving whatever does not need its refresh token.
+//! With a provider that does not rotate refresh tokens, `AWSCURRENT` changes only in
+//! `finishSecret`, after a successful test, so a failure half-way leaves the old (still valid)
+//! value in place. With one that does, the new value is current from `createSecret` on: a
+//! failed `testSecret` leaves it current (it is the only valid refresh token there is), and a
+//! retry, or the next rotation, starts from it.
 //!
 //! # Modules
 //!

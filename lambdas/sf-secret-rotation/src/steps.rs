@@ -16,6 +16,9 @@ use crate::secret::{
 };
 use crate::token::{RefreshRequest, refresh};
 
+/// How often `createSecret` tries to store the token set it was just handed.
+const STORE_ATTEMPTS: u64 = 3;
+
 /// What a step did (returned to the caller and logged; Secrets Manager only looks at success).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -26,6 +29,9 @@ pub enum Outcome {
     PendingAlreadyExists,
     /// `createSecret` stored a new `AWSPENDING` value.
     PendingCreated,
+    /// `createSecret` stored a new `AWSPENDING` value with a refresh token the provider rotated,
+    /// and made it `AWSCURRENT` at once: the old refresh token was retired as it was spent.
+    PendingCreatedAndCurrent,
     /// `setSecret`: nothing to push.
     NothingToSet,
     /// `testSecret`: the new access token works.
@@ -96,31 +102,49 @@ impl Rotator {
 
     async fn run_step(&self, step: Step, secret_id: &str, token: &str) -> Result<Outcome, Error> {
         let versions = check_version(&self.secrets, secret_id, token).await?;
-        if stages_of(&versions, token).contains(&AWSCURRENT) {
-            if step == Step::FinishSecret && stages_of(&versions, token).contains(&AWSPENDING) {
-                // A finishSecret that failed after moving AWSCURRENT is being retried.
-                remove_pending(&self.secrets, secret_id, token).await?;
-            }
+        let stages = stages_of(&versions, token);
+        let (current, pending) = (stages.contains(&AWSCURRENT), stages.contains(&AWSPENDING));
+        if current && !pending {
             return Ok(Outcome::AlreadyCurrent);
         }
-        if !stages_of(&versions, token).contains(&AWSPENDING) {
+        if !pending {
             return Err(Error::NotPending {
                 secret_id: secret_id.to_owned(),
                 token: token.to_owned(),
             });
         }
+        if current {
+            // Both: `createSecret` made a rotated refresh token current at once (or a
+            // `finishSecret` that failed after moving `AWSCURRENT` is being retried). The new
+            // token is still tested; finishing only takes `AWSPENDING` off.
+            return match step {
+                Step::CreateSecret => Ok(Outcome::PendingAlreadyExists),
+                Step::SetSecret => Ok(Outcome::NothingToSet),
+                Step::TestSecret => self.test_secret(secret_id, token, true).await,
+                Step::FinishSecret => {
+                    remove_pending(&self.secrets, secret_id, token).await?;
+                    Ok(Outcome::AlreadyCurrent)
+                }
+            };
+        }
         match step {
-            Step::CreateSecret => self.create_secret(secret_id, token).await,
+            Step::CreateSecret => self.create_secret(secret_id, token, &versions).await,
             // OAuth tokens are issued by the provider: unlike a database password there is no
             // service to push the new value to, so this step has nothing to do and is trivially
             // idempotent.
             Step::SetSecret => Ok(Outcome::NothingToSet),
-            Step::TestSecret => self.test_secret(secret_id, token).await,
+            Step::TestSecret => self.test_secret(secret_id, token, false).await,
             Step::FinishSecret => self.finish_secret(secret_id, token, &versions).await,
         }
     }
 
-    async fn create_secret(&self, secret_id: &str, token: &str) -> Result<Outcome, Error> {
+    async fn create_secret(
+        &self,
+        secret_id: &str,
+        token: &str,
+        versions: &[(String, Vec<String>)],
+    ) -> Result<Outcome, Error> {
+        let current = read_document(&self.secrets, secret_id, AWSCURRENT, None).await?;
         match self
             .secrets
             .get_secret_value()
@@ -130,7 +154,16 @@ impl Rotator {
             .send()
             .await
         {
-            Ok(_) => return Ok(Outcome::PendingAlreadyExists),
+            Ok(found) => {
+                // Staged by an earlier attempt that may have stopped before promoting it.
+                let pending: Value =
+                    serde_json::from_str(found.secret_string().unwrap_or("{}")).unwrap_or_default();
+                if pending.get("RefreshToken") != current.get("RefreshToken") {
+                    self.make_current(secret_id, token, versions).await?;
+                    return Ok(Outcome::PendingCreatedAndCurrent);
+                }
+                return Ok(Outcome::PendingAlreadyExists);
+            }
             Err(error)
                 if error
                     .as_service_error()
@@ -138,10 +171,13 @@ impl Rotator {
             Err(error) => return Err(aws_error("GetSecretValue", secret_id, &error)),
         }
 
-        let current = read_document(&self.secrets, secret_id, AWSCURRENT, None).await?;
         let request = RefreshRequest::from_document(&current, &self.config.login_url)
             .map_err(|detail| invalid_secret(secret_id, AWSCURRENT, detail))?;
         let tokens = refresh(&self.http, &request).await?;
+        let rotated = tokens
+            .refresh_token
+            .as_ref()
+            .is_some_and(|new| new.expose() != request.refresh_token.expose());
 
         let mut pending = current.clone();
         pending.insert(
@@ -164,19 +200,70 @@ impl Rotator {
             Value::String(tokens.issued_at.to_string()),
         );
 
-        self.secrets
-            .put_secret_value()
-            .secret_id(secret_id)
-            .client_request_token(token)
-            .secret_string(Value::Object(pending).to_string())
-            .version_stages(AWSPENDING)
-            .send()
-            .await
-            .map_err(|error| aws_error("PutSecretValue", secret_id, &error))?;
+        // The token just spent may have been the only valid one: storing its successor is
+        // retried (the same ClientRequestToken makes a repeat a no-op) beyond the SDK's own
+        // retries, rather than lose it to one failed request.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .secrets
+                .put_secret_value()
+                .secret_id(secret_id)
+                .client_request_token(token)
+                .secret_string(Value::Object(pending.clone()).to_string())
+                .version_stages(AWSPENDING)
+                .send()
+                .await
+            {
+                Ok(_) => break,
+                Err(error) if attempt < STORE_ATTEMPTS => {
+                    tracing::warn!(secret_id, attempt, error = %aws_sdk_secretsmanager::error::DisplayErrorContext(&error), "storing the new token failed; trying again");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                }
+                Err(error) => return Err(aws_error("PutSecretValue", secret_id, &error)),
+            }
+        }
+        if rotated {
+            // The provider rotated the refresh token: AWSCURRENT's was retired as it was spent.
+            // The new version becomes AWSCURRENT now, before any test, so no reader (and no
+            // later rotation) is ever left with a retired token; it stays AWSPENDING until it
+            // is tested and finished.
+            self.make_current(secret_id, token, versions).await?;
+            return Ok(Outcome::PendingCreatedAndCurrent);
+        }
         Ok(Outcome::PendingCreated)
     }
 
-    async fn test_secret(&self, secret_id: &str, token: &str) -> Result<Outcome, Error> {
+    /// Moves `AWSCURRENT` to the token's version.
+    async fn make_current(
+        &self,
+        secret_id: &str,
+        token: &str,
+        versions: &[(String, Vec<String>)],
+    ) -> Result<(), Error> {
+        let current_version = versions
+            .iter()
+            .find(|(_, stages)| stages.iter().any(|stage| stage == AWSCURRENT))
+            .map(|(version, _)| version.clone());
+        self.secrets
+            .update_secret_version_stage()
+            .secret_id(secret_id)
+            .version_stage(AWSCURRENT)
+            .move_to_version_id(token)
+            .set_remove_from_version_id(current_version)
+            .send()
+            .await
+            .map_err(|error| aws_error("UpdateSecretVersionStage", secret_id, &error))?;
+        Ok(())
+    }
+
+    async fn test_secret(
+        &self,
+        secret_id: &str,
+        token: &str,
+        is_current: bool,
+    ) -> Result<Outcome, Error> {
         let pending = match read_document(&self.secrets, secret_id, AWSPENDING, Some(token)).await {
             Ok(pending) => pending,
             // An empty AWSPENDING version: only Secrets Manager's configuration check stages
@@ -191,8 +278,10 @@ impl Rotator {
             }
             Err(error) => return Err(error),
         };
-        // A copy of AWSCURRENT carries no new token to test: the configuration check again.
-        if let Ok(current) = read_document(&self.secrets, secret_id, AWSCURRENT, None).await
+        // A copy of AWSCURRENT carries no new token to test: the configuration check again
+        // (unless it is AWSCURRENT itself, made so by createSecret).
+        if !is_current
+            && let Ok(current) = read_document(&self.secrets, secret_id, AWSCURRENT, None).await
             && current == pending
         {
             return Ok(Outcome::ConfigurationChecked);
@@ -257,19 +346,7 @@ impl Rotator {
         token: &str,
         versions: &[(String, Vec<String>)],
     ) -> Result<Outcome, Error> {
-        let current_version = versions
-            .iter()
-            .find(|(_, stages)| stages.iter().any(|stage| stage == AWSCURRENT))
-            .map(|(version, _)| version.clone());
-        self.secrets
-            .update_secret_version_stage()
-            .secret_id(secret_id)
-            .version_stage(AWSCURRENT)
-            .move_to_version_id(token)
-            .set_remove_from_version_id(current_version)
-            .send()
-            .await
-            .map_err(|error| aws_error("UpdateSecretVersionStage", secret_id, &error))?;
+        self.make_current(secret_id, token, versions).await?;
         remove_pending(&self.secrets, secret_id, token).await?;
         Ok(Outcome::Promoted)
     }

@@ -4,7 +4,7 @@ use salesforce::{Client, ClientConfig};
 use serde_json::json;
 use sf_secret_rotation::Outcome;
 
-use crate::support::{Harness, login_with, session_of};
+use crate::support::{Harness, login_with, refresh_token_is_active, session_of};
 
 const STEPS: [&str; 4] = ["createSecret", "setSecret", "testSecret", "finishSecret"];
 const TOKEN: &str = "9b3c1a52-5c55-4a2e-9d52-6f3ad0c1e001";
@@ -143,6 +143,75 @@ async fn a_refresh_token_rotated_by_the_org_replaces_the_old_one() {
         .await
         .expect_err("the old one was retired");
     assert_eq!(old.error_code(), Some("invalid_grant"));
+}
+
+/// An org that rotates refresh tokens retires the current one as createSecret spends it: the
+/// new one is current at once, so a testSecret that fails (here every session expires) leaves a
+/// working refresh token in AWSCURRENT, and the next rotation starts from it.
+#[tokio::test]
+async fn a_rotated_refresh_token_is_current_at_once_so_a_failed_test_leaves_a_working_one() {
+    let harness = Harness::start().await;
+    let original = harness.credentials_document().await;
+    let arn = harness
+        .create_secret("sfstack/rotating", &original, true)
+        .await;
+    harness
+        .admin(
+            reqwest::Method::PUT,
+            "refresh-tokens/rotation",
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    harness.start_rotation(&arn, TOKEN).await;
+    assert_eq!(
+        harness.step(&arn, TOKEN, "createSecret").await,
+        Ok(Outcome::PendingCreatedAndCurrent)
+    );
+    let mut stages = harness.stages(&arn, TOKEN).await;
+    stages.sort();
+    assert_eq!(
+        stages,
+        ["AWSCURRENT", "AWSPENDING"],
+        "current at once, and still being rotated"
+    );
+    assert_eq!(
+        harness.step(&arn, TOKEN, "createSecret").await,
+        Ok(Outcome::PendingAlreadyExists),
+        "a retried createSecret spends nothing"
+    );
+
+    harness
+        .admin(reqwest::Method::POST, "sessions/expire", None)
+        .await;
+    let error = harness
+        .step(&arn, TOKEN, "testSecret")
+        .await
+        .expect_err("the new session expired");
+    assert_eq!(error.error_type(), "TestFailed", "{error}");
+    let (version, current) = harness.current(&arn).await;
+    assert_eq!(version, TOKEN);
+    assert_ne!(current["RefreshToken"], original["RefreshToken"]);
+    assert!(
+        refresh_token_is_active(&current).await,
+        "AWSCURRENT's refresh token works after the failed rotation"
+    );
+    assert!(!refresh_token_is_active(&original).await, "retired");
+
+    // Secrets Manager's next attempt, with a new token, starts from the working one.
+    harness
+        .step(&arn, TOKEN, "finishSecret")
+        .await
+        .expect("a finish takes AWSPENDING off");
+    harness.start_rotation(&arn, SECOND_TOKEN).await;
+    for step in STEPS {
+        harness
+            .step(&arn, SECOND_TOKEN, step)
+            .await
+            .unwrap_or_else(|error| panic!("{step}: {error}"));
+    }
+    let (version, latest) = harness.current(&arn).await;
+    assert_eq!(version, SECOND_TOKEN);
+    assert!(login_with(&latest).await.is_ok());
 }
 
 #[tokio::test]

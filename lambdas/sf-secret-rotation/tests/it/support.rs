@@ -204,3 +204,18 @@ pub async fn login_with(document: &Value) -> Result<salesforce::Session, salesfo
         .login()
         .await
 }
+
+/// Whether a document's refresh token is active, asked of the org's introspection endpoint,
+/// which (unlike a login) spends nothing when refresh tokens rotate.
+pub async fn refresh_token_is_active(document: &Value) -> bool {
+    let text = |key: &str| document[key].as_str().unwrap_or_default().to_owned();
+    salesforce::refresh_token_is_active(
+        &ClientConfig::default(),
+        &text("LoginUrl"),
+        &text("ConsumerKey"),
+        &salesforce::Secret::new(text("ConsumerSecret")),
+        &salesforce::Secret::new(text("RefreshToken")),
+    )
+    .await
+    .expect("the introspection endpoint answers")
+}
