@@ -271,6 +271,21 @@ impl Authorizer {
         }
     }
 
+    /// The condition keys every KMS request on `key` carries: `kms:CallerAccount`, and the key's
+    /// tags as `aws:ResourceTag/<key>`, added to `context`.
+    fn key_context(
+        &self,
+        key: &KeyFacts,
+        mut context: BTreeMap<String, Vec<String>>,
+    ) -> BTreeMap<String, Vec<String>> {
+        context.insert(
+            "kms:CallerAccount".to_string(),
+            vec![self.account_id.clone()],
+        );
+        context.extend(resource_tags(&key.tags));
+        context
+    }
+
     /// A KMS action on a key named by id, ARN or alias, decided with the key policy as KMS
     /// decides it, the key's tags as `aws:ResourceTag/<key>`.
     async fn decide_key(
@@ -284,11 +299,7 @@ impl Authorizer {
         let Some(key) = self.policies.key(key_id).await? else {
             return Ok(Outcome::Forward);
         };
-        let mut context = BTreeMap::from([(
-            "kms:CallerAccount".to_string(),
-            vec![self.account_id.clone()],
-        )]);
-        context.extend(resource_tags(&key.tags));
+        let context = self.key_context(&key, BTreeMap::new());
         let outcome = self
             .evaluate(
                 principal,
@@ -334,12 +345,7 @@ impl Authorizer {
                 need.resource
             )));
         };
-        let mut context = need.context.clone();
-        context.insert(
-            "kms:CallerAccount".to_string(),
-            vec![self.account_id.clone()],
-        );
-        context.extend(resource_tags(&key.tags));
+        let context = self.key_context(&key, need.context.clone());
         self.evaluate(
             principal,
             &need.action,
@@ -545,11 +551,7 @@ impl Authorizer {
             "kms:ViaService".to_string(),
             vec![format!("{}.{}.amazonaws.com", implicit.via, self.region)],
         );
-        context.insert(
-            "kms:CallerAccount".to_string(),
-            vec![self.account_id.clone()],
-        );
-        context.extend(resource_tags(&key.tags));
+        let context = self.key_context(&key, context);
         let outcome = self
             .evaluate(
                 principal,

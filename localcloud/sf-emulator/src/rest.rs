@@ -254,14 +254,95 @@ fn resources(call: &Call<'_>) -> Reply {
     ok(&Value::Object(map))
 }
 
+/// `GET /limits`: every limit the REST API reference lists for the resource, each
+/// `{"Max", "Remaining"}`, with a Developer Edition org's allocations. As on a real org,
+/// `DailyApiRequests` and the streaming limits also carry one entry per connected app, and
+/// `PermissionSets` its `CreateCustom` sub-limit. Only `DailyApiRequests` moves (every data call
+/// counts, see `org.api_used`).
 fn limits(call: &Call<'_>) -> Reply {
     let org = &call.org;
-    ok(&json!({
-        "DailyApiRequests": {"Max": org.api_max, "Remaining": org.api_max.saturating_sub(org.api_used)},
-        "DataStorageMB": {"Max": 5, "Remaining": 5},
-        "FileStorageMB": {"Max": 20, "Remaining": 20},
-        "ConcurrentSyncApexRequests": {"Max": 10, "Remaining": 10},
-    }))
+    let limit = |max: u64| json!({"Max": max, "Remaining": max});
+    let per_app = |max: u64, remaining: u64| {
+        let mut entry = json!({"Max": max, "Remaining": remaining});
+        for app in [
+            "Chatter Desktop",
+            "Chatter Mobile for BlackBerry",
+            "Salesforce Files",
+            "Salesforce Mobile Dashboards",
+            "Salesforce Touch",
+            "Salesforce for Outlook",
+            "SalesforceA",
+            "SalesforceIQ",
+        ] {
+            entry[app] = json!({"Max": 0, "Remaining": 0});
+        }
+        entry
+    };
+    let mut limits: Map<String, Value> = [
+        ("ActiveScratchOrgs", 3),
+        ("AnalyticsExternalDataSizeMB", 40960),
+        ("ConcurrentAsyncGetReportInstances", 200),
+        ("ConcurrentEinsteinDataInsightsStoryCreation", 5),
+        ("ConcurrentEinsteinDiscoveryStoryCreation", 2),
+        ("ConcurrentSyncReportRuns", 20),
+        ("DailyAnalyticsDataflowJobExecutions", 60),
+        ("DailyAnalyticsUploadedFilesSizeMB", 51200),
+        ("DailyAsyncApexExecutions", 250000),
+        ("DailyAsyncApexTests", 500),
+        ("DailyBulkApiBatches", 15000),
+        ("DailyBulkV2QueryFileStorageMB", 976562),
+        ("DailyBulkV2QueryJobs", 10000),
+        ("DailyDeliveredPlatformEvents", 10000),
+        ("DailyDurableGenericStreamingApiEvents", 10000),
+        ("DailyDurableStreamingApiEvents", 10000),
+        ("DailyEinsteinDataInsightsStoryCreation", 1000),
+        ("DailyEinsteinDiscoveryPredictAPICalls", 50000),
+        ("DailyEinsteinDiscoveryPredictionsByCDC", 500000),
+        ("DailyEinsteinDiscoveryStoryCreation", 100),
+        ("DailyFunctionsApiCallLimit", 235000),
+        ("DailyScratchOrgs", 6),
+        ("DailyStandardVolumePlatformEvents", 10000),
+        ("DailyWorkflowEmails", 405),
+        ("DataStorageMB", 5),
+        ("DurableStreamingApiConcurrentClients", 20),
+        ("FileStorageMB", 20),
+        ("HourlyAsyncReportRuns", 1200),
+        ("HourlyDashboardRefreshes", 200),
+        ("HourlyDashboardResults", 5000),
+        ("HourlyDashboardStatuses", 999999999),
+        ("HourlyLongTermIdMapping", 100000),
+        ("HourlyManagedContentPublicRequests", 50000),
+        ("HourlyODataCallout", 10000),
+        ("HourlyPublishedPlatformEvents", 50000),
+        ("HourlyPublishedStandardVolumePlatformEvents", 1000),
+        ("HourlyShortTermIdMapping", 100000),
+        ("HourlySyncReportRuns", 500),
+        ("HourlyTimeBasedWorkflow", 50),
+        ("MassEmail", 10),
+        ("MonthlyEinsteinDiscoveryStoryCreation", 500),
+        ("MonthlyPlatformEventsUsageEntitlement", 0),
+        ("Package2VersionCreates", 6),
+        ("Package2VersionCreatesWithoutValidation", 500),
+        ("PrivateConnectOutboundCalloutHourlyLimitMB", 0),
+        ("SingleEmail", 15),
+        ("StreamingApiConcurrentClients", 20),
+    ]
+    .into_iter()
+    .map(|(name, max)| (name.to_string(), limit(max)))
+    .collect();
+    limits.insert(
+        "DailyApiRequests".into(),
+        per_app(org.api_max, org.api_max.saturating_sub(org.api_used)),
+    );
+    limits.insert(
+        "DailyGenericStreamingApiEvents".into(),
+        per_app(10000, 10000),
+    );
+    limits.insert("DailyStreamingApiEvents".into(), per_app(10000, 10000));
+    let mut permission_sets = limit(1500);
+    permission_sets["CreateCustom"] = limit(1000);
+    limits.insert("PermissionSets".into(), permission_sets);
+    ok(&Value::Object(limits))
 }
 
 /// `Sforce-Query-Options: batchSize=N` (200..=2000), else the org's default.

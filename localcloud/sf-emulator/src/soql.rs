@@ -7,9 +7,9 @@
 //!
 //! Error messages follow Salesforce's shapes. Syntax errors are `MALFORMED_QUERY` with the
 //! caret form and a quoted token (`unexpected token: 'FROM'`); a statement whose first word
-//! is not SELECT gets the short form Salesforce returns for `q=invalid`
-//! (`unexpected token: 'invalid'`). Salesforce also answers `unexpected token: SELEKT`
-//! unquoted in one recording; the quoted form is used everywhere for consistency.
+//! is not SELECT gets the short form Salesforce returns: quoted for a lone word, as recorded for
+//! `q=invalid` (`unexpected token: 'invalid'`), unquoted for the first word of a statement, as
+//! recorded for `SELEKT Id FROM Account` (`unexpected token: SELEKT`).
 
 mod condition;
 #[cfg(test)]
@@ -168,10 +168,15 @@ fn parse_statement<'s>(soql: &str, schema: &'s Schema) -> Result<Statement<'s>, 
     }
     let mut parser = Parser::new(soql, 0)?;
     if !parser.peek().is_keyword("SELECT") {
-        return Err(RestError::malformed_query(format!(
-            "unexpected token: '{}'",
-            parser.peek().display()
-        )));
+        // As recorded: `q=invalid` (a lone word) is quoted, the first word of a statement
+        // (`SELEKT Id FROM Account`) is not.
+        let lone = soql.split_whitespace().nth(1).is_none();
+        let token = parser.peek().display();
+        return Err(RestError::malformed_query(if lone {
+            format!("unexpected token: '{token}'")
+        } else {
+            format!("unexpected token: {token}")
+        }));
     }
     parser.advance();
 

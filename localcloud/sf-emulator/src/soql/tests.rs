@@ -65,7 +65,7 @@ fn malformed_statements_get_salesforce_error_codes_and_messages() {
         (
             "SELEKT Id FROM Account",
             "MALFORMED_QUERY",
-            "unexpected token: 'SELEKT'",
+            "unexpected token: SELEKT",
         ),
         (
             "SELECT Name, name FROM Account",

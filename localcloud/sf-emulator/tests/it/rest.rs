@@ -114,8 +114,26 @@ async fn every_data_call_counts_and_the_limit_is_enforced() {
     let (_, headers, body) = org.get(&token, "/limits").await;
     assert_eq!(limit_info(&headers), (2, 15000));
     assert_eq!(
-        body["DailyApiRequests"],
-        json!({"Max": 15000, "Remaining": 14998})
+        (
+            &body["DailyApiRequests"]["Max"],
+            &body["DailyApiRequests"]["Remaining"]
+        ),
+        (&json!(15000), &json!(14998))
+    );
+    // Every limit is {Max, Remaining}, as the REST API reference lists them; no key a real org
+    // never sends.
+    let limits = body.as_object().expect("an object");
+    assert!(limits.len() > 40, "{}", limits.len());
+    for (name, limit) in limits {
+        assert!(
+            limit["Max"].is_u64() && limit["Remaining"].is_u64(),
+            "{name}: {limit}"
+        );
+    }
+    assert!(!limits.contains_key("ConcurrentSyncApexRequests"));
+    assert_eq!(
+        body["PermissionSets"]["CreateCustom"],
+        json!({"Max": 1000, "Remaining": 1000})
     );
 
     org.admin(
