@@ -3,7 +3,7 @@
 //! Field names are stored in their canonical (describe) case; every lookup by name is
 //! case-insensitive, as in Salesforce.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// A field's Salesforce type, as `describe` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +20,7 @@ pub enum FieldType {
     Date,
     DateTime,
     Double,
+    Currency,
     Int,
 }
 
@@ -38,6 +39,7 @@ impl FieldType {
             Self::Date => "date",
             Self::DateTime => "datetime",
             Self::Double => "double",
+            Self::Currency => "currency",
             Self::Int => "int",
         }
     }
@@ -147,7 +149,19 @@ impl FieldDef {
     }
 
     pub fn nillable(&self) -> bool {
-        !self.required && self.field_type != FieldType::Boolean && self.name != "Id"
+        !self.required
+            && self.field_type != FieldType::Boolean
+            && !AUDIT_FIELDS.contains(&self.name)
+    }
+
+    /// The objects `referenceTo` names in `describe`: the owner may be a user or a queue
+    /// (`Group`), as on a real org, whatever the emulator resolves `Owner.` paths to.
+    fn described_reference_to(&self) -> &'static [&'static str] {
+        if self.name == "OwnerId" {
+            &["Group", "User"]
+        } else {
+            self.reference_to
+        }
     }
 
     /// The `describe` entry for this field.
@@ -160,27 +174,127 @@ impl FieldDef {
                        "label": value, "validFor": null, "value": value})
             })
             .collect();
-        json!({
-            "name": self.name,
-            "label": self.label,
-            "type": self.field_type.describe_name(),
-            "length": self.length,
-            "nillable": self.nillable(),
-            "createable": self.createable,
-            "updateable": self.updateable,
-            "defaultedOnCreate": self.default.is_some() || !self.createable,
-            "nameField": self.name_field && matches!(self.name, "Name" | "Subject" | "CaseNumber"),
-            "custom": false,
-            "filterable": true,
-            "sortable": self.field_type != FieldType::TextArea,
-            "idLookup": self.name == "Id",
-            "picklistValues": picklist_values,
-            "restrictedPicklist": self.restricted,
-            "referenceTo": self.reference_to,
-            "relationshipName": self.relationship_name,
-            "defaultValue": self.default.map(|value| json!({"value": value})),
-            "soapType": soap_type(self.field_type),
-        })
+        let field_type = self.field_type;
+        let text = matches!(
+            field_type,
+            FieldType::String
+                | FieldType::TextArea
+                | FieldType::Phone
+                | FieldType::Email
+                | FieldType::Url
+                | FieldType::Picklist
+        );
+        let reference_to = self.described_reference_to();
+        let (precision, scale, digits) = match field_type {
+            FieldType::Double | FieldType::Currency => (18, 2, 0),
+            FieldType::Int => (0, 0, 9),
+            _ => (0, 0, 0),
+        };
+        // A picklist's default is its value; a checkbox's is `false`; nothing else has one.
+        let default_value = match (self.default, field_type) {
+            (Some(value), _) => json!(value),
+            (None, FieldType::Boolean) => json!(false),
+            _ => Value::Null,
+        };
+        let extra_type_info = match (field_type, self.name) {
+            (FieldType::TextArea, _) => json!("plaintextarea"),
+            (_, "Name" | "FirstName" | "LastName") => json!("personname"),
+            _ => Value::Null,
+        };
+        // Every key of a field's describe, as the REST API sends them (57).
+        let mut field = Map::new();
+        let mut put = |key: &str, value: Value| {
+            field.insert(key.to_string(), value);
+        };
+        put(
+            "aggregatable",
+            json!(!matches!(
+                field_type,
+                FieldType::TextArea | FieldType::Boolean
+            )),
+        );
+        put("aiPredictionField", json!(false));
+        put("autoNumber", json!(self.name == "CaseNumber"));
+        put(
+            "byteLength",
+            json!(match field_type {
+                FieldType::Id | FieldType::Reference => 18,
+                _ if text => self.length * 3,
+                _ => 0,
+            }),
+        );
+        put("calculated", json!(false));
+        put("calculatedFormula", Value::Null);
+        put("cascadeDelete", json!(false));
+        put("caseSensitive", json!(false));
+        put("compoundFieldName", Value::Null);
+        put("controllerName", Value::Null);
+        put("createable", json!(self.createable));
+        put("custom", json!(false));
+        put("defaultValue", default_value);
+        put("defaultValueFormula", Value::Null);
+        put(
+            "defaultedOnCreate",
+            json!(self.default.is_some() || !self.createable || field_type == FieldType::Boolean),
+        );
+        put("dependentPicklist", json!(false));
+        put("deprecatedAndHidden", json!(false));
+        put("digits", json!(digits));
+        put("displayLocationInDecimal", json!(false));
+        put("encrypted", json!(false));
+        put("externalId", json!(false));
+        put("extraTypeInfo", extra_type_info);
+        put("filterable", json!(field_type != FieldType::TextArea));
+        put("filteredLookupInfo", Value::Null);
+        put("formulaTreatNullNumberAsZero", json!(false));
+        put(
+            "groupable",
+            json!(!matches!(
+                field_type,
+                FieldType::TextArea | FieldType::Double | FieldType::Currency | FieldType::DateTime
+            )),
+        );
+        put("highScaleNumber", json!(false));
+        put("htmlFormatted", json!(false));
+        put(
+            "idLookup",
+            json!(self.name == "Id" || field_type == FieldType::Email),
+        );
+        put("inlineHelpText", Value::Null);
+        put("label", json!(self.label));
+        put("length", json!(if text { self.length } else { 0 }));
+        put("mask", Value::Null);
+        put("maskType", Value::Null);
+        put("name", json!(self.name));
+        put(
+            "nameField",
+            json!(self.name_field && matches!(self.name, "Name" | "Subject" | "CaseNumber")),
+        );
+        put("namePointing", json!(reference_to.len() > 1));
+        put("nillable", json!(self.nillable()));
+        put("permissionable", json!(self.nillable() && self.updateable));
+        put("picklistValues", Value::Array(picklist_values));
+        put("polymorphicForeignKey", json!(reference_to.len() > 1));
+        put("precision", json!(precision));
+        put("queryByDistance", json!(false));
+        put("referenceTargetField", Value::Null);
+        put("referenceTo", json!(reference_to));
+        put("relationshipName", json!(self.relationship_name));
+        put("relationshipOrder", Value::Null);
+        put("restrictedDelete", json!(false));
+        put("restrictedPicklist", json!(self.restricted));
+        put("scale", json!(scale));
+        put(
+            "searchPrefilterable",
+            json!(field_type == FieldType::Reference),
+        );
+        put("soapType", json!(soap_type(field_type)));
+        put("sortable", json!(field_type != FieldType::TextArea));
+        put("type", json!(field_type.describe_name()));
+        put("unique", json!(false));
+        put("updateable", json!(self.updateable));
+        put("writeRequiresMasterRead", json!(false));
+        Value::Object(field)
     }
 }
 
@@ -190,11 +304,21 @@ fn soap_type(field_type: FieldType) -> &'static str {
         FieldType::Boolean => "xsd:boolean",
         FieldType::Date => "xsd:date",
         FieldType::DateTime => "xsd:dateTime",
-        FieldType::Double => "xsd:double",
+        FieldType::Double | FieldType::Currency => "xsd:double",
         FieldType::Int => "xsd:int",
         _ => "xsd:string",
     }
 }
+
+/// The audit fields every object has: never null, never written by a caller.
+const AUDIT_FIELDS: &[&str] = &[
+    "Id",
+    "CreatedDate",
+    "CreatedById",
+    "LastModifiedDate",
+    "LastModifiedById",
+    "SystemModstamp",
+];
 
 /// One sObject type.
 #[derive(Debug, Clone)]
@@ -227,13 +351,17 @@ impl ObjectDef {
 
     pub fn describe_global_entry(&self, api_version: &str) -> Value {
         let base = format!("/services/data/v{api_version}/sobjects/{}", self.name);
+        let feed = matches!(self.name, "Account" | "Contact" | "Case" | "Lead");
         json!({
-            "activateable": false, "custom": false, "customSetting": false,
-            "createable": self.createable, "deletable": self.createable, "updateable": self.createable,
-            "queryable": true, "retrieveable": true, "searchable": self.searchable,
+            "activateable": false, "associateEntityType": null, "associateParentEntity": null,
+            "createable": self.createable, "custom": false, "customSetting": false,
+            "deepCloneable": false, "deletable": self.createable, "deprecatedAndHidden": false,
+            "feedEnabled": feed, "hasSubtypes": false, "isInterface": false, "isSubtype": false,
             "keyPrefix": self.key_prefix, "label": self.label, "labelPlural": self.label_plural,
-            "layoutable": true, "mergeable": false, "name": self.name, "triggerable": true,
-            "undeletable": self.createable,
+            "layoutable": true, "mergeable": matches!(self.name, "Account" | "Contact" | "Lead"),
+            "mruEnabled": true, "name": self.name, "queryable": true, "replicateable": true,
+            "retrieveable": true, "searchable": self.searchable, "triggerable": true,
+            "undeletable": self.createable, "updateable": self.createable,
             "urls": {
                 "sobject": base,
                 "describe": format!("{base}/describe"),
@@ -263,7 +391,51 @@ impl ObjectDef {
             })
             .collect();
         describe["childRelationships"] = Value::Array(children);
-        describe["encoding"] = json!("UTF-8");
+        // The keys only a full describe has (global describe entries lack them).
+        let base = format!("/services/data/v{api_version}/sobjects/{}", self.name);
+        const MASTER: &str = "012000000000000AAA";
+        let more = json!({
+            "actionOverrides": [],
+            "compactLayoutable": true,
+            "defaultImplementation": null,
+            "extendedBy": null,
+            "extendsInterfaces": null,
+            "implementedBy": null,
+            "implementsInterfaces": null,
+            "listviewable": null,
+            "lookupLayoutable": null,
+            "namedLayoutInfos": [],
+            "networkScopeFieldName": null,
+            "recordTypeInfos": [{
+                "active": true, "available": true, "defaultRecordTypeMapping": true,
+                "developerName": "Master", "master": true, "name": "Master",
+                "recordTypeId": MASTER,
+                "urls": {"layout": format!("{base}/describe/layouts/{MASTER}")},
+            }],
+            "searchLayoutable": true,
+            "sobjectDescribeOption": "FULL",
+            "supportedScopes": [
+                {"label": "All", "name": "everything"},
+                {"label": "My", "name": "mine"},
+            ],
+            "urls": {
+                "compactLayouts": format!("{base}/describe/compactLayouts"),
+                "rowTemplate": format!("{base}/{{ID}}"),
+                "approvalLayouts": format!("{base}/describe/approvalLayouts"),
+                "uiDetailTemplate": format!("https://emulator.my.salesforce.com/{{ID}}"),
+                "uiEditTemplate": format!("https://emulator.my.salesforce.com/{{ID}}/e"),
+                "defaultValues": format!("{base}/defaultValues?recordTypeId&fields"),
+                "listviews": format!("{base}/listviews"),
+                "describe": format!("{base}/describe"),
+                "uiNewRecord": format!("https://emulator.my.salesforce.com/{}/e", self.key_prefix),
+                "quickActions": format!("{base}/quickActions"),
+                "layouts": format!("{base}/describe/layouts"),
+                "sobject": base,
+            },
+        });
+        if let (Value::Object(describe), Value::Object(more)) = (&mut describe, more) {
+            describe.extend(more);
+        }
         describe
     }
 }
@@ -371,7 +543,7 @@ impl Schema {
                     FieldDef::new("BillingCity", "Billing City", T::String).length(40),
                     FieldDef::new("BillingCountry", "Billing Country", T::String).length(80),
                     FieldDef::new("NumberOfEmployees", "Employees", T::Int),
-                    FieldDef::new("AnnualRevenue", "Annual Revenue", T::Double),
+                    FieldDef::new("AnnualRevenue", "Annual Revenue", T::Currency),
                     FieldDef::new("Description", "Account Description", T::TextArea),
                 ],
             ),

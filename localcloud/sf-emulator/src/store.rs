@@ -347,7 +347,7 @@ impl Store {
                 Value::String(text) if text.eq_ignore_ascii_case("false") => Ok(Value::Bool(false)),
                 _ => Err(deserialize_error()),
             },
-            FieldType::Double | FieldType::Int => {
+            FieldType::Double | FieldType::Currency | FieldType::Int => {
                 let number = match value {
                     Value::Number(number) => number.as_f64(),
                     Value::String(text) => text.trim().parse::<f64>().ok(),

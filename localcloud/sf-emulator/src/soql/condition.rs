@@ -319,7 +319,7 @@ fn typed_operand(
             Literal::Text(text) => Operand::Text(text),
             _ => return Err(wrong_type("string", true)),
         },
-        FieldType::Double | FieldType::Int => match literal {
+        FieldType::Double | FieldType::Currency | FieldType::Int => match literal {
             Literal::Number(number) => Operand::Number(number),
             _ => {
                 let name = if field_type == FieldType::Int {

@@ -607,6 +607,60 @@ async fn describe_reports_key_prefixes_and_fields() {
         .clone();
     assert_eq!(contact_id["referenceTo"], json!(["Contact"]));
     assert_eq!(contact_id["relationshipName"], "Contact");
+
+    // As Salesforce sends a describe: every field carries the 57 keys of a field result, a
+    // default is a plain value, the owner may be a user or a queue, audit fields are never
+    // null; the object carries the keys only a full describe has.
+    let field = |name: &str| {
+        body["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .find(|field| field["name"] == name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .clone()
+    };
+    for field in body["fields"].as_array().expect("fields") {
+        assert_eq!(field.as_object().expect("a field").len(), 57, "{field}");
+    }
+    assert_eq!(status_field["defaultValue"], "New");
+    assert_eq!(field("IsDeleted")["defaultValue"], false);
+    assert_eq!(field("Subject")["defaultValue"], Value::Null);
+    let owner = field("OwnerId");
+    assert_eq!(owner["referenceTo"], json!(["Group", "User"]));
+    assert_eq!(owner["polymorphicForeignKey"], true);
+    for audit in [
+        "CreatedDate",
+        "CreatedById",
+        "LastModifiedDate",
+        "SystemModstamp",
+    ] {
+        assert_eq!(field(audit)["nillable"], false, "{audit}");
+    }
+    let keys = body.as_object().expect("an object");
+    assert!(keys.len() >= 43, "{}", keys.len());
+    for key in [
+        "recordTypeInfos",
+        "supportedScopes",
+        "namedLayoutInfos",
+        "childRelationships",
+    ] {
+        assert!(keys.contains_key(key), "{key}");
+    }
+    assert!(
+        !keys.contains_key("encoding"),
+        "only the global describe has it"
+    );
+    assert_eq!(body["recordTypeInfos"][0]["master"], true);
+    let (_, _, account) = org.get(&token, "/sobjects/Account/describe").await;
+    let revenue = account["fields"]
+        .as_array()
+        .expect("fields")
+        .iter()
+        .find(|field| field["name"] == "AnnualRevenue")
+        .expect("AnnualRevenue")
+        .clone();
+    assert_eq!(revenue["type"], "currency");
 }
 
 #[tokio::test]
