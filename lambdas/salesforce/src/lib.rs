@@ -80,6 +80,4 @@ pub use credentials::{AuthFlow, Credentials, DEFAULT_LOGIN_URL};
 pub use error::{Error, Result};
 pub use ops::QueryResult;
 pub use secret::{REDACTED, Secret};
-pub use transport::{
-    ClientConfig, DEFAULT_API_VERSION, install_crypto_provider, is_secure_url, secure_url,
-};
+pub use transport::{ClientConfig, DEFAULT_API_VERSION, is_secure_url, secure_url};

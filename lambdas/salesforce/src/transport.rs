@@ -192,19 +192,10 @@ pub fn secure_url(text: &str, what: &str) -> std::result::Result<url::Url, Strin
     }
 }
 
-/// Makes aws-lc-rs, the AWS SDK's own, the process's TLS crypto provider (once; a provider
-/// already installed is kept), so the HTTP client and the SDK share one crypto stack and the
-/// functions' zips carry no second one. Call it before building any `reqwest` client.
-pub fn install_crypto_provider() {
-    // An error only says another provider was installed first, which serves as well.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
-
 /// The HTTP client of every Salesforce call. Every request carries a credential (a token form
 /// or a bearer token), so no redirect is ever followed: a redirect would repeat it to a host
 /// the configuration never named.
 pub(crate) fn build_http_client(config: &ClientConfig) -> Result<reqwest::Client> {
-    install_crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(config.connect_timeout)

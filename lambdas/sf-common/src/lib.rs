@@ -25,6 +25,21 @@ pub use logging::init_logging;
 pub use secrets::{Secrets, StoredSession};
 pub use settings::{Env, Settings, SettingsError};
 
+/// The standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL`, as
+/// `aws_config::load_from_env` reads them) with an HTTP client on rustls and ring, the crypto
+/// provider reqwest uses for Salesforce: a function carries one crypto stack, not the SDK's
+/// aws-lc-rs beside it.
+pub async fn aws_config() -> aws_config::SdkConfig {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .load()
+        .await
+}
+
 /// An error with its whole source chain: the AWS SDK's own message is terse ("service
 /// error"), the sources say what happened.
 pub fn error_chain(error: &dyn std::error::Error) -> String {

@@ -39,7 +39,7 @@ impl Secrets {
 
     /// A client from the standard AWS configuration (honours `AWS_ENDPOINT_URL`).
     pub async fn from_env() -> Self {
-        let config = aws_config::load_from_env().await;
+        let config = crate::aws_config().await;
         Self::new(aws_sdk_secretsmanager::Client::new(&config))
     }
 

@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     if let Err(error) = &settings {
         tracing::error!(%error, "the function is misconfigured; every invocation will fail");
     }
-    let aws_config = aws_config::load_from_env().await;
+    let aws_config = sf_common::aws_config().await;
     let secrets = Secrets::new(aws_sdk_secretsmanager::Client::new(&aws_config));
     let state = Arc::new(HandlerState::new(settings, secrets));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {

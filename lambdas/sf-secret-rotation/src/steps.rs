@@ -55,7 +55,6 @@ pub struct Rotator {
 impl Rotator {
     pub fn new(secrets: SecretsManagerClient, config: RotationConfig) -> Result<Self, Error> {
         // The test request carries the new token: never followed elsewhere by a redirect.
-        salesforce::install_crypto_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
