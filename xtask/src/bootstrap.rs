@@ -20,7 +20,6 @@
 
 use std::path::Path;
 
-use anyhow::Context;
 use serde::Serialize;
 use serde_json::Value as Json;
 
@@ -321,12 +320,7 @@ pub async fn apply(cloud: &Cloud, plan: Plan) -> anyhow::Result<Report> {
                 let current = found
                     .role()
                     .and_then(|role| role.assume_role_policy_document())
-                    .and_then(|text| {
-                        let text = percent_encoding::percent_decode_str(text)
-                            .decode_utf8()
-                            .ok()?;
-                        serde_json::from_str::<Json>(&text).ok()
-                    });
+                    .and_then(crate::infra::decode_policy_document);
                 if current.as_ref() != Some(&role.trust_policy) {
                     iam.update_assume_role_policy()
                         .role_name(&role.name)
@@ -363,13 +357,7 @@ pub async fn apply(cloud: &Cloud, plan: Plan) -> anyhow::Result<Report> {
             .send()
             .await
         {
-            Ok(found) => {
-                let text = percent_encoding::percent_decode_str(found.policy_document())
-                    .decode_utf8()
-                    .context("a policy document that is not UTF-8")?
-                    .to_string();
-                serde_json::from_str::<Json>(&text).ok()
-            }
+            Ok(found) => crate::infra::decode_policy_document(found.policy_document()),
             Err(error)
                 if error
                     .as_service_error()

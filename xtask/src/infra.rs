@@ -395,7 +395,7 @@ where
 
 /// IAM returns policy documents URL-encoded (RFC 3986); moto returns them as is. Decodes `%XX`
 /// escapes when the text is not JSON already.
-fn decode_policy_document(text: &str) -> Option<serde_json::Value> {
+pub(crate) fn decode_policy_document(text: &str) -> Option<serde_json::Value> {
     serde_json::from_str(text).ok().or_else(|| {
         serde_json::from_str(
             &percent_encoding::percent_decode_str(text)
