@@ -255,12 +255,18 @@ async fn measure(
         .await;
     let secrets = sf_common::Secrets::new(aws_sdk_secretsmanager::Client::new(&aws));
     let suffix = std::process::id();
+    let demo_key = sf_emulator::DemoKey::load(
+        cloud
+            .demo_jwt_key
+            .as_deref()
+            .context("the local cloud has no demo JWT key")?,
+    )?;
     let credentials_document = serde_json::json!({
         "AuthFlow": "jwt",
         "LoginUrl": emulator,
         "ConsumerKey": "sfstack-demo-consumer-key",
         "Username": "demo@sfstack.local",
-        "PrivateKey": sf_emulator::DEMO_PRIVATE_KEY,
+        "PrivateKey": demo_key.private_key_pem(),
     })
     .to_string();
     let create = |name: String, value: String| {

@@ -283,7 +283,7 @@ impl Cloud {
     pub fn local_org(&self) -> Option<LocalOrg> {
         self.local
             .as_ref()
-            .map(|cloud| LocalOrg::new(cloud.emulator.url.as_str()))
+            .map(|cloud| LocalOrg::new(cloud.emulator.url.as_str(), cloud.demo_jwt_key.clone()))
     }
 
     /// `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE` in this cloud.

@@ -44,6 +44,10 @@ pub struct LocalCloud {
     /// The gateway's decision log (JSON lines).
     #[serde(default)]
     pub decision_log: Option<PathBuf>,
+    /// The demo org's JWT private key (mode 0600), made by `local up`; the emulator's demo app
+    /// trusts it. Optional for the same reason as `lambda`.
+    #[serde(default)]
+    pub demo_jwt_key: Option<PathBuf>,
 }
 
 /// The variable that turns enforcement off at `local up` (debugging only).
@@ -107,6 +111,7 @@ pub fn recorded(dir: &Path) -> anyhow::Result<Option<LocalCloud>> {
 pub fn up(root: &Path) -> anyhow::Result<LocalCloud> {
     let dir = state_dir(root);
     if let Some(cloud) = recorded(&dir)?
+        && cloud.demo_jwt_key.is_some()
         && health(&cloud)
             .iter()
             .all(|service| service.running && service.answering)
@@ -177,8 +182,13 @@ pub fn up(root: &Path) -> anyhow::Result<LocalCloud> {
     let gateway = spawn(&mut gateway_command, &dir.join("gateway.log"), gateway_port)?;
     eprintln!("local: starting the Salesforce emulator (demo org)");
     let emulator_port = free_port()?;
+    let demo_jwt_key = dir.join("demo-jwt-key.pem");
+    sf_emulator::DemoKey::load_or_create(&demo_jwt_key)?;
     let emulator = spawn(
-        Command::new(exe).args(["emulator", "--port", &emulator_port.to_string()]),
+        Command::new(exe)
+            .args(["emulator", "--port", &emulator_port.to_string()])
+            .arg("--demo-jwt-key")
+            .arg(&demo_jwt_key),
         &dir.join("emulator.log"),
         emulator_port,
     )?;
@@ -207,6 +217,7 @@ pub fn up(root: &Path) -> anyhow::Result<LocalCloud> {
         gateway: Some(gateway),
         enforce,
         decision_log: Some(decision_log),
+        demo_jwt_key: Some(demo_jwt_key),
     };
     let text = serde_json::to_string_pretty(&cloud)?;
     std::fs::write(state_file(&dir), text)

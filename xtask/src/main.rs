@@ -330,6 +330,10 @@ enum Commands {
         /// Org configuration file (TOML); the demo org when absent.
         #[arg(long)]
         config: Option<std::path::PathBuf>,
+        /// The demo org's JWT key (PKCS#8 PEM), made there on first use; the demo app trusts
+        /// it. Without it the demo app trusts a key only this process knows.
+        #[arg(long)]
+        demo_jwt_key: Option<std::path::PathBuf>,
     },
 }
 
@@ -416,7 +420,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Commands::Config { env, output } => {
             environment::show(env.as_deref(), output).map(|()| ExitCode::SUCCESS)
         }
-        Commands::Emulator { port, config } => serve_emulator(port, config.as_deref()),
+        Commands::Emulator {
+            port,
+            config,
+            demo_jwt_key,
+        } => serve_emulator(port, config.as_deref(), demo_jwt_key.as_deref()),
         Commands::JwtKeygen {
             out_dir,
             credentials,
@@ -948,10 +956,17 @@ fn serve_gateway(
 
 /// Runs the emulator in this process (the demo org, or `config`) until SIGTERM or Ctrl-C; also
 /// what `local up` runs in the background.
-fn serve_emulator(port: u16, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
-    let org = match config {
-        Some(path) => sf_emulator::OrgConfig::from_file(path)?,
-        None => sf_emulator::OrgConfig::demo(),
+fn serve_emulator(
+    port: u16,
+    config: Option<&std::path::Path>,
+    demo_jwt_key: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let org = match (config, demo_jwt_key) {
+        (Some(path), _) => sf_emulator::OrgConfig::from_file(path)?,
+        (None, Some(key)) => {
+            sf_emulator::OrgConfig::demo_trusting(&sf_emulator::DemoKey::load_or_create(key)?)
+        }
+        (None, None) => sf_emulator::OrgConfig::demo(),
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {

@@ -384,9 +384,7 @@ mod tests {
 
     #[test]
     fn jwt_assertion_carries_the_documented_claims() -> Result<()> {
-        let key = Secret::new(include_str!(
-            "../../../localcloud/sf-emulator/fixtures/demo-jwt-key.pem"
-        ));
+        let key = Secret::new(sf_emulator::process_demo_key().private_key_pem());
         let assertion = sign_assertion("ck", "u@x", "https://login.salesforce.com", &key)?;
         let parts: Vec<&str> = assertion.expose().split('.').collect();
         assert_eq!(parts.len(), 3);

@@ -363,10 +363,12 @@ fn check_private_key(private_key: &Secret) -> Result<()> {
 mod tests {
     use super::*;
 
-    const KEY: &str = include_str!("../../../localcloud/sf-emulator/fixtures/demo-jwt-key.pem");
+    fn key() -> &'static str {
+        sf_emulator::process_demo_key().private_key_pem()
+    }
 
     fn jwt_document(extra: &str) -> String {
-        let key = serde_json::to_string(KEY).unwrap_or_default();
+        let key = serde_json::to_string(key()).unwrap_or_default();
         format!(r#"{{"ConsumerKey":"ck","Username":"u@x","PrivateKey":{key}{extra}}}"#)
     }
 

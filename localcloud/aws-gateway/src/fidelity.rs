@@ -148,11 +148,12 @@ impl Throttle {
     }
 }
 
-/// How long a force-deleted secret's name stays taken on the local cloud: AWS deletes
-/// asynchronously and documents no bound ("it can take several seconds"), scaled down here so
-/// a local teardown followed by a deploy stays quick while still taking the path AWS makes a
-/// deploy take.
-pub const SECRET_DELETION_WINDOW: Duration = Duration::from_millis(1500);
+/// The longest a force-deleted secret's name stays taken on the local cloud. AWS deletes
+/// asynchronously and documents no bound ("it can take several seconds"). Locally the deletion
+/// finishes once it has refused one `CreateSecret` or `RestoreSecret`, so that a caller always
+/// meets it once, however slowly it gets there (a fixed window made a drill depend on the
+/// machine's load), and a teardown followed by a deploy stays quick.
+pub const SECRET_DELETION_BOUND: Duration = Duration::from_secs(30);
 
 /// Secrets force-deleted a moment ago, whose deletion AWS would still be carrying out.
 ///
@@ -220,11 +221,16 @@ impl Deletions {
         .as_str()?;
         let deleted = {
             let mut recent = self.recent.lock().ok()?;
-            recent.retain(|_, deleted| deleted.at.elapsed() < SECRET_DELETION_WINDOW);
-            recent
+            recent.retain(|_, deleted| deleted.at.elapsed() < SECRET_DELETION_BOUND);
+            let deleted = recent
                 .values()
                 .find(|deleted| deleted.name == id || deleted.arn == id)
-                .cloned()?
+                .cloned()?;
+            if action != "secretsmanager:DescribeSecret" {
+                // Met once: the asynchronous deletion is over for the next attempt.
+                recent.remove(&deleted.name);
+            }
+            deleted
         };
         Some(match action.as_str() {
             "secretsmanager:CreateSecret" => deny::invalid_request(

@@ -10,10 +10,6 @@ use crate::ids;
 use crate::sosl::PhoneMatch;
 
 const DEMO_ORG: &str = include_str!("../fixtures/demo-org.toml");
-const DEMO_CERTIFICATE: &str = include_str!("../fixtures/demo-jwt-cert.pem");
-/// The demo connected app's JWT private key. It is a public test value: the demo org
-/// trusts it so the local target can use the JWT bearer flow without any set-up.
-pub const DEMO_PRIVATE_KEY: &str = include_str!("../fixtures/demo-jwt-key.pem");
 /// The demo connected app and user (public test values, as in `fixtures/demo-org.toml`).
 pub const DEMO_CONSUMER_KEY: &str = "sfstack-demo-consumer-key";
 pub const DEMO_CONSUMER_SECRET: &str = "sfstack-demo-consumer-secret";
@@ -155,16 +151,22 @@ fn default_audiences() -> Vec<String> {
 }
 
 impl OrgConfig {
-    /// The built-in demo org (`fixtures/demo-org.toml`), with its certificate inlined.
+    /// The built-in demo org (`fixtures/demo-org.toml`), its connected app trusting this
+    /// process's key ([`crate::process_demo_key`]).
     pub fn demo() -> Self {
+        Self::demo_trusting(crate::process_demo_key())
+    }
+
+    /// The built-in demo org, its connected app trusting `key` for the JWT bearer flow.
+    pub fn demo_trusting(key: &crate::DemoKey) -> Self {
         // The demo file is part of the crate and covered by tests, so it always parses.
         let mut config = match Self::from_toml_str(DEMO_ORG, None) {
             Ok(config) => config,
             Err(error) => panic!("the built-in demo org is invalid: {error:#}"),
         };
         for app in &mut config.connected_apps {
-            if app.certificate.as_deref() == Some("demo-jwt-cert.pem") {
-                app.certificate = Some(DEMO_CERTIFICATE.to_string());
+            if app.consumer_key == DEMO_CONSUMER_KEY {
+                app.certificate = Some(key.public_key_pem().to_string());
             }
         }
         config
@@ -238,21 +240,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn demo_org_parses_with_its_certificate() {
-        let config = OrgConfig::demo();
+    fn demo_org_parses_trusting_the_key_it_is_given() -> anyhow::Result<()> {
+        let key = crate::DemoKey::generate()?;
+        let config = OrgConfig::demo_trusting(&key);
         assert_eq!(config.org_id, "00D000000000001EAA");
         let app = &config.connected_apps[0];
-        assert!(
-            app.certificate
-                .as_deref()
-                .is_some_and(|pem| pem.contains("BEGIN CERTIFICATE"))
-        );
+        assert_eq!(app.certificate.as_deref(), Some(key.public_key_pem()));
         assert!(
             config
                 .records
                 .iter()
                 .any(|record| record.sobject == "Contact")
         );
+        Ok(())
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod admin;
 pub mod config;
+mod demo_key;
 pub mod error;
 pub mod ids;
 mod oauth;
@@ -16,8 +17,9 @@ pub mod sosl;
 pub mod store;
 
 pub use config::{
-    DEMO_CALLBACK_URL, DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET, DEMO_PASSWORD, DEMO_PRIVATE_KEY,
-    DEMO_SECURITY_TOKEN, DEMO_USERNAME, OrgConfig,
+    DEMO_CALLBACK_URL, DEMO_CONSUMER_KEY, DEMO_CONSUMER_SECRET, DEMO_PASSWORD, DEMO_SECURITY_TOKEN,
+    DEMO_USERNAME, OrgConfig,
 };
+pub use demo_key::{DemoKey, process_demo_key};
 pub use org::LogEntry;
 pub use server::Emulator;

@@ -17,6 +17,11 @@ struct Args {
     /// Port to listen on; 0 picks a free one.
     #[arg(long, default_value_t = 8788, env = "SF_EMULATOR_PORT")]
     port: u16,
+    /// The demo org's JWT key (PKCS#8 PEM), made there on first use; the demo app trusts it.
+    /// Without it the demo app trusts a key only this process knows, so the JWT bearer flow is
+    /// closed to clients.
+    #[arg(long, env = "SF_EMULATOR_DEMO_JWT_KEY")]
+    demo_jwt_key: Option<PathBuf>,
     /// Address to bind. Only loopback makes sense for a test org.
     #[arg(long, default_value = "127.0.0.1")]
     bind: std::net::IpAddr,
@@ -34,7 +39,10 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = match &args.config {
         Some(path) => OrgConfig::from_file(path)?,
-        None => OrgConfig::demo(),
+        None => match &args.demo_jwt_key {
+            Some(path) => OrgConfig::demo_trusting(&sf_emulator::DemoKey::load_or_create(path)?),
+            None => OrgConfig::demo(),
+        },
     };
     let emulator = Emulator::start_on(config, SocketAddr::new(args.bind, args.port))
         .await

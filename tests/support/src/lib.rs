@@ -102,7 +102,8 @@ pub mod demo {
     pub const SECURITY_TOKEN: &str = "DEMOSECURITYTOKEN";
     pub const CALLBACK_URL: &str = "http://127.0.0.1/callback";
 
-    /// A credentials document for the JWT bearer flow against an emulator at `login_url`.
+    /// A credentials document for the JWT bearer flow against an emulator at `login_url`
+    /// started in this process with the demo org (which trusts this process's key).
     pub fn jwt_credentials(login_url: &str) -> String {
         serde_json::json!({
             "AuthFlow": "jwt",
@@ -110,7 +111,7 @@ pub mod demo {
             "ConsumerKey": CLIENT_ID,
             "ConsumerSecret": CLIENT_SECRET,
             "Username": USERNAME,
-            "PrivateKey": sf_emulator::DEMO_PRIVATE_KEY,
+            "PrivateKey": sf_emulator::process_demo_key().private_key_pem(),
         })
         .to_string()
     }

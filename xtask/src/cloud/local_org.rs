@@ -9,11 +9,16 @@ use anyhow::{Context, bail};
 #[derive(Debug, Clone)]
 pub struct LocalOrg {
     url: String,
+    /// The demo org's JWT private key, as `local up` made it.
+    jwt_key: Option<std::path::PathBuf>,
 }
 
 impl LocalOrg {
-    pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into() }
+    pub fn new(url: impl Into<String>, jwt_key: Option<std::path::PathBuf>) -> Self {
+        Self {
+            url: url.into(),
+            jwt_key,
+        }
     }
 
     /// The org's base URL: login URL and instance URL at once.
@@ -44,7 +49,7 @@ impl LocalOrg {
             "StateSigningKey": state_key,
         });
         match flow {
-            "jwt" => document["PrivateKey"] = sf_emulator::DEMO_PRIVATE_KEY.into(),
+            "jwt" => document["PrivateKey"] = self.jwt_key()?.private_key_pem().into(),
             "password" => {
                 document["Password"] = sf_emulator::DEMO_PASSWORD.into();
                 document["AccessToken"] = sf_emulator::DEMO_SECURITY_TOKEN.into();
@@ -55,6 +60,14 @@ impl LocalOrg {
             _ => {}
         }
         Ok(document.to_string())
+    }
+
+    /// The key the demo org's connected app trusts for the JWT bearer flow.
+    pub fn jwt_key(&self) -> anyhow::Result<sf_emulator::DemoKey> {
+        let path = self.jwt_key.as_deref().context(
+            "the local cloud has no demo JWT key (started by an older sfstack)\nhint: run `cargo xtask local down`, then the command again",
+        )?;
+        sf_emulator::DemoKey::load(path)
     }
 
     /// A refresh token for the demo user through the authorization-code flow.

@@ -151,7 +151,9 @@ async fn whole_flow_on_the_local_target() -> anyhow::Result<()> {
         );
     }
     // A line from the middle of the demo JWT key.
-    let key_line = sf_emulator::DEMO_PRIVATE_KEY
+    let key_line = local
+        .demo_key()?
+        .private_key_pem()
         .lines()
         .nth(5)
         .context("key line")?
@@ -286,8 +288,9 @@ async fn drills_on_the_local_target() -> anyhow::Result<()> {
 
     // A wrong credential: refused by Salesforce, named, and the stored one is kept.
     let before = secret_json(&config, &format!("sfstack-{env}/salesforce-credentials")).await?;
-    let wrong_key =
-        std::fs::read_to_string(root().join("localcloud/sf-emulator/fixtures/other-key.pem"))?;
+    let wrong_key = sf_emulator::DemoKey::generate()?
+        .private_key_pem()
+        .to_string();
     let wrong = serde_json::json!({
         "AuthFlow": "jwt",
         "LoginUrl": local.emulator()?,
@@ -335,7 +338,7 @@ async fn drills_on_the_local_target() -> anyhow::Result<()> {
         "ConsumerKey": sf_emulator::DEMO_CONSUMER_KEY,
         "ConsumerSecret": sf_emulator::DEMO_CONSUMER_SECRET,
         "Username": sf_emulator::DEMO_USERNAME,
-        "PrivateKey": sf_emulator::DEMO_PRIVATE_KEY,
+        "PrivateKey": local.demo_key()?.private_key_pem(),
         "StateSigningKey": "a-new-state-signing-key-of-enough-length-0123456789",
     })
     .to_string();

@@ -132,6 +132,15 @@ impl Local {
             .await)
     }
 
+    /// The key the local cloud's demo org trusts for the JWT bearer flow.
+    fn demo_key(&self) -> anyhow::Result<sf_emulator::DemoKey> {
+        let path = self.state()?["demo_jwt_key"]
+            .as_str()
+            .context("no demo JWT key")?
+            .to_string();
+        sf_emulator::DemoKey::load(std::path::Path::new(&path))
+    }
+
     fn emulator(&self) -> anyhow::Result<String> {
         Ok(self.state()?["emulator"]["url"]
             .as_str()

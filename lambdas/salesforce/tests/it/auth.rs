@@ -4,8 +4,8 @@ use salesforce::{AuthFlow, Client, Credentials, Error, Secret};
 use serde_json::json;
 
 use crate::support::{
-    CALLBACK_URL, CONSUMER_KEY, CONSUMER_SECRET, DEMO_KEY, Org, PASSWORD, SECURITY_TOKEN,
-    TestResult, UNTRUSTED_KEY, USERNAME, fast_config,
+    CALLBACK_URL, CONSUMER_KEY, CONSUMER_SECRET, Org, PASSWORD, SECURITY_TOKEN, TestResult,
+    USERNAME, demo_key, fast_config, untrusted_key,
 };
 
 #[tokio::test]
@@ -35,7 +35,7 @@ async fn every_grant_logs_in_and_calls_the_returned_instance() -> TestResult {
 #[tokio::test]
 async fn credentials_documents_log_in_with_the_flow_they_select() -> TestResult {
     let org = Org::start().await?;
-    let key = serde_json::to_string(DEMO_KEY)?;
+    let key = serde_json::to_string(demo_key())?;
     let base = &org.base_url;
     let documents = [
         (
@@ -137,13 +137,13 @@ async fn bad_authorization_codes_report_the_oauth_error() -> TestResult {
 async fn failed_logins_report_the_oauth_error_without_retrying() -> TestResult {
     let org = Org::start().await?;
     let base = org.base_url.as_str();
-    let untrusted = Credentials::jwt_bearer(CONSUMER_KEY, USERNAME, Secret::new(UNTRUSTED_KEY))?
+    let untrusted = Credentials::jwt_bearer(CONSUMER_KEY, USERNAME, Secret::new(untrusted_key()?))?
         .with_login_url(base)?;
     let wrong_audience = org
         .jwt_credentials()?
         .with_jwt_audience("https://wrong.example.com");
     let unknown_jwt_client =
-        Credentials::jwt_bearer("no-such-app", USERNAME, Secret::new(DEMO_KEY))?
+        Credentials::jwt_bearer("no-such-app", USERNAME, Secret::new(demo_key()))?
             .with_login_url(base)?;
     let cases: Vec<(&str, Credentials, &str, Option<&str>)> = vec![
         (

@@ -15,10 +15,17 @@ pub const USERNAME: &str = "demo@sfstack.local";
 pub const PASSWORD: &str = "demo-password";
 pub const SECURITY_TOKEN: &str = "DEMOSECURITYTOKEN";
 pub const CALLBACK_URL: &str = "http://127.0.0.1/callback";
-pub const DEMO_KEY: &str =
-    include_str!("../../../../localcloud/sf-emulator/fixtures/demo-jwt-key.pem");
-pub const UNTRUSTED_KEY: &str =
-    include_str!("../../../../localcloud/sf-emulator/fixtures/other-key.pem");
+/// The key the demo org started in this process trusts.
+pub fn demo_key() -> &'static str {
+    sf_emulator::process_demo_key().private_key_pem()
+}
+
+/// A key the demo org does not trust.
+pub fn untrusted_key() -> Result<String, BoxError> {
+    Ok(sf_emulator::DemoKey::generate()?
+        .private_key_pem()
+        .to_string())
+}
 
 /// A running demo org.
 pub struct Org {
@@ -53,7 +60,7 @@ impl Org {
 
     pub fn jwt_credentials(&self) -> Result<Credentials, BoxError> {
         Ok(
-            Credentials::jwt_bearer(CONSUMER_KEY, USERNAME, Secret::new(DEMO_KEY))?
+            Credentials::jwt_bearer(CONSUMER_KEY, USERNAME, Secret::new(demo_key()))?
                 .with_login_url(&self.base_url)?,
         )
     }

@@ -10,7 +10,11 @@ use sha2::{Digest, Sha256};
 use crate::{CLIENT_ID, CLIENT_SECRET, Org, PASSWORD_AND_TOKEN, USERNAME, split};
 
 const JWT_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
-const OTHER_KEY: &str = include_str!("../../fixtures/other-key.pem");
+
+/// The key the demo org started in this process trusts.
+fn demo_key() -> &'static str {
+    sf_emulator::process_demo_key().private_key_pem()
+}
 
 fn jwt(claims: Value, key_pem: &str) -> String {
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(key_pem.as_bytes()).expect("rsa key");
@@ -220,7 +224,7 @@ async fn jwt_bearer_grant_accepts_number_string_and_millisecond_exp() {
     for exp in exps {
         let assertion = jwt(
             json!({"iss": CLIENT_ID, "sub": USERNAME, "aud": "https://login.salesforce.com", "exp": exp}),
-            sf_emulator::DEMO_PRIVATE_KEY,
+            demo_key(),
         );
         let response = org
             .token_request(&[("grant_type", JWT_GRANT), ("assertion", &assertion)])
@@ -238,7 +242,7 @@ async fn jwt_bearer_grant_prefers_prn_over_sub() {
     let assertion = jwt(
         json!({"iss": CLIENT_ID, "sub": "nobody@sfstack.local", "prn": "agent@sfstack.local",
                "aud": org.emulator.base_url(), "exp": now() + 60}),
-        sf_emulator::DEMO_PRIVATE_KEY,
+        demo_key(),
     );
     let response = org
         .token_request(&[("grant_type", JWT_GRANT), ("assertion", &assertion)])
@@ -265,7 +269,11 @@ async fn jwt_bearer_grant_failures() {
         claims[key] = value;
         claims
     };
-    let key = sf_emulator::DEMO_PRIVATE_KEY;
+    let key = demo_key();
+    let other_key = sf_emulator::DemoKey::generate()
+        .expect("a key the org does not trust")
+        .private_key_pem()
+        .to_string();
     let cases = [
         (
             jwt(with("aud", json!("https://evil.example")), key),
@@ -273,7 +281,7 @@ async fn jwt_bearer_grant_failures() {
             "Audience validation failed",
         ),
         (
-            jwt(good.clone(), OTHER_KEY),
+            jwt(good.clone(), &other_key),
             "invalid_grant",
             "invalid assertion",
         ),
