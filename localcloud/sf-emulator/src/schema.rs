@@ -45,6 +45,19 @@ impl FieldType {
     }
 
     /// Whether SOSL's `ALL FIELDS`/`NAME FIELDS` text search looks at this field.
+    /// Whether aggregate functions take fields of this type (describe's `aggregatable`).
+    pub fn aggregatable(self) -> bool {
+        !matches!(self, Self::TextArea | Self::Boolean)
+    }
+
+    /// Whether GROUP BY takes fields of this type (describe's `groupable`).
+    pub fn groupable(self) -> bool {
+        !matches!(
+            self,
+            Self::TextArea | Self::Double | Self::Currency | Self::DateTime
+        )
+    }
+
     pub fn is_text(self) -> bool {
         matches!(
             self,
@@ -206,13 +219,7 @@ impl FieldDef {
         let mut put = |key: &str, value: Value| {
             field.insert(key.to_string(), value);
         };
-        put(
-            "aggregatable",
-            json!(!matches!(
-                field_type,
-                FieldType::TextArea | FieldType::Boolean
-            )),
-        );
+        put("aggregatable", json!(field_type.aggregatable()));
         put("aiPredictionField", json!(false));
         put("autoNumber", json!(self.name == "CaseNumber"));
         put(
@@ -247,13 +254,7 @@ impl FieldDef {
         put("filterable", json!(field_type != FieldType::TextArea));
         put("filteredLookupInfo", Value::Null);
         put("formulaTreatNullNumberAsZero", json!(false));
-        put(
-            "groupable",
-            json!(!matches!(
-                field_type,
-                FieldType::TextArea | FieldType::Double | FieldType::Currency | FieldType::DateTime
-            )),
-        );
+        put("groupable", json!(field_type.groupable()));
         put("highScaleNumber", json!(false));
         put("htmlFormatted", json!(false));
         put(
@@ -456,7 +457,36 @@ pub struct Schema {
     pub objects: Vec<ObjectDef>,
 }
 
+/// A child relationship of a parent object: the child object and its reference field to the
+/// parent (`Cases` of Contact: Case through `ContactId`).
+#[derive(Debug, Clone, Copy)]
+pub struct ChildRelationship<'s> {
+    pub name: &'static str,
+    pub child: &'s ObjectDef,
+    pub field: &'static str,
+}
+
 impl Schema {
+    /// The child relationship `name` (ignoring case) of `parent`, as its describe lists it.
+    pub fn child_relationship(
+        &self,
+        parent: &ObjectDef,
+        name: &str,
+    ) -> Option<ChildRelationship<'_>> {
+        self.objects.iter().find_map(|child| {
+            child.fields.iter().find_map(|field| {
+                let relationship = child_relationship_name(child.name, field.name)?;
+                (field.reference_to.contains(&parent.name)
+                    && relationship.eq_ignore_ascii_case(name))
+                .then_some(ChildRelationship {
+                    name: relationship,
+                    child,
+                    field: field.name,
+                })
+            })
+        })
+    }
+
     /// Finds an object by name, ignoring case.
     pub fn object(&self, name: &str) -> Option<&ObjectDef> {
         self.objects

@@ -1,9 +1,12 @@
 //! SOQL: parsing and evaluation of the subset the emulator serves.
 //!
-//! Supported: `SELECT <fields | COUNT()> FROM <object> [WHERE …] [ORDER BY …] [LIMIT n]
-//! [OFFSET n]` with parent relationship paths anywhere a field may appear. Not supported:
-//! child subqueries, aggregate functions other than `COUNT()`, GROUP BY, TYPEOF, bind
-//! variables, `WITH`/`FOR` clauses, date functions, `INCLUDES`/`EXCLUDES`.
+//! Supported: `SELECT <fields, (subqueries) | aggregates | COUNT()> FROM <object> [WHERE …]
+//! [GROUP BY …] [HAVING …] [ORDER BY …] [LIMIT n] [OFFSET n]` with parent relationship paths
+//! anywhere a field may appear. A subquery is `(SELECT fields FROM <child relationship> [WHERE
+//! …] [ORDER BY …] [LIMIT n])` (`subquery.rs`); aggregates are `COUNT(field)`,
+//! `COUNT_DISTINCT`, `SUM`, `AVG`, `MIN` and `MAX`, with aliases (`aggregate.rs`). Not
+//! supported: semi-joins (`Id IN (SELECT …)`), GROUP BY ROLLUP/CUBE, TYPEOF, bind variables,
+//! `WITH`/`FOR` clauses, date functions, `INCLUDES`/`EXCLUDES`.
 //!
 //! Error messages follow Salesforce's shapes. Syntax errors are `MALFORMED_QUERY` with the
 //! caret form and a quoted token (`unexpected token: 'FROM'`); a statement whose first word
@@ -11,11 +14,13 @@
 //! `q=invalid` (`unexpected token: 'invalid'`), unquoted for the first word of a statement, as
 //! recorded for `SELEKT Id FROM Account` (`unexpected token: SELEKT`).
 
+mod aggregate;
 mod condition;
 #[cfg(test)]
 pub(crate) mod fixture;
 mod lexer;
 mod path;
+mod subquery;
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
@@ -69,6 +74,18 @@ pub fn run(
                 .is_none_or(|condition| matches(condition, record, schema, store))
         })
         .collect();
+    if let SelectList::Aggregate(plan) = &statement.fields {
+        let records: Vec<Value> = plan
+            .run(&rows, schema, store)
+            .into_iter()
+            .skip(statement.offset)
+            .take(statement.limit.unwrap_or(usize::MAX))
+            .collect();
+        return Ok(QueryOutput {
+            total_size: records.len(),
+            records,
+        });
+    }
     sort_records(&mut rows, &statement.order, schema, store);
     let rows = rows
         .into_iter()
@@ -79,15 +96,26 @@ pub fn run(
             total_size: rows.count(),
             records: Vec::new(),
         }),
-        SelectList::Fields(selection) => {
+        SelectList::Fields {
+            selection,
+            subqueries,
+        } => {
             let records: Vec<Value> = rows
-                .map(|record| render_record(record, selection, schema, store, &options.api_version))
+                .map(|record| {
+                    let rendered =
+                        render_record(record, selection, schema, store, &options.api_version);
+                    subquery::add_children(rendered, record, subqueries, schema, store, options)
+                })
                 .collect();
             Ok(QueryOutput {
                 total_size: records.len(),
                 records,
             })
         }
+        SelectList::Aggregate(_) => Ok(QueryOutput {
+            total_size: 0,
+            records: Vec::new(),
+        }),
     }
 }
 
@@ -140,7 +168,30 @@ pub fn unsupported_type_message(name: &str) -> String {
 
 enum SelectList {
     Count,
-    Fields(Selection),
+    Fields {
+        selection: Selection,
+        /// Child subqueries, each with where its result goes among the record's keys.
+        subqueries: Vec<subquery::Placed>,
+    },
+    Aggregate(aggregate::Plan),
+}
+
+/// One select-list item as written, resolved once the object is known.
+enum Item {
+    Field {
+        token: Token,
+        alias: Option<Token>,
+    },
+    Aggregate {
+        function: aggregate::Function,
+        argument: Token,
+        alias: Option<Token>,
+    },
+    /// `(SELECT …)`: the parser position just after the `(`.
+    Subquery {
+        open: Token,
+        start: usize,
+    },
 }
 
 struct Statement<'s> {
@@ -183,21 +234,44 @@ fn parse_statement<'s>(soql: &str, schema: &'s Schema) -> Result<Statement<'s>, 
     // Field names are checked once the object is known, as Salesforce reports an unknown
     // object before an unknown field.
     let mut count = false;
-    let mut field_tokens = Vec::new();
+    let mut items = Vec::new();
     loop {
         let token = parser.peek().clone();
+        let function = aggregate::Function::named(&token.text)
+            .filter(|_| is_name(&token) && parser.peek_at(1).is_symbol("("));
         if token.is_keyword("COUNT")
             && parser.peek_at(1).is_symbol("(")
-            && field_tokens.is_empty()
+            && parser.peek_at(2).is_symbol(")")
+            && items.is_empty()
             && !count
         {
             parser.advance();
             parser.advance();
             parser.expect_symbol(")")?;
             count = true;
+        } else if let Some(function) = function.filter(|_| !count) {
+            parser.advance();
+            parser.advance();
+            let argument = parser.advance();
+            if !is_name(&argument) {
+                return Err(parser.unexpected_token(&argument));
+            }
+            parser.expect_symbol(")")?;
+            let alias = parse_alias(&mut parser);
+            items.push(Item::Aggregate {
+                function,
+                argument,
+                alias,
+            });
+        } else if token.is_symbol("(") && !count {
+            parser.advance();
+            let start = parser.position();
+            subquery::skip(&mut parser)?;
+            items.push(Item::Subquery { open: token, start });
         } else if is_name(&token) && !count {
             parser.advance();
-            field_tokens.push(token);
+            let alias = parse_alias(&mut parser);
+            items.push(Item::Field { token, alias });
         } else {
             return Err(parser.unexpected());
         }
@@ -207,18 +281,49 @@ fn parse_statement<'s>(soql: &str, schema: &'s Schema) -> Result<Statement<'s>, 
     }
     parser.expect_keyword("FROM")?;
     let object = parse_object(&mut parser, schema)?;
-    let fields = if count {
-        SelectList::Count
-    } else {
-        let paths = resolve_field_list(&parser, &field_tokens, object, schema)?;
-        SelectList::Fields(Selection::new(&paths))
-    };
     let condition = if parser.eat_keyword("WHERE") {
         Some(condition::parse(&mut parser, object, schema)?)
     } else {
         None
     };
-    let order = parse_order_by(&mut parser, object, schema)?;
+    let group_by = if parser.eat_keyword("GROUP") {
+        parser.expect_keyword("BY")?;
+        let tokens = parse_field_tokens(&mut parser)?;
+        Some(aggregate::group_paths(&parser, &tokens, object, schema)?)
+    } else {
+        None
+    };
+    let aggregated = group_by.is_some()
+        || items
+            .iter()
+            .any(|item| matches!(item, Item::Aggregate { .. }));
+    let (fields, order) = if count {
+        if group_by.is_some() {
+            // The documentation: with GROUP BY, use COUNT(fieldName) instead of COUNT().
+            return Err(RestError::malformed_query(
+                "COUNT() cannot be used with GROUP BY; use COUNT(fieldName)",
+            ));
+        }
+        (
+            SelectList::Count,
+            parse_order_by(&mut parser, object, schema)?,
+        )
+    } else if aggregated {
+        let plan = aggregate::plan(
+            &mut parser,
+            &items,
+            group_by.unwrap_or_default(),
+            object,
+            schema,
+        )?;
+        (SelectList::Aggregate(plan), Vec::new())
+    } else {
+        if parser.peek().is_keyword("HAVING") {
+            return Err(parser.unexpected());
+        }
+        let fields = select_fields(&mut parser, &items, object, schema)?;
+        (fields, parse_order_by(&mut parser, object, schema)?)
+    };
     let limit = if parser.eat_keyword("LIMIT") {
         Some(parse_count(&mut parser)?)
     } else {
@@ -248,6 +353,48 @@ fn parse_statement<'s>(soql: &str, schema: &'s Schema) -> Result<Statement<'s>, 
         order,
         limit,
         offset,
+    })
+}
+
+/// An alias after a select-list item (`COUNT(Id) total`, `Account.Name name`): a name that
+/// is not the FROM keyword.
+fn parse_alias(parser: &mut Parser) -> Option<Token> {
+    let token = parser.peek();
+    (is_name(token) && !token.is_keyword("FROM")).then(|| parser.advance())
+}
+
+/// The select list of a plain query: fields (no aliases: only aggregate queries take them) and
+/// child subqueries, each placed after the keys the fields before it make.
+fn select_fields(
+    parser: &mut Parser,
+    items: &[Item],
+    object: &ObjectDef,
+    schema: &Schema,
+) -> Result<SelectList, RestError> {
+    let mut field_tokens = Vec::new();
+    let mut subqueries = Vec::new();
+    for item in items {
+        match item {
+            Item::Field { token, alias } => {
+                if let Some(alias) = alias {
+                    return Err(parser.unexpected_token(alias));
+                }
+                field_tokens.push(token.clone());
+            }
+            Item::Subquery { start, .. } => {
+                let resume = parser.position();
+                parser.seek(*start);
+                let parsed = subquery::parse(parser, object, schema);
+                parser.seek(resume);
+                subqueries.push((field_tokens.len(), parsed?));
+            }
+            Item::Aggregate { .. } => return Err(parser.unexpected()),
+        }
+    }
+    let paths = resolve_field_list(parser, &field_tokens, object, schema)?;
+    Ok(SelectList::Fields {
+        subqueries: subquery::place(subqueries, &paths)?,
+        selection: Selection::new(&paths),
     })
 }
 
@@ -323,22 +470,7 @@ pub(crate) fn parse_order_by(
             return Err(parser.unexpected_token(&token));
         }
         let path = resolve_at(parser, &token, object, schema)?;
-        let descending = if parser.eat_keyword("DESC") {
-            true
-        } else {
-            parser.eat_keyword("ASC");
-            false
-        };
-        // Salesforce's default puts nulls first ascending and last descending.
-        let mut nulls_first = !descending;
-        if parser.eat_keyword("NULLS") {
-            if parser.eat_keyword("FIRST") {
-                nulls_first = true;
-            } else {
-                parser.expect_keyword("LAST")?;
-                nulls_first = false;
-            }
-        }
+        let (descending, nulls_first) = parse_direction(parser)?;
         order.push(OrderItem {
             path,
             descending,
@@ -348,6 +480,27 @@ pub(crate) fn parse_order_by(
             return Ok(order);
         }
     }
+}
+
+/// `[ASC|DESC] [NULLS FIRST|LAST]` after an ORDER BY item: whether descending, and whether
+/// nulls come first (Salesforce's default: first ascending, last descending).
+pub(crate) fn parse_direction(parser: &mut Parser) -> Result<(bool, bool), RestError> {
+    let descending = if parser.eat_keyword("DESC") {
+        true
+    } else {
+        parser.eat_keyword("ASC");
+        false
+    };
+    let mut nulls_first = !descending;
+    if parser.eat_keyword("NULLS") {
+        if parser.eat_keyword("FIRST") {
+            nulls_first = true;
+        } else {
+            parser.expect_keyword("LAST")?;
+            nulls_first = false;
+        }
+    }
+    Ok((descending, nulls_first))
 }
 
 /// A non-negative whole number (LIMIT, OFFSET).
@@ -387,7 +540,24 @@ pub(crate) fn sort_records(
 }
 
 fn compare_for_order(a: &Value, b: &Value, item: &OrderItem) -> Ordering {
-    let nulls = if item.nulls_first {
+    compare_values(
+        a,
+        b,
+        item.path.field_type,
+        item.descending,
+        item.nulls_first,
+    )
+}
+
+/// Orders two values as ORDER BY does: nulls first or last, present values by their type.
+fn compare_values(
+    a: &Value,
+    b: &Value,
+    field_type: FieldType,
+    descending: bool,
+    nulls_first: bool,
+) -> Ordering {
+    let nulls = if nulls_first {
         Ordering::Less
     } else {
         Ordering::Greater
@@ -397,8 +567,8 @@ fn compare_for_order(a: &Value, b: &Value, item: &OrderItem) -> Ordering {
         (true, false) => nulls,
         (false, true) => nulls.reverse(),
         (false, false) => {
-            let ordering = compare_present(a, b, item.path.field_type);
-            if item.descending {
+            let ordering = compare_present(a, b, field_type);
+            if descending {
                 ordering.reverse()
             } else {
                 ordering

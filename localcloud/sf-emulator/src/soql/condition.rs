@@ -15,11 +15,41 @@ use crate::ids;
 use crate::schema::{FieldType, ObjectDef, Schema};
 use crate::store::{self, Record, Store};
 
-/// A parsed WHERE expression, its field paths already resolved.
+/// A parsed WHERE (or HAVING) expression, its field paths already resolved.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
     expression: Expression,
 }
+
+/// What a comparison's left side names: a field path (WHERE), or one of the values an
+/// aggregate query computes per group (HAVING: an aggregate function or a grouped field).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Subject {
+    /// As the caller typed it, for error messages.
+    pub typed: String,
+    pub field_type: FieldType,
+    pub source: Source,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Source {
+    Path(FieldPath),
+    /// The group's value at this index.
+    Slot(usize),
+}
+
+impl Subject {
+    fn path(path: FieldPath) -> Self {
+        Self {
+            typed: path.typed.clone(),
+            field_type: path.field_type,
+            source: Source::Path(path),
+        }
+    }
+}
+
+/// Reads a comparison's left side at the parser's position.
+pub(crate) type Resolve<'r> = dyn FnMut(&mut Parser) -> Result<Subject, RestError> + 'r;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Expression {
@@ -27,16 +57,16 @@ enum Expression {
     Any(Vec<Expression>),
     Not(Box<Expression>),
     Compare {
-        path: FieldPath,
+        subject: Subject,
         operator: Operator,
         operand: Operand,
     },
     Like {
-        path: FieldPath,
+        subject: Subject,
         pattern: Vec<Wildcard>,
     },
     In {
-        path: FieldPath,
+        subject: Subject,
         operands: Vec<Operand>,
         negated: bool,
     },
@@ -82,8 +112,23 @@ pub(crate) fn parse(
     object: &ObjectDef,
     schema: &Schema,
 ) -> Result<Condition, RestError> {
+    let mut resolve = |parser: &mut Parser| {
+        let token = parser.advance();
+        if !is_name(&token) {
+            return Err(parser.unexpected_token(&token));
+        }
+        resolve_at(parser, &token, object, schema).map(Subject::path)
+    };
+    parse_with(parser, &mut resolve)
+}
+
+/// Parses a condition whose left sides `resolve` reads (HAVING's aggregates and groups).
+pub(crate) fn parse_with(
+    parser: &mut Parser,
+    resolve: &mut Resolve<'_>,
+) -> Result<Condition, RestError> {
     Ok(Condition {
-        expression: parse_expression(parser, object, schema)?,
+        expression: parse_expression(parser, resolve)?,
     })
 }
 
@@ -91,10 +136,9 @@ pub(crate) fn parse(
 /// SOQL (parentheses are required), reported at the operator that switches.
 fn parse_expression(
     parser: &mut Parser,
-    object: &ObjectDef,
-    schema: &Schema,
+    resolve: &mut Resolve<'_>,
 ) -> Result<Expression, RestError> {
-    let first = parse_unary(parser, object, schema)?;
+    let first = parse_unary(parser, resolve)?;
     let mut rest = Vec::new();
     let mut conjunction: Option<bool> = None;
     loop {
@@ -110,7 +154,7 @@ fn parse_expression(
         }
         conjunction = Some(is_and);
         parser.advance();
-        rest.push(parse_unary(parser, object, schema)?);
+        rest.push(parse_unary(parser, resolve)?);
     }
     Ok(match conjunction {
         None => first,
@@ -126,34 +170,20 @@ fn parse_expression(
     })
 }
 
-fn parse_unary(
-    parser: &mut Parser,
-    object: &ObjectDef,
-    schema: &Schema,
-) -> Result<Expression, RestError> {
+fn parse_unary(parser: &mut Parser, resolve: &mut Resolve<'_>) -> Result<Expression, RestError> {
     if parser.eat_keyword("NOT") {
-        return Ok(Expression::Not(Box::new(parse_unary(
-            parser, object, schema,
-        )?)));
+        return Ok(Expression::Not(Box::new(parse_unary(parser, resolve)?)));
     }
     if parser.eat_symbol("(") {
-        let inner = parse_expression(parser, object, schema)?;
+        let inner = parse_expression(parser, resolve)?;
         parser.expect_symbol(")")?;
         return Ok(inner);
     }
-    parse_simple(parser, object, schema)
+    parse_simple(parser, resolve)
 }
 
-fn parse_simple(
-    parser: &mut Parser,
-    object: &ObjectDef,
-    schema: &Schema,
-) -> Result<Expression, RestError> {
-    let field_token = parser.advance();
-    if !is_name(&field_token) {
-        return Err(parser.unexpected_token(&field_token));
-    }
-    let path = resolve_at(parser, &field_token, object, schema)?;
+fn parse_simple(parser: &mut Parser, resolve: &mut Resolve<'_>) -> Result<Expression, RestError> {
+    let path = resolve(parser)?;
     let operator_token = parser.advance();
     if operator_token.is_keyword("LIKE") {
         let literal = parser.advance();
@@ -170,7 +200,7 @@ fn parse_simple(
             ));
         }
         return Ok(Expression::Like {
-            path,
+            subject: path,
             pattern: lowercase_pattern(pattern),
         });
     }
@@ -189,7 +219,7 @@ fn parse_simple(
         }
         parser.expect_symbol(")")?;
         return Ok(Expression::In {
-            path,
+            subject: path,
             operands,
             negated,
         });
@@ -209,7 +239,7 @@ fn parse_simple(
     };
     let operand = parse_operand(parser, &path, operator)?;
     Ok(Expression::Compare {
-        path,
+        subject: path,
         operator,
         operand,
     })
@@ -218,7 +248,7 @@ fn parse_simple(
 /// Reads one literal and checks it against the field's type, as Salesforce does at parse time.
 fn parse_operand(
     parser: &mut Parser,
-    path: &FieldPath,
+    path: &Subject,
     operator: Operator,
 ) -> Result<Operand, RestError> {
     let token = parser.advance();
@@ -267,7 +297,7 @@ enum Literal {
 
 fn typed_operand(
     parser: &Parser,
-    path: &FieldPath,
+    path: &Subject,
     operator: Operator,
     literal: Literal,
     token: &Token,
@@ -364,46 +394,64 @@ pub(crate) fn evaluate(
     schema: &Schema,
     store: &Store,
 ) -> bool {
-    let today = Utc::now().date_naive();
-    evaluate_expression(&condition.expression, record, schema, store, today)
+    let value = |subject: &Subject| match &subject.source {
+        Source::Path(path) => path::value(path, record, schema, store),
+        Source::Slot(_) => &Value::Null,
+    };
+    evaluate_with(condition, &value)
 }
 
-fn evaluate_expression(
+/// Whether a group's values (HAVING) satisfy the condition.
+pub(crate) fn evaluate_group(condition: &Condition, values: &[Value]) -> bool {
+    let value = |subject: &Subject| match &subject.source {
+        Source::Slot(index) => values.get(*index).unwrap_or(&Value::Null),
+        Source::Path(_) => &Value::Null,
+    };
+    evaluate_with(condition, &value)
+}
+
+fn evaluate_with<'v>(condition: &Condition, value: &dyn Fn(&Subject) -> &'v Value) -> bool {
+    let today = Utc::now().date_naive();
+    evaluate_expression(&condition.expression, value, today)
+}
+
+fn evaluate_expression<'v>(
     expression: &Expression,
-    record: &Record,
-    schema: &Schema,
-    store: &Store,
+    value_of: &dyn Fn(&Subject) -> &'v Value,
     today: NaiveDate,
 ) -> bool {
-    let evaluate = |inner: &Expression| evaluate_expression(inner, record, schema, store, today);
+    let evaluate = |inner: &Expression| evaluate_expression(inner, value_of, today);
     match expression {
         Expression::All(items) => items.iter().all(evaluate),
         Expression::Any(items) => items.iter().any(evaluate),
         Expression::Not(inner) => !evaluate(inner),
         Expression::Compare {
-            path,
+            subject,
             operator,
             operand,
-        } => {
-            let value = path::value(path, record, schema, store);
-            compare(value, path.field_type, *operator, operand, today)
-        }
-        Expression::Like { path, pattern } => {
-            let value = path::value(path, record, schema, store);
+        } => compare(
+            value_of(subject),
+            subject.field_type,
+            *operator,
+            operand,
+            today,
+        ),
+        Expression::Like { subject, pattern } => {
+            let value = value_of(subject);
             value_text(value).is_some_and(|text| {
                 let text: Vec<char> = text.chars().flat_map(char::to_lowercase).collect();
                 wildcard_match(pattern, &text)
             })
         }
         Expression::In {
-            path,
+            subject,
             operands,
             negated,
         } => {
-            let value = path::value(path, record, schema, store);
+            let value = value_of(subject);
             let found = operands
                 .iter()
-                .any(|operand| compare(value, path.field_type, Operator::Equal, operand, today));
+                .any(|operand| compare(value, subject.field_type, Operator::Equal, operand, today));
             found != *negated
         }
     }

@@ -1,5 +1,6 @@
 //! A small org for the SOQL and SOSL unit tests: one user, three accounts, four contacts (one
-//! deleted), a lead and two tasks, with phones in every format the demo data uses.
+//! deleted), a lead, two tasks and three cases (two of Ada's, one of Bob's), with phones in
+//! every format the demo data uses.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -58,6 +59,7 @@ pub(crate) fn org() -> Org {
             ("Phone", json!("+44 11 2233 4455")),
             ("Industry", json!("Technology")),
             ("NumberOfEmployees", json!(50)),
+            ("AnnualRevenue", json!(1250000.5)),
             ("OwnerId", json!(guy)),
         ],
     );
@@ -139,5 +141,24 @@ pub(crate) fn org() -> Org {
         "Task",
         &[("Subject", json!("Call Lou")), ("WhoId", json!(lou))],
     );
+    let bob = org.id("bob");
+    for (key, subject, status, contact, account, priority) in [
+        ("jam", "Printer jam", "New", &ada, &acme, "High"),
+        ("login", "Login trouble", "Closed", &ada, &acme, "Low"),
+        ("invoice", "Invoice query", "New", &bob, &globex, "High"),
+    ] {
+        org.insert(
+            key,
+            "Case",
+            &[
+                ("Subject", json!(subject)),
+                ("Status", json!(status)),
+                ("ContactId", json!(contact)),
+                ("AccountId", json!(account)),
+                ("Origin", json!("Phone")),
+                ("Priority", json!(priority)),
+            ],
+        );
+    }
     org
 }

@@ -445,6 +445,16 @@ impl<'a> Parser<'a> {
         token
     }
 
+    /// Where the parser is, for [`Parser::seek`].
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    /// Goes back (or forward) to a position [`Parser::position`] gave.
+    pub fn seek(&mut self, position: usize) {
+        self.position = position.min(self.tokens.len());
+    }
+
     pub fn at_end(&self) -> bool {
         self.peek().kind == TokenKind::End
     }

@@ -175,12 +175,97 @@ fn malformed_statements_get_salesforce_error_codes_and_messages() {
         (
             "SELECT Id, COUNT() FROM Account",
             "MALFORMED_QUERY",
-            "unexpected token: '('",
+            "unexpected token: ')'",
         ),
         (
-            "SELECT (SELECT Id FROM Contacts) FROM Account",
+            "SELECT Id, (SELECT Id FROM Bacon) FROM Contact",
+            "INVALID_TYPE",
+            "\nSELECT Id, (SELECT Id FROM Bacon) FROM Contact\n                           ^\nERROR at Row:1:Column:28\nDidn't understand relationship 'Bacon' in FROM part of query call. If you are attempting to use a custom relationship, be sure to append the '__r' after the custom relationship name.",
+        ),
+        (
+            "SELECT Id, (SELECT Bacon FROM Cases) FROM Contact",
+            "INVALID_FIELD",
+            "No such column 'Bacon' on entity 'Case'",
+        ),
+        (
+            "SELECT Id, (SELECT Id FROM Cases FROM Contact",
             "MALFORMED_QUERY",
-            "unexpected token: '('",
+            "unexpected token",
+        ),
+        (
+            "SELECT Id, (SELECT Id, (SELECT Id FROM Tasks) FROM Cases) FROM Contact",
+            "MALFORMED_QUERY",
+            "Nesting of subqueries is not supported",
+        ),
+        (
+            "SELECT Id, (SELECT Id FROM Cases), (SELECT Id FROM cases) FROM Contact",
+            "MALFORMED_QUERY",
+            "duplicate field selected: Cases",
+        ),
+        (
+            "SELECT Subject, COUNT(Id) FROM Case GROUP BY Status",
+            "MALFORMED_QUERY",
+            "\nSELECT Subject, COUNT(Id) FROM Case GROUP BY Status\n       ^\nERROR at Row:1:Column:8\nField must be grouped or aggregated: Subject",
+        ),
+        (
+            "SELECT SUM(Name) FROM Account",
+            "MALFORMED_QUERY",
+            "field Name does not support aggregate operator SUM",
+        ),
+        (
+            "SELECT COUNT(IsDeleted) FROM Account",
+            "MALFORMED_QUERY",
+            "field IsDeleted does not support aggregate operator COUNT",
+        ),
+        (
+            "SELECT Description FROM Case GROUP BY Description",
+            "MALFORMED_QUERY",
+            "field 'Description' can not be grouped in a query call",
+        ),
+        (
+            "SELECT AnnualRevenue FROM Account GROUP BY AnnualRevenue",
+            "MALFORMED_QUERY",
+            "field 'AnnualRevenue' can not be grouped in a query call",
+        ),
+        (
+            "SELECT Status, COUNT(Id) FROM Case GROUP BY Status ORDER BY Subject",
+            "MALFORMED_QUERY",
+            "Ordered field must be grouped or aggregated: Subject",
+        ),
+        (
+            "SELECT Status FROM Case GROUP BY Status HAVING Subject = 'x'",
+            "MALFORMED_QUERY",
+            "Field must be grouped or aggregated: Subject",
+        ),
+        (
+            "SELECT Status, COUNT(Id) FROM Case GROUP BY Status HAVING COUNT(Id) > 'x'",
+            "INVALID_FIELD",
+            "must be of type integer",
+        ),
+        (
+            "SELECT Id FROM Case HAVING COUNT(Id) > 1",
+            "MALFORMED_QUERY",
+            "unexpected token: 'HAVING'",
+        ),
+        (
+            "SELECT COUNT() FROM Case GROUP BY Status",
+            "MALFORMED_QUERY",
+            "use COUNT(fieldName)",
+        ),
+        (
+            "SELECT Name n FROM Account",
+            "MALFORMED_QUERY",
+            "unexpected token: 'n'",
+        ),
+        (
+            "SELECT COUNT(Id) n, MAX(Name) n FROM Account",
+            "MALFORMED_QUERY",
+            "duplicate alias: n",
+        ),
+        (
+            "SELECT (SELECT Id FROM Cases), COUNT(Id) FROM Contact",
+            "MALFORMED_QUERY",
+            "Aggregate query does not support subqueries",
         ),
         (
             "SELECT Id FROM Account WHERE NumberOfEmployees = 'ten'",
@@ -729,4 +814,124 @@ fn resolve_field_reports_plain_invalid_field() {
         e.message
             .starts_with("No such column 'Bacon' on entity 'Contact'")
     }));
+}
+
+fn case_url(org: &Org, key: &str) -> String {
+    format!("/services/data/v62.0/sobjects/Case/{}", org.id(key))
+}
+
+/// A parent-to-child subquery answers a nested query result per parent, at its place in the
+/// select list, with its own WHERE, ORDER BY and LIMIT; a parent without children gets null.
+#[test]
+fn child_subqueries_nest_query_results_in_select_list_order() -> Result<(), RestError> {
+    let org = org();
+    let output = query(
+        &org,
+        "SELECT FirstName, (SELECT Subject FROM Cases ORDER BY Subject), Email FROM Contact ORDER BY FirstName",
+    )?;
+    assert_eq!(column(&output, "FirstName"), ["Ada", "Bob", "Carol"]);
+    let ada = &output.records[0];
+    let keys: Vec<&str> = ada
+        .as_object()
+        .map(|fields| fields.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    assert_eq!(keys, ["attributes", "FirstName", "Cases", "Email"]);
+    assert_eq!(
+        ada["Cases"],
+        json!({"totalSize": 2, "done": true, "records": [
+            {"attributes": {"type": "Case", "url": case_url(&org, "login")}, "Subject": "Login trouble"},
+            {"attributes": {"type": "Case", "url": case_url(&org, "jam")}, "Subject": "Printer jam"},
+        ]})
+    );
+    assert_eq!(output.records[1]["Cases"]["totalSize"], json!(1));
+    assert_eq!(output.records[2]["Cases"], Value::Null);
+
+    let output = query(
+        &org,
+        "SELECT Name, (SELECT Subject, Contact.FirstName FROM Cases WHERE Status = 'New' LIMIT 1) FROM Account ORDER BY Name",
+    )?;
+    assert_eq!(column(&output, "Name"), ["Acme", "Globex", "Initech"]);
+    assert_eq!(
+        output.records[0]["Cases"]["records"][0]["Subject"],
+        json!("Printer jam")
+    );
+    assert_eq!(
+        output.records[0]["Cases"]["records"][0]["Contact"]["FirstName"],
+        json!("Ada")
+    );
+    assert_eq!(output.records[0]["Cases"]["totalSize"], json!(1));
+    assert_eq!(output.records[2]["Cases"], Value::Null);
+    Ok(())
+}
+
+/// Aggregates with GROUP BY answer one AggregateResult per group: grouped fields under their
+/// field name, unaliased aggregates as expr0, expr1, … and counts as integers.
+#[test]
+fn aggregates_answer_aggregate_results() -> Result<(), RestError> {
+    let org = org();
+    let output = query(
+        &org,
+        "SELECT AccountId, COUNT(Id) FROM Case GROUP BY AccountId ORDER BY COUNT(Id) DESC",
+    )?;
+    assert_eq!(output.total_size, 2);
+    assert_eq!(
+        output.records,
+        [
+            json!({"attributes": {"type": "AggregateResult"}, "AccountId": org.id("acme"), "expr0": 2}),
+            json!({"attributes": {"type": "AggregateResult"}, "AccountId": org.id("globex"), "expr0": 1}),
+        ]
+    );
+
+    let output = query(
+        &org,
+        "SELECT Status, COUNT(Id) total, COUNT_DISTINCT(ContactId) FROM Case GROUP BY Status HAVING COUNT(Id) > 1",
+    )?;
+    assert_eq!(
+        output.records,
+        [
+            json!({"attributes": {"type": "AggregateResult"}, "Status": "New", "total": 2, "expr0": 2})
+        ]
+    );
+
+    let output = query(
+        &org,
+        "SELECT SUM(NumberOfEmployees), AVG(NumberOfEmployees), MIN(Name), MAX(Name), COUNT(Id), COUNT(NumberOfEmployees) FROM Account",
+    )?;
+    assert_eq!(
+        output.records,
+        [json!({"attributes": {"type": "AggregateResult"},
+                "expr0": 60.0, "expr1": 30.0, "expr2": "Acme", "expr3": "Initech",
+                "expr4": 3, "expr5": 2})]
+    );
+
+    // Without GROUP BY there is one row even when nothing matches.
+    let output = query(
+        &org,
+        "SELECT COUNT(Id), SUM(NumberOfEmployees) FROM Account WHERE Name = 'Nobody'",
+    )?;
+    assert_eq!(
+        output.records,
+        [json!({"attributes": {"type": "AggregateResult"}, "expr0": 0, "expr1": null})]
+    );
+
+    // A parent field groups under its own name; ORDER BY, HAVING on a group, LIMIT.
+    let output = query(
+        &org,
+        "SELECT Account.Name, MAX(Subject) latest FROM Case GROUP BY Account.Name HAVING Account.Name != 'Initech' ORDER BY Account.Name DESC LIMIT 1",
+    )?;
+    assert_eq!(
+        output.records,
+        [
+            json!({"attributes": {"type": "AggregateResult"}, "Name": "Globex", "latest": "Invoice query"})
+        ]
+    );
+
+    // GROUP BY alone, and a null group of its own.
+    let output = query(
+        &org,
+        "SELECT AccountId FROM Contact GROUP BY AccountId ORDER BY AccountId NULLS FIRST",
+    )?;
+    assert_eq!(output.total_size, 3);
+    assert_eq!(output.records[0]["AccountId"], Value::Null);
+    Ok(())
 }
