@@ -49,6 +49,20 @@ pub fn ensure_checkov() -> anyhow::Result<PathBuf> {
     )
 }
 
+/// Installs the pinned Salesforce client libraries (`python-clients.txt`: simple-salesforce)
+/// into `target/tools/clients-venv` unless they are already there, and returns its `bin`
+/// directory. The emulator's tests check that these clients parse its answers.
+pub fn ensure_salesforce_clients() -> anyhow::Result<PathBuf> {
+    ensure_venv(
+        &workspace_root()
+            .join("target")
+            .join("tools")
+            .join("clients-venv"),
+        "python-clients.txt",
+        "simple-salesforce",
+    )
+}
+
 fn ensure_venv(venv: &Path, requirements_file: &str, what: &str) -> anyhow::Result<PathBuf> {
     let root = workspace_root();
     let requirements = root.join(requirements_file);

@@ -1,6 +1,7 @@
 //! The emulator's own tests: every endpoint's wire format, driven over HTTP.
 
 mod binary;
+mod clients;
 mod concurrency;
 mod oauth;
 mod raw_http;
