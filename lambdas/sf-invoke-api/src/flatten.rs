@@ -3,7 +3,9 @@
 //! Rules:
 //! - `attributes` is dropped at every level.
 //! - Parent relationships become dotted keys: `Account.Name`, `Account.Owner.Name`.
-//! - Child relationship results and other arrays get the element index: `Contacts.records.0.Name`.
+//! - Child relationship results and other arrays get the element index: `Contacts.records.0.Name`,
+//!   beside `Contacts.totalSize` and `Contacts.done`; a parent without children has `Contacts` = `""`.
+//! - Aggregate results keep Salesforce's keys: grouped fields by name, `expr0`, … or the alias.
 //! - Strings are copied; numbers and booleans are rendered as JSON renders them (`3`, `2.5`,
 //!   `true`); `null` becomes the empty string, so every selected field has a key.
 //! - Several records become `sf_records_<index>_<key>`, index from 0.

@@ -194,6 +194,26 @@ fn bad_events() -> Vec<(&'static str, Value, &'static str)> {
         ),
         // Object and field names.
         (
+            "lookup_all with a subquery in sf_fields",
+            event(&[
+                ("sf_operation", "lookup_all"),
+                ("sf_object", "Contact"),
+                ("sf_fields", "Id, (SELECT Id FROM Cases)"),
+                ("LastName", "Hopper"),
+            ]),
+            "InvalidParameter",
+        ),
+        (
+            "lookup_all with an aggregate in sf_fields",
+            event(&[
+                ("sf_operation", "lookup_all"),
+                ("sf_object", "Contact"),
+                ("sf_fields", "COUNT(Id)"),
+                ("LastName", "Hopper"),
+            ]),
+            "InvalidParameter",
+        ),
+        (
             "sf_object with a WHERE",
             lookup(&[("sf_object", "Contact WHERE Name != null"), ("Phone", "1")]),
             "InvalidParameter",

@@ -235,6 +235,94 @@ async fn lookups_queries_and_searches_flatten_their_records() -> anyhow::Result<
     Ok(())
 }
 
+/// `query` and `queryOne` over parent-to-child subqueries and aggregates: the nested query
+/// result flattens to `<Relationship>.totalSize`, `.done` and `.records.<i>.<Field>` (an
+/// empty string when the parent has no children); `AggregateResult` records to their grouped
+/// fields and `exprN` or alias keys; every value a string. The whole output is pinned.
+#[tokio::test]
+async fn subqueries_and_aggregates_flatten_to_documented_keys() -> anyhow::Result<()> {
+    let fixture = Fixture::start().await?;
+    let state = fixture.state(&[])?;
+    type Pairs<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<(Pairs, Pairs)> = vec![
+        (
+            vec![
+                ("sf_operation", "queryOne"),
+                (
+                    "query",
+                    "SELECT Name, (SELECT Subject, Status FROM Cases) FROM Contact WHERE LastName = 'NAME'",
+                ),
+                ("NAME", "Hopper"),
+            ],
+            vec![
+                ("Cases.done", "true"),
+                ("Cases.records.0.Status", "Working"),
+                ("Cases.records.0.Subject", "Printer on fire"),
+                ("Cases.totalSize", "1"),
+                ("Name", "Grace Hopper"),
+                ("sf_count", "1"),
+            ],
+        ),
+        (
+            vec![
+                ("sf_operation", "query"),
+                (
+                    "query",
+                    "SELECT LastName, (SELECT Subject FROM Cases) FROM Contact WHERE Account.Name = 'ACCOUNT' ORDER BY LastName",
+                ),
+                ("ACCOUNT", "Acme Corporation"),
+            ],
+            vec![
+                ("sf_count", "2"),
+                ("sf_records_0_Cases", ""),
+                ("sf_records_0_LastName", "Lovelace"),
+                ("sf_records_1_Cases", ""),
+                ("sf_records_1_LastName", "Turing"),
+            ],
+        ),
+        (
+            vec![
+                ("sf_operation", "query"),
+                (
+                    "query",
+                    "SELECT Status, COUNT(Id) n, COUNT_DISTINCT(ContactId) FROM Case GROUP BY Status",
+                ),
+            ],
+            vec![
+                ("sf_count", "1"),
+                ("sf_records_0_Status", "Working"),
+                ("sf_records_0_expr0", "1"),
+                ("sf_records_0_n", "1"),
+            ],
+        ),
+        (
+            vec![
+                ("sf_operation", "queryOne"),
+                (
+                    "query",
+                    "SELECT COUNT(Id) total, MAX(LastName), MIN(LastName) FROM Contact WHERE Account.Name = 'ACCOUNT'",
+                ),
+                ("ACCOUNT", "Globex Inc"),
+            ],
+            vec![
+                ("expr0", "Hopper"),
+                ("expr1", "Dijkstra"),
+                ("sf_count", "1"),
+                ("total", "2"),
+            ],
+        ),
+    ];
+    for (pairs, expected) in cases {
+        let output = invoke(&state, &event(&pairs)).await?;
+        let actual: Vec<(&str, &str)> = output
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+            .collect();
+        assert_eq!(actual, expected, "{pairs:?}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn records_are_created_updated_and_deleted() -> anyhow::Result<()> {
     let fixture = Fixture::start().await?;

@@ -35,7 +35,10 @@ async fn simple_salesforce_parses_queries_describes_and_limits() {
     .expect("client task")
     .expect("python runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "simple-salesforce failed:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "simple-salesforce failed:\n{stderr}"
+    );
     let read: Value = serde_json::from_slice(&output.stdout).expect("the script prints JSON");
 
     let nested = read["nested"].as_array().expect("accounts");
@@ -43,7 +46,11 @@ async fn simple_salesforce_parses_queries_describes_and_limits() {
         .iter()
         .find(|account| account["name"] == "Acme Corporation")
         .expect("the demo org's Acme");
-    assert_eq!(acme["children"], serde_json::json!(["Lovelace", "Turing"]), "{read}");
+    assert_eq!(
+        acme["children"],
+        serde_json::json!(["Lovelace", "Turing"]),
+        "{read}"
+    );
     assert_eq!(acme["child_total"], 2, "{read}");
     let grouped = read["grouped"].as_array().expect("groups");
     assert!(!grouped.is_empty(), "{read}");
@@ -57,8 +64,14 @@ async fn simple_salesforce_parses_queries_describes_and_limits() {
     assert_eq!(Some(counted), read["plain_total"].as_u64(), "{read}");
     assert_eq!(read["plain_total"], read["plain_rows"], "{read}");
     assert_eq!(read["describe_name"], "Account");
-    assert!(read["describe_fields"].as_u64().is_some_and(|n| n > 10), "{read}");
+    assert!(
+        read["describe_fields"].as_u64().is_some_and(|n| n > 10),
+        "{read}"
+    );
     assert_eq!(read["describe_record_types"], 1);
-    assert!(read["global_sobjects"].as_u64().is_some_and(|n| n >= 5), "{read}");
+    assert!(
+        read["global_sobjects"].as_u64().is_some_and(|n| n >= 5),
+        "{read}"
+    );
     assert_eq!(read["daily_api_max"], 15000);
 }
