@@ -385,9 +385,11 @@ impl ObjectDef {
                     .iter()
                     .filter(|field| field.reference_to.contains(&self.name))
                     .map(move |field| {
-                        json!({"childSObject": child.name, "field": field.name,
+                        json!({"cascadeDelete": false, "childSObject": child.name,
+                               "deprecatedAndHidden": false, "field": field.name,
+                               "junctionIdListNames": [], "junctionReferenceTo": [],
                                "relationshipName": child_relationship_name(child.name, field.name),
-                               "cascadeDelete": false})
+                               "restrictedDelete": false})
                     })
             })
             .collect();

@@ -661,6 +661,64 @@ async fn describe_reports_key_prefixes_and_fields() {
         .expect("AnnualRevenue")
         .clone();
     assert_eq!(revenue["type"], "currency");
+    // Child relationships carry the eight keys of a ChildRelationship, and name what a
+    // subquery may select from.
+    let children = account["childRelationships"]
+        .as_array()
+        .expect("childRelationships");
+    for child in children {
+        assert_eq!(child.as_object().expect("an entry").len(), 8, "{child}");
+    }
+    let names: Vec<&str> = children
+        .iter()
+        .filter_map(|child| child["relationshipName"].as_str())
+        .collect();
+    for name in ["Contacts", "Cases", "Tasks"] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+}
+
+/// Over HTTP, a subquery and an aggregate answer 200 with Salesforce's shapes.
+#[tokio::test]
+async fn subqueries_and_aggregates_answer_over_http() {
+    let org = Org::start().await;
+    let token = org.login().await;
+    let (status, _, body) = org
+        .get(
+            &token,
+            "/query?q=SELECT+Name,+(SELECT+LastName+FROM+Contacts+ORDER+BY+LastName)+FROM+Account+WHERE+Name+=+'Acme+Corporation'",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let contacts = &body["records"][0]["Contacts"];
+    assert_eq!(contacts["totalSize"], 2, "{body}");
+    assert_eq!(contacts["done"], true);
+    assert_eq!(contacts["records"][0]["LastName"], "Lovelace");
+    assert_eq!(contacts["records"][0]["attributes"]["type"], "Contact");
+    let (status, _, body) = org
+        .get(
+            &token,
+            "/query?q=SELECT+Account.Name,+COUNT(Id)+FROM+Contact+GROUP+BY+Account.Name+ORDER+BY+Account.Name",
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let first = &body["records"][0];
+    assert_eq!(first["attributes"], json!({"type": "AggregateResult"}));
+    assert!(
+        first.get("Name").is_some() && first["expr0"].is_u64(),
+        "{body}"
+    );
+    let (status, _, body) = org
+        .get(&token, "/query?q=SELECT+Name,+COUNT(Id)+FROM+Contact")
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(body[0]["errorCode"], "MALFORMED_QUERY");
+    assert!(
+        body[0]["message"]
+            .as_str()
+            .is_some_and(|message| message.ends_with("Field must be grouped or aggregated: Name")),
+        "{body}"
+    );
 }
 
 #[tokio::test]
