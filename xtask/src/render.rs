@@ -121,6 +121,9 @@ pub struct EnvironmentInputs {
     pub username: String,
     /// Overrides the credentials document's `LoginUrl` (the local target's emulator).
     pub login_url: Option<String>,
+    /// `sf-token-refresh`'s name when the credentials use the refresh-token flow: then
+    /// `sf-invoke-api` asks it for a new session instead of spending the refresh token.
+    pub token_refresh_function: Option<String>,
 }
 
 /// The environment variables of one function: only what that function reads.
@@ -142,6 +145,11 @@ pub fn function_environment(
             set("SF_CREDENTIALS_SECRET_ARN", &inputs.credentials_secret_arn);
             set("SF_SESSION_SECRET_ARN", &inputs.session_secret_arn);
             set("SF_USERNAME", &inputs.username);
+            if let Some(function) = &inputs.token_refresh_function
+                && crate_name == "sf-invoke-api"
+            {
+                set("SF_TOKEN_REFRESH_FUNCTION", function);
+            }
         }
         "sf-oauth-callback" => {
             // Its credentials are the OAuth client's only.
@@ -171,8 +179,11 @@ pub struct PolicyInput {
     pub table_arn: String,
     pub states_table_arn: String,
     /// The credentials rotate their refresh token (`salesforce.auth_flow = refresh_token`):
-    /// only then may `sf-token-refresh` write the credentials, to keep the one it was handed.
+    /// only then may `sf-token-refresh` write the credentials, to keep the one it was handed,
+    /// and `sf-invoke-api` neither reads them nor logs in: it invokes `sf-token-refresh`.
     pub keeps_refresh_token: bool,
+    /// `sf-token-refresh`'s ARN.
+    pub token_refresh_function_arn: String,
 }
 
 /// `sf-invoke-api` → `SfInvokeApi`, the CloudFormation logical id.
@@ -669,6 +680,7 @@ mod tests {
             api_version: "62.0".into(),
             username: "integration@example.com".into(),
             login_url: None,
+            token_refresh_function: Some(names.function("sf-token-refresh")),
         }
     }
 
@@ -679,6 +691,19 @@ mod tests {
         assert!(
             invoke.contains_key("SF_SESSION_SECRET_ARN")
                 && !invoke.contains_key("OAUTH_TOKENS_TABLE")
+        );
+        assert_eq!(
+            invoke.get("SF_TOKEN_REFRESH_FUNCTION"),
+            inputs.token_refresh_function.as_ref()
+        );
+        let refresh = function_environment("sf-token-refresh", &inputs);
+        assert!(!refresh.contains_key("SF_TOKEN_REFRESH_FUNCTION"));
+        let jwt = EnvironmentInputs {
+            token_refresh_function: None,
+            ..sample_environment()
+        };
+        assert!(
+            !function_environment("sf-invoke-api", &jwt).contains_key("SF_TOKEN_REFRESH_FUNCTION")
         );
         let rotation = function_environment("sf-secret-rotation", &inputs);
         assert!(!rotation.contains_key("SF_CREDENTIALS_SECRET_ARN"));
@@ -702,6 +727,7 @@ mod tests {
             "SF_CREDENTIALS_VERSION",
             "SF_SESSION_SECRET_ARN",
             "SF_USERNAME",
+            "SF_TOKEN_REFRESH_FUNCTION",
             "OAUTH_TOKENS_TABLE",
             "OAUTH_STATES_TABLE",
             "OAUTH_REDIRECT_URI",
@@ -748,6 +774,10 @@ mod tests {
                 names.oauth_states_table()
             ),
             keeps_refresh_token: true,
+            token_refresh_function_arn: format!(
+                "arn:aws:lambda:{REGION}:{ACCOUNT}:function:{}",
+                names.function("sf-token-refresh")
+            ),
         }
     }
 
@@ -875,6 +905,31 @@ mod tests {
         };
         assert!(writes_credentials(true));
         assert!(!writes_credentials(false));
+    }
+
+    /// In the refresh-token flow `sf-invoke-api` cannot read the credentials (the refresh
+    /// token): it may only invoke `sf-token-refresh` for a new session. Otherwise it reads them
+    /// to log in itself, and may invoke nothing.
+    #[test]
+    fn only_the_refresh_token_flow_keeps_the_credentials_from_sf_invoke_api() {
+        let policy_for = |keeps_refresh_token: bool| {
+            let input = PolicyInput {
+                keeps_refresh_token,
+                ..sample_policy_input("sf-invoke-api")
+            };
+            render_policy(&repository_root(), "sf-invoke-api", &input)
+                .expect("renders")
+                .to_string()
+        };
+        let refresh = policy_for(true);
+        assert!(!refresh.contains("salesforce-credentials"), "{refresh}");
+        assert!(
+            refresh.contains("lambda:InvokeFunction") && refresh.contains("sf-token-refresh"),
+            "{refresh}"
+        );
+        let jwt = policy_for(false);
+        assert!(jwt.contains("salesforce-credentials"), "{jwt}");
+        assert!(!jwt.contains("lambda:"), "{jwt}");
     }
 
     #[test]

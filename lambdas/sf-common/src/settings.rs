@@ -62,6 +62,11 @@ pub struct Settings {
     pub credentials_secret_arn: String,
     /// `SF_SESSION_SECRET_ARN`: the session `sf-token-refresh` keeps fresh, when deployed.
     pub session_secret_arn: Option<String>,
+    /// `SF_TOKEN_REFRESH_FUNCTION`: set when the credentials use the refresh-token flow. The
+    /// refresh token is then `sf-token-refresh`'s alone to spend (a rotated one must be stored
+    /// before the session is used), so another function that needs a new session asks this
+    /// function for one instead of logging in.
+    pub token_refresh_function: Option<String>,
     /// `SF_USERNAME`: used when the credentials document has no `Username`.
     pub username: Option<String>,
     /// `SF_LOGIN_URL`, else the original `SF_HOST`, else `SF_PRODUCTION` (`true` →
@@ -131,6 +136,7 @@ impl Settings {
         Ok(Self {
             credentials_secret_arn,
             session_secret_arn: env.get("SF_SESSION_SECRET_ARN"),
+            token_refresh_function: env.get("SF_TOKEN_REFRESH_FUNCTION"),
             username: env.get("SF_USERNAME"),
             login_url,
             api_version,

@@ -27,4 +27,4 @@ pub mod where_clause;
 pub use error::InvokeError;
 pub use flatten::Output;
 pub use handler::{function_handler, handle};
-pub use state::{Clock, DEADLINE_MARGIN, HandlerState};
+pub use state::{Clock, DEADLINE_MARGIN, HandlerState, InvokeTokenRefresh, SessionRenewer};

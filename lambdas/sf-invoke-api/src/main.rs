@@ -9,7 +9,7 @@ use std::sync::Arc;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use sf_common::{Secrets, Settings};
-use sf_invoke_api::{HandlerState, function_handler};
+use sf_invoke_api::{HandlerState, InvokeTokenRefresh, function_handler};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -22,7 +22,19 @@ async fn main() -> Result<(), Error> {
     }
     let aws_config = sf_common::aws_config().await;
     let secrets = Secrets::new(aws_sdk_secretsmanager::Client::new(&aws_config));
-    let state = Arc::new(HandlerState::new(settings, secrets));
+    // In the refresh-token flow a new session comes from sf-token-refresh, never a login here.
+    let renewer = settings
+        .as_ref()
+        .ok()
+        .and_then(|settings| settings.token_refresh_function.clone())
+        .map(|function| {
+            InvokeTokenRefresh::new(aws_sdk_lambda::Client::new(&aws_config), function)
+        });
+    let mut state = HandlerState::new(settings, secrets);
+    if let Some(renewer) = renewer {
+        state = state.with_renewer(Arc::new(renewer));
+    }
+    let state = Arc::new(state);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let state = Arc::clone(&state);
         async move { function_handler(&state, event).await }

@@ -1,7 +1,14 @@
 //! Per-execution-environment state: settings, the Secrets Manager client, the credentials
 //! (loaded at most once) and the Salesforce client (built once, replaced only when its
 //! session is rejected).
+//!
+//! In the refresh-token flow the function never logs in itself: Salesforce may rotate the
+//! refresh token on every use, and a rotated token this function could not store would be
+//! lost with its execution environment. It asks `sf-token-refresh`, the token's one writer,
+//! to renew the stored session ([`SessionRenewer`]), and reads the session secret again.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,11 +28,70 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 /// report a clean `Timeout` error before Lambda stops it.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(300);
 
+/// Asks the owner of the refresh token to renew the stored session; the error says why it
+/// could not (its message names no secret).
+pub trait SessionRenewer: Send + Sync {
+    fn renew(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+}
+
+/// Renews the session by invoking `sf-token-refresh` (`SF_TOKEN_REFRESH_FUNCTION`) and waiting
+/// for its answer. Lambda throttles it to one run at a time (its reserved concurrency); the
+/// SDK's retries cover a scheduled run in progress.
+pub struct InvokeTokenRefresh {
+    lambda: aws_sdk_lambda::Client,
+    function: String,
+}
+
+impl InvokeTokenRefresh {
+    pub fn new(lambda: aws_sdk_lambda::Client, function: impl Into<String>) -> Self {
+        Self {
+            lambda,
+            function: function.into(),
+        }
+    }
+}
+
+impl SessionRenewer for InvokeTokenRefresh {
+    fn renew(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            let output = self
+                .lambda
+                .invoke()
+                .function_name(&self.function)
+                .payload(aws_sdk_lambda::primitives::Blob::new(
+                    br#"{"sfstack":"renew-session","requested_by":"sf-invoke-api"}"#.to_vec(),
+                ))
+                .send()
+                .await
+                .map_err(|error| {
+                    format!(
+                        "invoking {} failed: {}",
+                        self.function,
+                        sf_common::error_chain(&error)
+                    )
+                })?;
+            match output.function_error() {
+                None => Ok(()),
+                Some(kind) => {
+                    // sf-token-refresh's errors name the flow and the cause, never a secret.
+                    let body = output
+                        .payload()
+                        .map(|payload| String::from_utf8_lossy(payload.as_ref()).into_owned())
+                        .unwrap_or_default();
+                    Err(format!("{} answered {kind}: {body}", self.function))
+                }
+            }
+        })
+    }
+}
+
 /// Everything one execution environment keeps between invocations. Build it once in `main`
 /// and pass it to every invocation.
 pub struct HandlerState {
     settings: Result<Settings, SettingsError>,
     secrets: Secrets,
+    /// Renews the stored session in the refresh-token flow (`SF_TOKEN_REFRESH_FUNCTION`).
+    renewer: Option<Arc<dyn SessionRenewer>>,
     /// Read on first use; forgotten when Salesforce refuses them, so rotated credentials are
     /// picked up by the next invocation.
     credentials: Mutex<Option<Credentials>>,
@@ -52,10 +118,17 @@ impl HandlerState {
         Self {
             settings,
             secrets,
+            renewer: None,
             credentials: Mutex::new(None),
             client: Mutex::new(None),
             clock: Arc::new(Utc::now),
         }
+    }
+
+    /// Renews sessions through `renewer` (see [`SessionRenewer`]).
+    pub fn with_renewer(mut self, renewer: Arc<dyn SessionRenewer>) -> Self {
+        self.renewer = Some(renewer);
+        self
     }
 
     /// Replaces the clock (tests).
@@ -179,15 +252,19 @@ impl HandlerState {
                     });
                 }
                 Some(_) => {
-                    tracing::info!(
-                        "the session secret still holds the rejected session; logging in"
-                    );
+                    tracing::info!("the session secret still holds the rejected session");
                 }
                 None => {
-                    tracing::info!("the session secret holds no session yet; logging in");
+                    tracing::info!("the session secret holds no session yet");
                 }
             }
         }
+        if let Some(function) = &settings.token_refresh_function {
+            return self
+                .renewed_client(settings, function, rejected_token, generation)
+                .await;
+        }
+        tracing::info!("logging in with the credentials");
         let credentials = self.credentials(settings).await?;
         let client = Client::new(credentials, config).map_err(from_salesforce)?;
         Ok(ActiveClient {
@@ -195,6 +272,55 @@ impl HandlerState {
             stored_token: None,
             generation,
         })
+    }
+
+    /// A client from the session `sf-token-refresh` stores after renewing it on request.
+    async fn renewed_client(
+        &self,
+        settings: &Settings,
+        function: &str,
+        rejected_token: Option<&Secret>,
+        generation: u64,
+    ) -> Result<ActiveClient, InvokeError> {
+        let (Some(arn), Some(renewer)) = (&settings.session_secret_arn, &self.renewer) else {
+            return Err(InvokeError::Configuration(format!(
+                "SF_TOKEN_REFRESH_FUNCTION names {function}, but SF_SESSION_SECRET_ARN is not set; \
+                 in the refresh-token flow this function uses only the session that function stores"
+            )));
+        };
+        tracing::info!(%function, "asking the token refresh function to renew the session");
+        renewer.renew().await.map_err(|reason| {
+            InvokeError::SalesforceUnavailable(format!(
+                "no usable Salesforce session, and the token refresh function could not renew it: \
+                 {reason}; hint: see that function's logs (the refresh token is its alone to spend)"
+            ))
+        })?;
+        let stored = self
+            .secrets
+            .load_session(arn)
+            .await
+            .map_err(|error| InvokeError::Configuration(error.to_string()))?;
+        match stored {
+            Some(stored) if Some(&stored.session.access_token) != rejected_token => {
+                let token = stored.session.access_token.clone();
+                let client = Client::with_session(stored.session, None, settings.client_config())
+                    .map_err(|error| {
+                    InvokeError::Configuration(format!(
+                        "the session secret {arn} holds an unusable session: {error}"
+                    ))
+                })?;
+                tracing::info!(generation, "using the renewed Salesforce session");
+                Ok(ActiveClient {
+                    client,
+                    stored_token: Some(token),
+                    generation,
+                })
+            }
+            _ => Err(InvokeError::SalesforceUnavailable(format!(
+                "{function} answered, but the session secret {arn} still holds no new session; \
+                 hint: see that function's logs"
+            ))),
+        }
     }
 
     /// The Salesforce credentials, read from Secrets Manager on first use (and again after

@@ -77,7 +77,13 @@ pub const LAMBDA_SERVICE_ACCESS_KEY: &str = "SFSTACKLAMBDASERVICE";
 
 /// Serves the Invoke API on `listener` until the future is dropped/cancelled.
 pub async fn serve(listener: tokio::net::TcpListener, config: RunnerConfig) -> anyhow::Result<()> {
-    let runner = Arc::new(Runner::new(config).await?);
+    let own_url = format!(
+        "http://{}",
+        listener
+            .local_addr()
+            .context("reading the Invoke API's address")?
+    );
+    let runner = Arc::new(Runner::new(config, own_url).await?);
     let _stop = StopGuard(runner.clone());
     let router = Router::new()
         .route(
@@ -119,6 +125,9 @@ struct Slot {
 
 struct Runner {
     config: RunnerConfig,
+    /// This Invoke API's URL: a function that invokes another (`sf-invoke-api` asking
+    /// `sf-token-refresh` for a session) reaches it through `AWS_ENDPOINT_URL_LAMBDA`.
+    own_url: String,
     lambda: aws_sdk_lambda::Client,
     /// STS through the gateway, as the Lambda service; `None` without a gateway.
     sts: Option<aws_sdk_sts::Client>,
@@ -376,7 +385,7 @@ impl Done {
 }
 
 impl Runner {
-    async fn new(config: RunnerConfig) -> anyhow::Result<Self> {
+    async fn new(config: RunnerConfig, own_url: String) -> anyhow::Result<Self> {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .endpoint_url(&config.aws_endpoint)
             .region(aws_config::Region::new(config.region.clone()))
@@ -423,6 +432,7 @@ impl Runner {
         let (shutdown, _) = watch::channel(false);
         Ok(Self {
             config,
+            own_url,
             lambda,
             sts,
             http: reqwest::Client::new(),
@@ -723,6 +733,7 @@ impl Runner {
                 task_root: &task_root,
                 log: &log,
                 aws_endpoint,
+                lambda_endpoint: &self.own_url,
                 region: &self.config.region,
                 credentials: &credentials,
             };

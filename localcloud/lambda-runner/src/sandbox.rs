@@ -54,6 +54,8 @@ pub(crate) struct Launch<'a> {
     pub task_root: &'a Path,
     pub log: &'a Path,
     pub aws_endpoint: &'a str,
+    /// The local Lambda service's Invoke API (`AWS_ENDPOINT_URL_LAMBDA`).
+    pub lambda_endpoint: &'a str,
     pub region: &'a str,
     pub credentials: &'a RoleCredentials,
 }
@@ -190,6 +192,8 @@ impl Sandbox {
                 &launch.credentials.secret_access_key,
             )
             .env("AWS_ENDPOINT_URL", launch.aws_endpoint)
+            // Lambda's Invoke API is the local Lambda service, not moto's.
+            .env("AWS_ENDPOINT_URL_LAMBDA", launch.lambda_endpoint)
             .env("LAMBDA_TASK_ROOT", &task_root)
             .envs(
                 launch

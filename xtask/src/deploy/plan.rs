@@ -128,6 +128,8 @@ pub(super) fn stack_input(
             None => settings.salesforce.username.clone(),
         },
         login_url: local_org.as_ref().map(|org| org.url().to_string()),
+        token_refresh_function: (settings.salesforce.auth_flow == "refresh_token")
+            .then(|| names.function("sf-token-refresh")),
     };
     let functions = FUNCTIONS
         .iter()

@@ -74,6 +74,10 @@ pub fn policy_inputs(
                 table_arn: table_arn.clone(),
                 states_table_arn: states_table_arn.clone(),
                 keeps_refresh_token,
+                token_refresh_function_arn: format!(
+                    "arn:{partition}:lambda:{region}:{account_id}:function:{}",
+                    names.function("sf-token-refresh")
+                ),
             };
             (function, input)
         })

@@ -255,6 +255,74 @@ async fn a_given_rotating_refresh_token_is_checked_without_being_spent() -> anyh
     );
     let kept = secret_json(&sdk, &format!("sfstack-{env}/salesforce-credentials")).await?;
     assert_eq!(kept["RefreshToken"], rotated["RefreshToken"]);
+
+    // sf-invoke-api never spends the rotating token itself. With every session expired,
+    // concurrent calls (cold, as after a deploy) ask sf-token-refresh for a session, which
+    // stores each token it is handed: the stored token stays the current one, and the next
+    // scheduled refresh works. Before, each environment logged in with the stored token and
+    // kept the rotated one in memory, and the stored one died with the first login.
+    http.post(format!("{emulator}/__emulator/sessions/expire"))
+        .send()
+        .await?
+        .error_for_status()?;
+    start_cold(
+        &aws_sdk_lambda::Client::new(&sdk),
+        &format!("sfstack-{env}-sf-invoke-api"),
+        1,
+    )
+    .await?;
+    let calls: Vec<std::process::Child> = (0..4)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_xtask"))
+                .args([
+                    "invoke",
+                    "sf-invoke-api",
+                    "--env",
+                    env,
+                    "--event",
+                    "phoneLookup",
+                ])
+                .current_dir(root())
+                .env("SFSTACK_LOCAL_DIR", &local.dir)
+                .env("NO_COLOR", "1")
+                .env_remove("SFSTACK_SF_CREDENTIALS")
+                .env_remove("SFSTACK_SF_CREDENTIALS_FILE")
+                .env_remove("SFSTACK_ENV")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    for call in calls {
+        let output = call.wait_with_output()?;
+        assert!(
+            output.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let after = secret_json(&sdk, &format!("sfstack-{env}/salesforce-credentials")).await?;
+    let after_token = after["RefreshToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_ne!(
+        Some(after_token.as_str()),
+        kept["RefreshToken"].as_str(),
+        "renewed through sf-token-refresh"
+    );
+    let active = salesforce::refresh_token_is_active(
+        &salesforce::ClientConfig::default(),
+        &emulator,
+        sf_emulator::DEMO_CONSUMER_KEY,
+        &salesforce::Secret::new(sf_emulator::DEMO_CONSUMER_SECRET),
+        &salesforce::Secret::new(after_token),
+    )
+    .await?;
+    assert!(active, "the stored refresh token is still the current one");
+    let smoke = local.run(&["smoke-test", "--env", env], &[])?;
+    assert_eq!(smoke.code, 0, "{}\n{}", smoke.stdout, smoke.stderr);
     local.run(&["teardown", "--env", env], &[])?.ok()?;
     Ok(())
 }

@@ -174,6 +174,58 @@ async fn iam_is_enforced_on_the_local_target() -> anyhow::Result<()> {
     local.run(&["deploy", "--env", a], &[])?.ok()?;
     let run = local.run(&["smoke-test", "--env", a, "--output", "json"], &[])?;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+
+    // Outside the refresh-token flow (the mutation test's) sf-invoke-api logs in itself when
+    // every session expired, so it needs the credentials: without them, refused.
+    let document = iam
+        .get_role_policy()
+        .role_name(&role)
+        .policy_name("sfstack")
+        .send()
+        .await?;
+    let mut document: Value = serde_json::from_str(
+        &percent_encoding::percent_decode_str(document.policy_document()).decode_utf8_lossy(),
+    )?;
+    let credentials_arn = aws_sdk_secretsmanager::Client::new(&sdk)
+        .describe_secret()
+        .secret_id(format!("sfstack-{a}/salesforce-credentials"))
+        .send()
+        .await?
+        .arn()
+        .context("the credentials secret")?
+        .to_string();
+    for statement in document["Statement"].as_array_mut().context("statements")? {
+        if statement["Sid"] == "ReadSalesforceSecrets"
+            && let Some(resources) = statement["Resource"].as_array_mut()
+        {
+            let before = resources.len();
+            resources.retain(|resource| resource != &Value::String(credentials_arn.clone()));
+            assert_eq!(resources.len(), before - 1, "{document}");
+        }
+    }
+    iam.put_role_policy()
+        .role_name(&role)
+        .policy_name("sfstack")
+        .policy_document(document.to_string())
+        .send()
+        .await?;
+    start_cold(&lambda, &format!("sfstack-{a}-sf-invoke-api"), 2).await?;
+    reqwest::Client::new()
+        .post(format!("{}/__emulator/sessions/expire", local.emulator()?))
+        .send()
+        .await?
+        .error_for_status()?;
+    let run = local.run(&["smoke-test", "--env", a, "--output", "json"], &[])?;
+    let report = run.json()?;
+    let (result, detail) = step(&report, "phoneLookup");
+    assert_eq!(result, "failed", "{report}");
+    assert!(
+        detail.contains(&format!(
+            "is not authorized to perform: secretsmanager:GetSecretValue on resource: {credentials_arn}"
+        )),
+        "{detail}"
+    );
+    local.run(&["deploy", "--env", a], &[])?.ok()?;
     local.run(&["teardown", "--env", a], &[])?.ok()?;
     local.run(&["teardown", "--env", b], &[])?.ok()?;
     Ok(())
@@ -185,8 +237,8 @@ async fn iam_is_enforced_on_the_local_target() -> anyhow::Result<()> {
 enum Org {
     /// As deployed: the stored session works.
     AsDeployed,
-    /// Sessions expired first: `sf-invoke-api` finds the stored session rejected and logs in
-    /// with the credentials.
+    /// Sessions expired first: `sf-invoke-api` finds the stored session rejected and asks
+    /// `sf-token-refresh` for a new one.
     SessionsExpired,
     /// Every refresh hands out a new refresh token, which the token refresh must store.
     RefreshTokensRotate,
@@ -196,9 +248,18 @@ enum Org {
 /// step that fails without it or without any one of its actions, resources or condition
 /// values, and what the org does meanwhile).
 const NEEDED_STATEMENTS: &[(&str, &str, &str, Org)] = &[
+    // In the refresh-token flow sf-invoke-api reads only the session, and asks
+    // sf-token-refresh for a new one; in the other flows it reads the credentials too
+    // (`iam_is_enforced_on_the_local_target` proves that).
     (
         "sf-invoke-api",
-        "ReadSalesforceSecrets",
+        "ReadSalesforceSession",
+        "phoneLookup",
+        Org::AsDeployed,
+    ),
+    (
+        "sf-invoke-api",
+        "RenewSessionThroughTokenRefresh",
         "phoneLookup",
         Org::SessionsExpired,
     ),

@@ -209,3 +209,115 @@ async fn a_newer_stored_session_that_expired_too_ends_in_one_login() -> anyhow::
     assert_eq!(fixture.logins().await?, 1, "one login after both sessions");
     Ok(())
 }
+
+/// Stands in for `sf-token-refresh` behind the [`SessionRenewer`] seam: logs in as it does,
+/// stores the session, and counts the requests; or refuses, as a failed refresh does.
+struct FakeTokenRefresh {
+    login_url: String,
+    secrets: sf_common::Secrets,
+    session_arn: String,
+    refuse: bool,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl sf_invoke_api::SessionRenewer for FakeTokenRefresh {
+    fn renew(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.refuse {
+                return Err("sfstack-x-sf-token-refresh answered Unhandled: RefreshFailed".into());
+            }
+            let credentials =
+                salesforce::Credentials::from_json(&demo::jwt_credentials(&self.login_url))
+                    .map_err(|error| error.to_string())?;
+            let client = salesforce::Client::new(credentials, salesforce::ClientConfig::default())
+                .map_err(|error| error.to_string())?;
+            let session = client.login().await.map_err(|error| error.to_string())?;
+            self.secrets
+                .store_session(&self.session_arn, &session)
+                .await
+                .map_err(|error| error.to_string())
+        })
+    }
+}
+
+/// In the refresh-token flow (`SF_TOKEN_REFRESH_FUNCTION` set) the function never logs in: a
+/// rejected or missing stored session is renewed by the token refresh function, and the
+/// function reads the secret again. It does not even read the credentials (which hold the
+/// refresh token). When the renewal fails, the call fails and says where to look.
+#[tokio::test]
+async fn in_the_refresh_token_flow_sessions_are_renewed_by_the_token_refresh_function()
+-> anyhow::Result<()> {
+    let fixture = Fixture::start().await?;
+    let session_arn = create_session_secret(&fixture, "sfstack/salesforce-session").await?;
+    let renewer = std::sync::Arc::new(FakeTokenRefresh {
+        login_url: fixture.base_url().to_string(),
+        secrets: fixture.secrets.clone(),
+        session_arn: session_arn.clone(),
+        refuse: false,
+        calls: Default::default(),
+    });
+    // The credentials secret points nowhere: reading it would fail the call.
+    let state = HandlerState::new(
+        Ok(Settings::from_lookup(|name| match name {
+            "SF_CREDENTIALS_SECRET_ARN" => {
+                Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:unreadable".into())
+            }
+            "SF_SESSION_SECRET_ARN" => Some(session_arn.clone()),
+            "SF_TOKEN_REFRESH_FUNCTION" => Some("sfstack-x-sf-token-refresh".into()),
+            _ => None,
+        })?),
+        fixture.secrets.clone(),
+    )
+    .with_renewer(renewer.clone());
+
+    // No session stored yet: renewed once, then used.
+    fixture.clear_log().await?;
+    let output = invoke(&state, &fixture_event("phoneLookup", &[])?).await?;
+    assert_eq!(get(&output, "Name")?, "Ada Lovelace");
+    assert_eq!(renewer.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The stored session rejected: renewed again, the call repeated, one login each time and
+    // every one of them the renewer's.
+    fixture.expire_sessions().await?;
+    let output = invoke(&state, &fixture_event("phoneLookup", &[])?).await?;
+    assert_eq!(get(&output, "Name")?, "Ada Lovelace");
+    assert_eq!(renewer.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(fixture.logins().await?, 2);
+
+    // A renewal that fails: the call fails with SalesforceUnavailable naming the function.
+    let refusing = std::sync::Arc::new(FakeTokenRefresh {
+        refuse: true,
+        calls: Default::default(),
+        login_url: fixture.base_url().to_string(),
+        secrets: fixture.secrets.clone(),
+        session_arn: session_arn.clone(),
+    });
+    let state = HandlerState::new(
+        Ok(Settings::from_lookup(|name| match name {
+            "SF_CREDENTIALS_SECRET_ARN" => {
+                Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:unreadable".into())
+            }
+            "SF_SESSION_SECRET_ARN" => Some(session_arn.clone()),
+            "SF_TOKEN_REFRESH_FUNCTION" => Some("sfstack-x-sf-token-refresh".into()),
+            _ => None,
+        })?),
+        fixture.secrets.clone(),
+    )
+    .with_renewer(refusing.clone());
+    fixture.expire_sessions().await?;
+    let error = try_invoke(&state, &fixture_event("phoneLookup", &[])?)
+        .await
+        .expect_err("no session");
+    assert_eq!(error.error_type(), "SalesforceUnavailable", "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("sfstack-x-sf-token-refresh answered Unhandled")
+            && error.to_string().contains("hint:"),
+        "{error}"
+    );
+    assert_eq!(refusing.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    Ok(())
+}
