@@ -307,10 +307,10 @@ async fn a_given_rotating_refresh_token_is_checked_without_being_spent() -> anyh
         .as_str()
         .unwrap_or_default()
         .to_string();
-    assert_ne!(
-        Some(after_token.as_str()),
-        kept["RefreshToken"].as_str(),
-        "renewed through sf-token-refresh"
+    // Compared, never printed: they are tokens.
+    assert!(
+        Some(after_token.as_str()) != kept["RefreshToken"].as_str(),
+        "the session was renewed through sf-token-refresh, which stored the rotated token"
     );
     let active = salesforce::refresh_token_is_active(
         &salesforce::ClientConfig::default(),

@@ -214,6 +214,50 @@ async fn a_rotated_refresh_token_is_current_at_once_so_a_failed_test_leaves_a_wo
     assert!(login_with(&latest).await.is_ok());
 }
 
+/// In an org that rotates refresh tokens, createSecret's token request retires the stored token:
+/// the new one exists only in the function's memory until it is stored. Storing it survives
+/// failed PutSecretValue requests (two dropped connections here): it is retried, and ends
+/// stored, current and working.
+#[tokio::test]
+async fn a_failed_put_secret_value_is_retried_so_the_rotated_token_is_kept() {
+    let harness = Harness::start().await;
+    let original = harness.credentials_document().await;
+    let arn = harness
+        .create_secret("sfstack/rotating", &original, true)
+        .await;
+    harness
+        .admin(
+            reqwest::Method::PUT,
+            "refresh-tokens/rotation",
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    harness.start_rotation(&arn, TOKEN).await;
+    let (flaky, attempts) = harness.rotator_failing_puts(2);
+    assert_eq!(
+        harness.step_with(&flaky, &arn, TOKEN, "createSecret").await,
+        Ok(Outcome::PendingCreatedAndCurrent)
+    );
+    assert_eq!(
+        attempts.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "two failed, the third stored it"
+    );
+    let (version, current) = harness.current(&arn).await;
+    assert_eq!(version, TOKEN);
+    assert!(
+        refresh_token_is_active(&current).await,
+        "the rotated refresh token was kept"
+    );
+    assert!(!refresh_token_is_active(&original).await, "retired");
+    for step in ["setSecret", "testSecret", "finishSecret"] {
+        harness
+            .step(&arn, TOKEN, step)
+            .await
+            .unwrap_or_else(|error| panic!("{step}: {error}"));
+    }
+}
+
 #[tokio::test]
 async fn a_failed_token_request_leaves_awscurrent_untouched_and_a_retry_succeeds() {
     let harness = Harness::start().await;

@@ -165,6 +165,46 @@ impl Harness {
         self.rotator.rotate(&event).await
     }
 
+    /// A rotator whose Secrets Manager requests go to the same moto server, but whose first
+    /// `failures` PutSecretValue requests fail before they are sent (a dropped connection);
+    /// the counter sees every attempt.
+    pub fn rotator_failing_puts(
+        &self,
+        failures: usize,
+    ) -> (Rotator, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let config = self
+            .secrets
+            .config()
+            .to_builder()
+            .interceptor(FailingPuts {
+                failures,
+                attempts: attempts.clone(),
+            })
+            .build();
+        let rotator = Rotator::new(
+            SecretsManagerClient::from_conf(config),
+            RotationConfig::from_lookup(|_| None).expect("config"),
+        )
+        .expect("rotator");
+        (rotator, attempts)
+    }
+
+    /// Runs one step with `rotator`.
+    pub async fn step_with(
+        &self,
+        rotator: &Rotator,
+        arn: &str,
+        token: &str,
+        step: &str,
+    ) -> Result<Outcome, Error> {
+        let mut event = SecretsManagerSecretRotationEvent::default();
+        event.step = step.to_owned();
+        event.secret_id = arn.to_owned();
+        event.client_request_token = token.to_owned();
+        rotator.rotate(&event).await
+    }
+
     /// The token requests in the emulator's log, as their `grant_type`s.
     pub fn token_grants(&self) -> Vec<String> {
         self.emulator
@@ -218,4 +258,36 @@ pub async fn refresh_token_is_active(document: &Value) -> bool {
     )
     .await
     .expect("the introspection endpoint answers")
+}
+
+/// Fails the first `failures` PutSecretValue requests before they leave, and counts them all.
+#[derive(Debug)]
+struct FailingPuts {
+    failures: usize,
+    attempts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for FailingPuts {
+    fn name(&self) -> &'static str {
+        "FailingPuts"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _config: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if context.request().headers().get("x-amz-target") == Some("secretsmanager.PutSecretValue")
+        {
+            let attempt = self
+                .attempts
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            if attempt <= self.failures {
+                return Err("connection reset by peer (injected by the test)".into());
+            }
+        }
+        Ok(())
+    }
 }
