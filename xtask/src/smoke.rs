@@ -604,8 +604,9 @@ async fn function_logs(smoke: &Smoke<'_>, since: i64) -> anyhow::Result<((), Str
     ))
 }
 
-/// The OAuth web-server flow as a browser runs it: the sign-in link opens `/start`, which sets
-/// the nonce cookie and redirects to the emulator's authorize endpoint (PKCE S256); the demo
+/// The OAuth web-server flow as a browser runs it: the sign-in link opens `/start`, whose page
+/// names the number and posts the link back (from the function's own origin); that sets the
+/// nonce cookie and redirects to the emulator's authorize endpoint (PKCE S256); the demo
 /// user approves; the callback, with the same browser's cookie, exchanges the code and stores
 /// the tokens. The same state brought back again is refused (single-use); the row is then
 /// removed.
@@ -679,12 +680,32 @@ async fn oauth_callback(smoke: &Smoke<'_>, org: &LocalOrg) -> anyhow::Result<(()
     let link_query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("link", &link)
         .finish();
-    let started = smoke
+    let page = smoke
         .invoke_as(
             "sf-oauth-callback",
             &request("/start", &link_query, None)?,
             &url_callers,
         )
+        .await?;
+    let status = page["statusCode"].as_i64().unwrap_or_default();
+    if status != 200 || !page["body"].as_str().unwrap_or_default().contains("<form") {
+        bail!(
+            "/start answered {status} without its confirmation form: {}",
+            body(&page)
+        );
+    }
+    // The button: the same link posted from the page's own origin.
+    let mut confirm = request("/start", "", None)?;
+    confirm["requestContext"]["http"]["method"] = json!("POST");
+    let origin = url::Url::parse(&url)
+        .map(|parsed| parsed.origin().ascii_serialization())
+        .with_context(|| format!("the Function URL {url} is not a URL"))?;
+    confirm["headers"]["origin"] = json!(origin);
+    confirm["headers"]["content-type"] = json!("application/x-www-form-urlencoded");
+    confirm["body"] = json!(link_query);
+    confirm["isBase64Encoded"] = json!(false);
+    let started = smoke
+        .invoke_as("sf-oauth-callback", &confirm, &url_callers)
         .await?;
     let status = started["statusCode"].as_i64().unwrap_or_default();
     if status != 302 {

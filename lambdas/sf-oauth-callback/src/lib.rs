@@ -4,11 +4,17 @@
 //! # Requests (Function URL payload format 2.0)
 //!
 //! 1. `GET /start?link=…`: the WhatsApp side sends the user this link ([`sign_link`] makes the
-//!    `link` value). The function checks the link, puts a fresh nonce in an
+//!    `link` value). The function checks the link and answers a confirmation page that names
+//!    the WhatsApp number (masked) the Salesforce account will be linked to, with one button.
+//!    Opening a link therefore links nothing: someone who forwards their own link to another
+//!    person must also get them to confirm a number that is not theirs. The page cannot be
+//!    framed, so the button cannot be clickjacked.
+//! 2. `POST /start` (form field `link`), from that page only (its `Origin` must be this
+//!    function's): the function checks the link again, puts a fresh nonce in an
 //!    `__Host-sfstack-oauth` cookie (`HttpOnly; Secure; SameSite=Lax`) and redirects the browser
 //!    to Salesforce's authorize endpoint with a state bound to that nonce and a PKCE (S256)
 //!    challenge.
-//! 2. `GET <redirect URI>?code=…&state=…`: Salesforce sends the browser back here. The callback
+//! 3. `GET <redirect URI>?code=…&state=…`: Salesforce sends the browser back here. The callback
 //!    requires the same browser's nonce, an unexpired state signed for it, and a state never
 //!    used before (a conditional write to the states table), then exchanges the code with the
 //!    PKCE verifier and stores the tokens.
@@ -24,10 +30,12 @@
 //!
 //! | status | when |
 //! |---|---|
-//! | 302 | `/start`: to Salesforce's authorize endpoint, with the nonce cookie |
+//! | 200 | `GET /start`: the confirmation page |
+//! | 302 | `POST /start`: to Salesforce's authorize endpoint, with the nonce cookie |
 //! | 200 | tokens stored; a short HTML page that contains no token |
 //! | 400 | link, `code`, `state` or cookie missing, invalid, expired, used, or from another browser; or Salesforce sent `error=` (text/plain reason) |
-//! | 405 | a method other than GET |
+//! | 403 | `POST /start` from another origin (another site's form) |
+//! | 405 | a method other than GET (and POST on `/start`) |
 //! | 502 | Salesforce rejected the code exchange or did not answer (no secret in the body) |
 //!
 //! Configuration, Secrets Manager and DynamoDB failures fail the invocation (the Function URL
@@ -256,59 +264,140 @@ impl CallbackHandler {
             .http
             .method
             .as_deref()
-            .unwrap_or_default();
-        if !method.eq_ignore_ascii_case("GET") {
-            let mut response = text_response(405, "method not allowed; use GET");
-            response
-                .headers
-                .insert(header::ALLOW, HeaderValue::from_static("GET"));
-            return Ok(response);
-        }
+            .unwrap_or_default()
+            .to_ascii_uppercase();
         let path = request
             .raw_path
             .as_deref()
             .or(request.request_context.http.path.as_deref())
             .unwrap_or("/");
-        if path.trim_end_matches('/').ends_with("/start") {
-            self.start(request, now).await
-        } else {
-            self.callback(request, now).await
+        let start = path.trim_end_matches('/').ends_with("/start");
+        match (method.as_str(), start) {
+            ("GET", true) => self.confirm(request, now).await,
+            ("POST", true) => self.start(request, now).await,
+            ("GET", false) => self.callback(request, now).await,
+            _ => {
+                let allowed = if start { "GET, POST" } else { "GET" };
+                let mut response =
+                    text_response(405, &format!("method not allowed; use {allowed}"));
+                response
+                    .headers
+                    .insert(header::ALLOW, HeaderValue::from_static(allowed));
+                Ok(response)
+            }
         }
     }
 
-    /// `/start?link=…`: checks the link, sets the nonce cookie and redirects to Salesforce.
-    async fn start(
+    /// Checks a sign-in link (reading the key again once if it may have been rotated) and
+    /// returns the WhatsApp id it was signed for, or the 400 to answer.
+    async fn checked_link(
+        &self,
+        link: Option<&String>,
+        now: i64,
+    ) -> Result<Result<String, LambdaFunctionUrlResponse>, Error> {
+        let Some(link) = link.filter(|link| !link.is_empty()) else {
+            return Ok(Err(text_response(
+                400,
+                "missing link; open the sign-in link from WhatsApp",
+            )));
+        };
+        let link = match UncheckedLink::parse(link, now, self.config.state_max_age) {
+            Ok(link) => link,
+            Err(error) => return Ok(Err(refused("sign-in link", &error))),
+        };
+        let credentials = self.credentials(false).await?;
+        Ok(
+            match link
+                .clone()
+                .verify(credentials.state_key.expose().as_bytes())
+            {
+                Ok(wa_id) => Ok(wa_id),
+                Err(error) => {
+                    // The key may have been rotated since it was read: read it once more.
+                    match self.credentials_if_stale().await? {
+                        None => Err(refused("sign-in link", &error)),
+                        Some(fresher) => link
+                            .verify(fresher.state_key.expose().as_bytes())
+                            .map_err(|error| refused("sign-in link", &error)),
+                    }
+                }
+            },
+        )
+    }
+
+    /// `GET /start?link=…`: checks the link and answers the confirmation page, which posts the
+    /// link back to `/start`. Nothing is stored and no cookie is set.
+    async fn confirm(
         &self,
         request: &LambdaFunctionUrlRequest,
         now: i64,
     ) -> Result<LambdaFunctionUrlResponse, Error> {
         let query = query_parameters(request);
-        let Some(link) = query.get("link").filter(|link| !link.is_empty()) else {
-            return Ok(text_response(
-                400,
-                "missing link; open the sign-in link from WhatsApp",
-            ));
-        };
-        let link = match UncheckedLink::parse(link, now, self.config.state_max_age) {
-            Ok(link) => link,
-            Err(error) => return Ok(refused("sign-in link", &error)),
+        let wa_id = match self.checked_link(query.get("link"), now).await? {
+            Ok(wa_id) => wa_id,
+            Err(answer) => return Ok(answer),
         };
         let credentials = self.credentials(false).await?;
-        let wa_id = match link
-            .clone()
-            .verify(credentials.state_key.expose().as_bytes())
-        {
+        let link = query.get("link").map(String::as_str).unwrap_or_default();
+        // The number's last four digits: enough for its owner to recognise it.
+        let digits: Vec<char> = wa_id.chars().filter(char::is_ascii_digit).collect();
+        let number: String = digits[digits.len().saturating_sub(4)..].iter().collect();
+        let page = format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>Link your Salesforce account</title></head>\
+             <body><h1>Link your Salesforce account</h1>\
+             <p>You are about to link your Salesforce account to the WhatsApp number ending in <strong>{number}</strong>.</p>\
+             <p>Continue only if that number is yours. If someone sent you this link, close this page.</p>\
+             <form method=\"post\" action=\"start\"><input type=\"hidden\" name=\"link\" value=\"{link}\">\
+             <button type=\"submit\">Continue to Salesforce</button></form></body></html>",
+            number = html_escape(&number),
+            link = html_escape(link),
+        );
+        let mut response = html_response(200, &page);
+        // Not in a frame (no clickjacking of the button); the form posts here, and the answer
+        // redirects to the login host.
+        let policy = format!(
+            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self' {}",
+            origin_of(&credentials.login_url).unwrap_or_default()
+        );
+        if let Ok(value) = HeaderValue::from_str(&policy) {
+            response
+                .headers
+                .insert(header::CONTENT_SECURITY_POLICY, value);
+        }
+        response
+            .headers
+            .insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        Ok(response)
+    }
+
+    /// `POST /start` from the confirmation page: checks where the form came from and the link,
+    /// sets the nonce cookie and redirects to Salesforce.
+    async fn start(
+        &self,
+        request: &LambdaFunctionUrlRequest,
+        now: i64,
+    ) -> Result<LambdaFunctionUrlResponse, Error> {
+        // Browsers send Origin with every form POST: another site's form (auto-submitted in
+        // the victim's browser with the attacker's link) is refused here.
+        let own = origin_of(&self.config.redirect_uri);
+        let origin = request
+            .headers
+            .get(header::ORIGIN)
+            .and_then(|value| value.to_str().ok());
+        if own.is_none() || origin != own.as_deref() {
+            tracing::warn!(
+                origin = origin.unwrap_or("none"),
+                "refused a sign-in posted from another origin"
+            );
+            return Ok(text_response(
+                403,
+                "this sign-in must be confirmed on its own page; open the sign-in link from WhatsApp",
+            ));
+        }
+        let form = form_parameters(request);
+        let wa_id = match self.checked_link(form.get("link"), now).await? {
             Ok(wa_id) => wa_id,
-            Err(error) => {
-                // The key may have been rotated since it was read: read it once more.
-                let Some(fresher) = self.credentials_if_stale().await? else {
-                    return Ok(refused("sign-in link", &error));
-                };
-                match link.verify(fresher.state_key.expose().as_bytes()) {
-                    Ok(wa_id) => wa_id,
-                    Err(error) => return Ok(refused("sign-in link", &error)),
-                }
-            }
+            Err(answer) => return Ok(answer),
         };
         let credentials = self.credentials(false).await?;
         let key = credentials.state_key.expose().as_bytes();
@@ -643,6 +732,45 @@ fn with_cleared_cookie(mut response: LambdaFunctionUrlResponse) -> LambdaFunctio
         "{NONCE_COOKIE}=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=Lax"
     )];
     response
+}
+
+/// A POSTed form's fields (`application/x-www-form-urlencoded`, base64 when Lambda says so).
+fn form_parameters(request: &LambdaFunctionUrlRequest) -> HashMap<String, String> {
+    use base64::Engine as _;
+    let Some(body) = request.body.as_deref() else {
+        return HashMap::new();
+    };
+    let bytes = if request.is_base64_encoded {
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap_or_default()
+    } else {
+        body.as_bytes().to_vec()
+    };
+    url::form_urlencoded::parse(&bytes).into_owned().collect()
+}
+
+/// `scheme://host[:port]` of a URL, as browsers send it in `Origin`.
+fn origin_of(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let origin = parsed.origin();
+    origin.is_tuple().then(|| origin.ascii_serialization())
+}
+
+/// Text for an HTML attribute or element.
+fn html_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        match character {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#39;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
 }
 
 /// The query parameters: Lambda's decoded map, else the raw query string.

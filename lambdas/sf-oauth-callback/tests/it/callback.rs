@@ -149,9 +149,51 @@ impl Harness {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("link", &link)
             .finish();
-        let response = self
+        // Opening the link shows which number the account will be linked to, and links
+        // nothing: no cookie, no redirect, a page no other site can frame.
+        let page = self
             .handler
             .respond(&request_to("/start", "GET", &query, None), now())
+            .await
+            .expect("answers");
+        assert_eq!(page.status_code, 200, "{}", body(&page));
+        assert!(page.cookies.is_empty(), "{:?}", page.cookies);
+        assert!(
+            body(&page).contains("ending in <strong>0100</strong>"),
+            "{}",
+            body(&page)
+        );
+        // (The link itself, which the page posts back, carries the number as the URL did.)
+        assert!(
+            !body(&page)
+                .split("<form")
+                .next()
+                .unwrap_or_default()
+                .contains("5555550100"),
+            "the number is masked: {}",
+            body(&page)
+        );
+        assert!(
+            body(&page).contains(r#"<form method="post" action="start">"#),
+            "{}",
+            body(&page)
+        );
+        let policy = page
+            .headers
+            .get("content-security-policy")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+        assert_eq!(
+            page.headers
+                .get("x-frame-options")
+                .and_then(|value| value.to_str().ok()),
+            Some("DENY")
+        );
+        // The button posts the link back, from this function's own origin.
+        let response = self
+            .handler
+            .respond(&post_start(&query, Some(OWN_ORIGIN)), now())
             .await
             .expect("answers");
         assert_eq!(response.status_code, 302, "{}", body(&response));
@@ -243,6 +285,29 @@ fn request_to(
     request.query_string_parameters = url::form_urlencoded::parse(raw_query.as_bytes())
         .into_owned()
         .collect();
+    request
+}
+
+/// The origin of the callback URL, which the confirmation page is served from.
+const OWN_ORIGIN: &str = "http://127.0.0.1";
+
+/// The confirmation page's form, posted with `origin` (browsers always send one with a POST).
+fn post_start(form: &str, origin: Option<&str>) -> LambdaFunctionUrlRequest {
+    let mut request = request_to("/start", "POST", "", None);
+    if let Some(origin) = origin {
+        request
+            .headers
+            .insert("origin", origin.parse().expect("an origin header value"));
+    }
+    request.headers.insert(
+        "content-type",
+        "application/x-www-form-urlencoded"
+            .parse()
+            .expect("a content type"),
+    );
+    use base64::Engine as _;
+    request.body = Some(base64::engine::general_purpose::STANDARD.encode(form));
+    request.is_base64_encoded = true;
     request
 }
 
@@ -531,6 +596,7 @@ async fn a_flood_of_junk_requests_makes_no_aws_call() {
             Some(&started.cookie),
             405,
         ),
+        ("/start", "PUT", String::new(), None, 405),
         ("/start", "GET", String::new(), None, 400),
         ("/start", "GET", "link=wa:junk".into(), None, 400),
         ("/start", "GET", forged_link, None, 400),
@@ -555,11 +621,41 @@ async fn a_flood_of_junk_requests_makes_no_aws_call() {
             }
         }
     }
+    // The confirmation's POST: another site's form (no Origin, or another one) is refused
+    // even with a good link, and a junk link from the right origin too.
+    let good_link = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair(
+            "link",
+            &sign_link(SIGNING_KEY.as_bytes(), WA_ID, now()).expect("link"),
+        )
+        .finish();
+    let posts = [
+        (good_link.as_str(), None, 403),
+        (good_link.as_str(), Some("https://evil.example"), 403),
+        ("link=wa:junk", Some(OWN_ORIGIN), 400),
+        ("", Some(OWN_ORIGIN), 400),
+    ];
+    for round in 0..20 {
+        for (form, origin, status) in &posts {
+            let response = harness
+                .handler
+                .respond(&post_start(form, *origin), now())
+                .await
+                .expect("answers");
+            assert_eq!(
+                response.status_code,
+                *status,
+                "round {round}, POST /start {form} from {origin:?}: {}",
+                body(&response)
+            );
+            assert!(response.cookies.is_empty());
+        }
+    }
     assert_eq!(
         harness.aws_calls(),
         before,
         "{} junk requests made AWS calls",
-        20 * cases.len()
+        20 * (cases.len() + posts.len())
     );
     // The real sign-in is untouched by the flood.
     let response = harness.callback(&query, Some(&started.cookie), now()).await;
