@@ -304,6 +304,21 @@ async fn invoke(
         }])
         .to_string()
     });
+    // Lambda answers a request that is neither signed nor made by a service (which the local
+    // cloud names) as every AWS API does: 403 MissingAuthenticationToken ("The request must
+    // contain either a valid (registered) AWS access key ID or X.509 certificate", AWS's
+    // common errors). Without a gateway nothing is decided, as before.
+    if runner.config.gateway.is_some()
+        && signer.is_none()
+        && header(&headers, INVOKED_BY_HEADER).is_none()
+    {
+        return ApiError {
+            status: StatusCode::FORBIDDEN,
+            error_type: "MissingAuthenticationTokenException",
+            message: "Missing Authentication Token: the request must contain either a valid (registered) AWS access key ID or X.509 certificate (sign it with SigV4)".into(),
+        }
+        .into_response();
+    }
     if let Some(callers) = header(&headers, INVOKED_BY_HEADER)
         .map(str::to_string)
         .or(signer)

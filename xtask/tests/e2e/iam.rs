@@ -226,6 +226,32 @@ async fn iam_is_enforced_on_the_local_target() -> anyhow::Result<()> {
         "{detail}"
     );
     local.run(&["deploy", "--env", a], &[])?.ok()?;
+
+    // The local Lambda service, like Lambda, refuses an Invoke that nobody signed.
+    let lambda_url = local.state()?["lambda"]["url"]
+        .as_str()
+        .context("the Lambda service's URL")?
+        .to_string();
+    let unsigned = reqwest::Client::new()
+        .post(format!(
+            "{lambda_url}/2015-03-31/functions/sfstack-{a}-sf-invoke-api/invocations"
+        ))
+        .body(r#"{"Details":{"Parameters":{"sf_operation":"phoneLookup","sf_phone":"+15555550100"}}}"#)
+        .send()
+        .await?;
+    assert_eq!(unsigned.status(), 403);
+    let error_type = unsigned
+        .headers()
+        .get("x-amzn-errortype")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let body = unsigned.text().await?;
+    assert!(
+        error_type.starts_with("MissingAuthenticationTokenException")
+            || body.contains("MissingAuthenticationToken"),
+        "{error_type} {body}"
+    );
     local.run(&["teardown", "--env", a], &[])?.ok()?;
     local.run(&["teardown", "--env", b], &[])?.ok()?;
     Ok(())
