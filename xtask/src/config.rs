@@ -13,6 +13,12 @@ pub const FILE_NAME: &str = "sfstack.toml";
 #[serde(deny_unknown_fields)]
 pub struct Salesforce {
     pub login_url: String,
+    /// The org's My Domain login host (`https://NAME.my.salesforce.com`), the original
+    /// package's `SF_HOST`: when set, the functions and deploy's credential check log in there,
+    /// whatever the credentials' `LoginUrl` says.
+    #[serde(default)]
+    pub my_domain: Option<String>,
+    /// `62.0`, or `v62.0` as the original package's `SF_VERSION` wrote it (stored without the v).
     pub api_version: String,
     pub username: String,
     pub auth_flow: String,
@@ -37,11 +43,22 @@ pub struct Functions {
     /// account's pool that `sf-invoke-api` draws on.
     #[serde(default = "default_callback_concurrency")]
     pub callback_concurrency: u32,
+    /// The functions' log level, the original package's `LOGGING_LEVEL`: `DEBUG`, `INFO`,
+    /// `WARNING`, `ERROR` or `CRITICAL` (any case; stored in capitals).
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
 }
 
 fn default_callback_concurrency() -> u32 {
     10
 }
+
+fn default_log_level() -> String {
+    "INFO".to_string()
+}
+
+/// The log levels the functions understand (the original package's `LOGGING_LEVEL` values).
+pub const LOG_LEVELS: &[&str] = &["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"];
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -76,6 +93,7 @@ pub struct Settings {
 /// e.g. `SFSTACK_SALESFORCE_AUTH_FLOW=refresh_token` or `SFSTACK_FUNCTIONS_MEMORY_MB=512`.
 pub const VARIABLE_KEYS: &[(&str, &str)] = &[
     ("salesforce", "login_url"),
+    ("salesforce", "my_domain"),
     ("salesforce", "api_version"),
     ("salesforce", "username"),
     ("salesforce", "auth_flow"),
@@ -87,6 +105,7 @@ pub const VARIABLE_KEYS: &[(&str, &str)] = &[
     ("functions", "log_retention_days"),
     ("functions", "token_refresh_rate"),
     ("functions", "callback_concurrency"),
+    ("functions", "log_level"),
     ("environments", "ttl"),
     ("artifacts", "bucket"),
 ];
@@ -168,9 +187,17 @@ impl Settings {
             bail!("env: expected tables like [env.NAME.functions]");
         }
         apply_variables(&mut document, |name| std::env::var(name).ok())?;
-        let settings: Settings = toml::Value::Table(document)
+        let mut settings: Settings = toml::Value::Table(document)
             .try_into()
             .map_err(|error: toml::de::Error| anyhow::anyhow!("{}", error.message().trim()))?;
+        // The original package wrote versions as `v42.0`; Salesforce's URLs want `42.0`.
+        if let Some(version) = settings.salesforce.api_version.strip_prefix('v') {
+            settings.salesforce.api_version = version.to_string();
+        }
+        settings.functions.log_level = settings.functions.log_level.to_ascii_uppercase();
+        if let Some(host) = &settings.salesforce.my_domain {
+            settings.salesforce.my_domain = Some(host.trim_end_matches('/').to_string());
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -196,9 +223,27 @@ impl Settings {
             });
         if !version_ok {
             bail!(
-                "salesforce.api_version: expected a version like \"62.0\" (no leading v), got {:?}",
+                "salesforce.api_version: expected a version like \"62.0\" or \"v62.0\", got {:?}",
                 sf.api_version
             );
+        }
+        if let Some(host) = &sf.my_domain {
+            let parsed = url::Url::parse(host).ok();
+            let well_formed = parsed.as_ref().is_some_and(|url| {
+                url.scheme() == "https"
+                    && url.path() == "/"
+                    && url.query().is_none()
+                    && url.port().is_none()
+                    && url.host_str().is_some_and(|name| {
+                        name.strip_suffix(".my.salesforce.com")
+                            .is_some_and(|prefix| !prefix.is_empty() && !prefix.contains('/'))
+                    })
+            });
+            if !well_formed {
+                bail!(
+                    "salesforce.my_domain: expected your org's My Domain login host, https://NAME.my.salesforce.com (a sandbox's: https://NAME--SANDBOX.sandbox.my.salesforce.com), got {host:?}"
+                );
+            }
         }
         if !sf.username.contains('@') {
             bail!(
@@ -244,6 +289,13 @@ impl Settings {
             bail!(
                 "functions.callback_concurrency: expected 1 to 1000 (the OAuth callback's reserved concurrency; Lambda keeps at least 100 of the account's concurrency unreserved), got {}",
                 functions.callback_concurrency
+            );
+        }
+        if !LOG_LEVELS.contains(&functions.log_level.as_str()) {
+            bail!(
+                "functions.log_level: expected one of {}, got {:?}",
+                LOG_LEVELS.join(", "),
+                functions.log_level
             );
         }
         if !RETENTION_DAYS.contains(&functions.log_retention_days) {
@@ -436,6 +488,24 @@ mod tests {
                 "ttl = \"seven days\"",
                 "environments.ttl",
             ),
+            (
+                "salesforce",
+                "production = true",
+                "production = true\nmy_domain = \"http://acme.my.salesforce.com\"",
+                "salesforce.my_domain",
+            ),
+            (
+                "salesforce",
+                "production = true",
+                "production = true\nmy_domain = \"https://login.example.com\"",
+                "salesforce.my_domain",
+            ),
+            (
+                "functions",
+                "log_level = \"INFO\"",
+                "log_level = \"VERBOSE\"",
+                "functions.log_level",
+            ),
         ];
         for (section, good, bad, key) in cases {
             assert!(CHECKED_IN.contains(good), "{section}: {good}");
@@ -443,6 +513,27 @@ mod tests {
             let error = Settings::parse(&text, "dev").expect_err("invalid");
             assert!(format!("{error:#}").contains(key), "{key}: {error:#}");
         }
+    }
+
+    /// The original package's forms are accepted: `SF_VERSION` as `v62.0`, `LOGGING_LEVEL` in
+    /// any case, `SF_HOST` as a My Domain host.
+    #[test]
+    fn the_original_packages_forms_are_accepted() {
+        let text = CHECKED_IN
+            .replacen("api_version = \"62.0\"", "api_version = \"v61.0\"", 1)
+            .replacen("log_level = \"INFO\"", "log_level = \"debug\"", 1)
+            .replacen(
+                "production = true",
+                "production = true\nmy_domain = \"https://acme--uat.sandbox.my.salesforce.com/\"",
+                1,
+            );
+        let settings = Settings::parse(&text, "dev").expect("valid");
+        assert_eq!(settings.salesforce.api_version, "61.0");
+        assert_eq!(settings.functions.log_level, "DEBUG");
+        assert_eq!(
+            settings.salesforce.my_domain.as_deref(),
+            Some("https://acme--uat.sandbox.my.salesforce.com")
+        );
     }
 
     #[test]

@@ -119,8 +119,11 @@ pub struct EnvironmentInputs {
     pub oauth_redirect_uri: String,
     pub api_version: String,
     pub username: String,
-    /// Overrides the credentials document's `LoginUrl` (the local target's emulator).
+    /// Overrides the credentials document's `LoginUrl` (the local target's emulator, or the
+    /// org's My Domain, `salesforce.my_domain`).
     pub login_url: Option<String>,
+    /// `LOGGING_LEVEL` (`functions.log_level`).
+    pub log_level: String,
     /// `sf-token-refresh`'s name when the credentials use the refresh-token flow: then
     /// `sf-invoke-api` asks it for a new session instead of spending the refresh token.
     pub token_refresh_function: Option<String>,
@@ -135,7 +138,7 @@ pub fn function_environment(
     let mut set = |name: &str, value: &str| {
         variables.insert(name.to_string(), value.to_string());
     };
-    set("LOGGING_LEVEL", "INFO");
+    set("LOGGING_LEVEL", &inputs.log_level);
     set("SF_API_VERSION", &inputs.api_version);
     if let Some(login_url) = &inputs.login_url {
         set("SF_LOGIN_URL", login_url);
@@ -680,6 +683,7 @@ mod tests {
             api_version: "62.0".into(),
             username: "integration@example.com".into(),
             login_url: None,
+            log_level: "INFO".into(),
             token_refresh_function: Some(names.function("sf-token-refresh")),
         }
     }
@@ -698,6 +702,21 @@ mod tests {
         );
         let refresh = function_environment("sf-token-refresh", &inputs);
         assert!(!refresh.contains_key("SF_TOKEN_REFRESH_FUNCTION"));
+        // The level and the My Domain reach every function that logs in or logs.
+        let tuned = EnvironmentInputs {
+            log_level: "DEBUG".into(),
+            login_url: Some("https://acme.my.salesforce.com".into()),
+            ..sample_environment()
+        };
+        let tuned_invoke = function_environment("sf-invoke-api", &tuned);
+        assert_eq!(
+            tuned_invoke.get("LOGGING_LEVEL").map(String::as_str),
+            Some("DEBUG")
+        );
+        assert_eq!(
+            tuned_invoke.get("SF_LOGIN_URL").map(String::as_str),
+            Some("https://acme.my.salesforce.com")
+        );
         let jwt = EnvironmentInputs {
             token_refresh_function: None,
             ..sample_environment()

@@ -117,8 +117,11 @@ async fn secret_has_value(cloud: &Cloud, name: &str) -> bool {
 pub(super) async fn check_credentials(
     input: CredentialsInput,
     settings: &Settings,
-    login_url: Option<&str>,
+    local_org_url: Option<&str>,
 ) -> anyhow::Result<CredentialsInput> {
+    // The functions log in where deploy checks: the local org, else the org's My Domain when
+    // set, else the document's own LoginUrl.
+    let login_url = local_org_url.or(settings.salesforce.my_domain.as_deref());
     let document = match &input {
         CredentialsInput::Given { document, .. } | CredentialsInput::Default { document } => {
             document
@@ -130,7 +133,7 @@ pub(super) async fn check_credentials(
         document,
         // The local org's user is the document's; a real org's is the shared file's.
         Some(settings.salesforce.username.as_str())
-            .filter(|name| !name.is_empty() && login_url.is_none()),
+            .filter(|name| !name.is_empty() && local_org_url.is_none()),
     )
     .map_err(|error| anyhow::anyhow!("{error}"))
     .with_context(|| format!("the Salesforce credentials from {source} are incomplete"))?;

@@ -127,7 +127,11 @@ pub(super) fn stack_input(
             Some(org) => org.username().to_string(),
             None => settings.salesforce.username.clone(),
         },
-        login_url: local_org.as_ref().map(|org| org.url().to_string()),
+        login_url: match &local_org {
+            Some(org) => Some(org.url().to_string()),
+            None => settings.salesforce.my_domain.clone(),
+        },
+        log_level: settings.functions.log_level.clone(),
         token_refresh_function: (settings.salesforce.auth_flow == "refresh_token")
             .then(|| names.function("sf-token-refresh")),
     };
