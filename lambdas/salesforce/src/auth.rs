@@ -83,7 +83,9 @@ pub(crate) async fn request_token(
             assertion = sign_assertion(
                 client_id,
                 username,
-                audience.as_deref().unwrap_or(credentials.login_url()),
+                audience
+                    .as_deref()
+                    .unwrap_or_else(|| default_audience(credentials.login_url())),
                 private_key,
             )?;
             vec![
@@ -215,6 +217,28 @@ fn sign_assertion(
         .map_err(|_| {
             Error::InvalidCredentials("could not sign the JWT assertion with PrivateKey".into())
         })
+}
+
+/// The JWT `aud` Salesforce accepts when logging in at `login_url`. Salesforce takes
+/// `https://login.salesforce.com`, `https://test.salesforce.com` or an Experience Cloud site's
+/// URL, never a My Domain host: a My Domain login host (`NAME.my.salesforce.com`) gets
+/// login.salesforce.com, a sandbox's (`NAME--SBX.sandbox.my.salesforce.com`)
+/// test.salesforce.com. Any other host is its own audience. `JwtAudience` in the credentials
+/// overrides this.
+pub fn default_audience(login_url: &str) -> &str {
+    let host = login_url
+        .trim_start_matches("https://")
+        .split(['/', ':'])
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    if host.ends_with(".sandbox.my.salesforce.com") {
+        "https://test.salesforce.com"
+    } else if host.ends_with(".my.salesforce.com") {
+        "https://login.salesforce.com"
+    } else {
+        login_url
+    }
 }
 
 /// Posts a form to the token endpoint. Token requests are retried like idempotent calls:
@@ -380,6 +404,26 @@ mod tests {
         let back: Session = serde_json::from_str(&json)?;
         assert_eq!(back, session);
         Ok(())
+    }
+
+    #[test]
+    fn a_my_domain_login_signs_for_the_audience_salesforce_accepts() {
+        assert_eq!(
+            default_audience("https://acme.my.salesforce.com"),
+            "https://login.salesforce.com"
+        );
+        assert_eq!(
+            default_audience("https://acme--uat.sandbox.my.salesforce.com"),
+            "https://test.salesforce.com"
+        );
+        assert_eq!(
+            default_audience("https://test.salesforce.com"),
+            "https://test.salesforce.com"
+        );
+        assert_eq!(
+            default_audience("http://127.0.0.1:8788"),
+            "http://127.0.0.1:8788"
+        );
     }
 
     #[test]

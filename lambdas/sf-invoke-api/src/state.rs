@@ -24,6 +24,11 @@ use crate::operation::Plan;
 /// Where "now" comes from (relative dates); tests inject a fixed clock.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
+/// After a failed renewal, how often and how long the session secret is read again for a session
+/// another environment's renewal stored (1.5 s in all: well inside Connect's 8 s).
+const RENEWAL_POLLS: u32 = 3;
+const RENEWAL_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
 /// How long before the invocation's deadline a call is abandoned, so the function can still
 /// report a clean `Timeout` error before Lambda stops it.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(300);
@@ -164,7 +169,7 @@ impl HandlerState {
                         if replacement.stored_token.is_some() =>
                     {
                         tracing::info!(
-                            "the session secret's newer session was rejected too; logging in"
+                            "the session secret's newer session was rejected too; renewing it"
                         );
                         let login = self.replace_rejected(&replacement).await?;
                         plan.execute(&login.client).await.map_err(from_salesforce)
@@ -282,24 +287,55 @@ impl HandlerState {
         rejected_token: Option<&Secret>,
         generation: u64,
     ) -> Result<ActiveClient, InvokeError> {
-        let (Some(arn), Some(renewer)) = (&settings.session_secret_arn, &self.renewer) else {
+        let Some(arn) = &settings.session_secret_arn else {
             return Err(InvokeError::Configuration(format!(
                 "SF_TOKEN_REFRESH_FUNCTION names {function}, but SF_SESSION_SECRET_ARN is not set; \
                  in the refresh-token flow this function uses only the session that function stores"
             )));
         };
+        let Some(renewer) = &self.renewer else {
+            return Err(InvokeError::Configuration(format!(
+                "SF_TOKEN_REFRESH_FUNCTION names {function}, but this execution environment has no \
+                 Lambda client to invoke it with"
+            )));
+        };
         tracing::info!(%function, "asking the token refresh function to renew the session");
-        renewer.renew().await.map_err(|reason| {
-            InvokeError::SalesforceUnavailable(format!(
-                "no usable Salesforce session, and the token refresh function could not renew it: \
-                 {reason}; hint: see that function's logs (the refresh token is its alone to spend)"
-            ))
-        })?;
-        let stored = self
-            .secrets
-            .load_session(arn)
-            .await
-            .map_err(|error| InvokeError::Configuration(error.to_string()))?;
+        let mut stored = None;
+        if let Err(reason) = renewer.renew().await {
+            // Throttled (the function runs one copy at a time) or failed: another environment's
+            // renewal may have stored a session meanwhile; look for it a few times.
+            tracing::warn!(%function, %reason, "the renewal failed; reading the session secret again");
+            for attempt in 1..=RENEWAL_POLLS {
+                tokio::time::sleep(RENEWAL_POLL_INTERVAL).await;
+                let candidate = self
+                    .secrets
+                    .load_session(arn)
+                    .await
+                    .map_err(|error| InvokeError::Configuration(error.to_string()))?;
+                if candidate
+                    .as_ref()
+                    .is_some_and(|found| Some(&found.session.access_token) != rejected_token)
+                {
+                    tracing::info!(attempt, "another renewal stored a session");
+                    stored = candidate;
+                    break;
+                }
+            }
+            if stored.is_none() {
+                return Err(InvokeError::SalesforceUnavailable(format!(
+                    "no usable Salesforce session, and the token refresh function could not renew it: \
+                     {reason}; hint: see that function's logs (the refresh token is its alone to spend)"
+                )));
+            }
+        }
+        let stored = match stored {
+            Some(found) => Some(found),
+            None => self
+                .secrets
+                .load_session(arn)
+                .await
+                .map_err(|error| InvokeError::Configuration(error.to_string()))?,
+        };
         match stored {
             Some(stored) if Some(&stored.session.access_token) != rejected_token => {
                 let token = stored.session.access_token.clone();

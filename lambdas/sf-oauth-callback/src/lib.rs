@@ -337,7 +337,6 @@ impl CallbackHandler {
             Ok(wa_id) => wa_id,
             Err(answer) => return Ok(answer),
         };
-        let credentials = self.credentials(false).await?;
         let link = query.get("link").map(String::as_str).unwrap_or_default();
         // The number's last four digits: enough for its owner to recognise it.
         let digits: Vec<char> = wa_id.chars().filter(char::is_ascii_digit).collect();
@@ -353,20 +352,22 @@ impl CallbackHandler {
             link = html_escape(link),
         );
         let mut response = html_response(200, &page);
-        // Not in a frame (no clickjacking of the button); the form posts here, and the answer
-        // redirects to the login host.
-        let policy = format!(
-            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self' {}",
-            origin_of(&credentials.login_url).unwrap_or_default()
+        // Not in a frame (no clickjacking of the button). No `form-action`: Chrome applies it
+        // to the redirects after the post too, and Salesforce may redirect on to a My Domain.
+        response.headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
         );
-        if let Ok(value) = HeaderValue::from_str(&policy) {
-            response
-                .headers
-                .insert(header::CONTENT_SECURITY_POLICY, value);
-        }
         response
             .headers
             .insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        // A page under `no-referrer` makes its form post `Origin: null` (the Fetch standard's
+        // "serializing a request origin"), which the check below would refuse: this page keeps
+        // the origin for same-origin requests and still sends nothing elsewhere.
+        response.headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
         Ok(response)
     }
 

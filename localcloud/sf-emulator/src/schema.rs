@@ -44,7 +44,6 @@ impl FieldType {
         }
     }
 
-    /// Whether SOSL's `ALL FIELDS`/`NAME FIELDS` text search looks at this field.
     /// Whether aggregate functions take fields of this type (describe's `aggregatable`).
     pub fn aggregatable(self) -> bool {
         !matches!(self, Self::TextArea | Self::Boolean)
@@ -58,6 +57,7 @@ impl FieldType {
         )
     }
 
+    /// Whether SOSL's `ALL FIELDS`/`NAME FIELDS` text search looks at this field.
     pub fn is_text(self) -> bool {
         matches!(
             self,

@@ -217,6 +217,9 @@ struct FakeTokenRefresh {
     secrets: sf_common::Secrets,
     session_arn: String,
     refuse: bool,
+    /// Stores a session and then refuses, as when another environment's renewal stores one
+    /// while this caller's invoke is throttled.
+    throttled_while_another_renews: bool,
     calls: std::sync::atomic::AtomicUsize,
 }
 
@@ -238,7 +241,11 @@ impl sf_invoke_api::SessionRenewer for FakeTokenRefresh {
             self.secrets
                 .store_session(&self.session_arn, &session)
                 .await
-                .map_err(|error| error.to_string())
+                .map_err(|error| error.to_string())?;
+            if self.throttled_while_another_renews {
+                return Err("invoking sfstack-x-sf-token-refresh failed: TooManyRequestsException: Rate Exceeded.".into());
+            }
+            Ok(())
         })
     }
 }
@@ -257,6 +264,7 @@ async fn in_the_refresh_token_flow_sessions_are_renewed_by_the_token_refresh_fun
         secrets: fixture.secrets.clone(),
         session_arn: session_arn.clone(),
         refuse: false,
+        throttled_while_another_renews: false,
         calls: Default::default(),
     });
     // The credentials secret points nowhere: reading it would fail the call.
@@ -289,6 +297,7 @@ async fn in_the_refresh_token_flow_sessions_are_renewed_by_the_token_refresh_fun
     // A renewal that fails: the call fails with SalesforceUnavailable naming the function.
     let refusing = std::sync::Arc::new(FakeTokenRefresh {
         refuse: true,
+        throttled_while_another_renews: false,
         calls: Default::default(),
         login_url: fixture.base_url().to_string(),
         secrets: fixture.secrets.clone(),
@@ -319,5 +328,31 @@ async fn in_the_refresh_token_flow_sessions_are_renewed_by_the_token_refresh_fun
         "{error}"
     );
     assert_eq!(refusing.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Throttled while another environment's renewal stores a session: that one is used.
+    let throttled = std::sync::Arc::new(FakeTokenRefresh {
+        refuse: false,
+        throttled_while_another_renews: true,
+        calls: Default::default(),
+        login_url: fixture.base_url().to_string(),
+        secrets: fixture.secrets.clone(),
+        session_arn: session_arn.clone(),
+    });
+    let state = HandlerState::new(
+        Ok(Settings::from_lookup(|name| match name {
+            "SF_CREDENTIALS_SECRET_ARN" => {
+                Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:unreadable".into())
+            }
+            "SF_SESSION_SECRET_ARN" => Some(session_arn.clone()),
+            "SF_TOKEN_REFRESH_FUNCTION" => Some("sfstack-x-sf-token-refresh".into()),
+            _ => None,
+        })?),
+        fixture.secrets.clone(),
+    )
+    .with_renewer(throttled.clone());
+    fixture.expire_sessions().await?;
+    let output = invoke(&state, &fixture_event("phoneLookup", &[])?).await?;
+    assert_eq!(get(&output, "Name")?, "Ada Lovelace");
+    assert_eq!(throttled.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     Ok(())
 }

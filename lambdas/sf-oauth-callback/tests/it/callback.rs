@@ -190,6 +190,15 @@ impl Harness {
                 .and_then(|value| value.to_str().ok()),
             Some("DENY")
         );
+        // Under `no-referrer` a browser posts the form with `Origin: null`, which the POST
+        // refuses: the page keeps its origin for same-origin requests.
+        assert_eq!(
+            page.headers
+                .get("referrer-policy")
+                .and_then(|value| value.to_str().ok()),
+            Some("same-origin")
+        );
+        assert!(!policy.contains("form-action"), "{policy}");
         // The button posts the link back, from this function's own origin.
         let response = self
             .handler

@@ -152,12 +152,15 @@ pub(crate) fn plan(
             .iter()
             .any(|column| column.key.eq_ignore_ascii_case(&key))
         {
-            let offset = alias.as_ref().map_or(0, |alias| alias.offset);
-            return Err(parser.error_at(
-                offset,
-                "MALFORMED_QUERY",
-                &format!("duplicate alias: {key}"),
-            ));
+            return Err(match alias {
+                Some(alias) => parser.error_at(
+                    alias.offset,
+                    "MALFORMED_QUERY",
+                    &format!("duplicate alias: {key}"),
+                ),
+                // As for plain queries: the same field selected twice.
+                None => RestError::malformed_query(format!("duplicate field selected: {key}")),
+            });
         }
         plan.columns.push(Column { key, slot });
     }

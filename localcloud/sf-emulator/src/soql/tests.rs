@@ -258,6 +258,11 @@ fn malformed_statements_get_salesforce_error_codes_and_messages() {
             "unexpected token: 'n'",
         ),
         (
+            "SELECT Status, Status, COUNT(Id) FROM Case GROUP BY Status",
+            "MALFORMED_QUERY",
+            "duplicate field selected: Status",
+        ),
+        (
             "SELECT COUNT(Id) n, MAX(Name) n FROM Account",
             "MALFORMED_QUERY",
             "duplicate alias: n",
