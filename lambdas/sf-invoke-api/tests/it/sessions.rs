@@ -10,11 +10,20 @@ use crate::harness::{Fixture, event, fixture_event, get, invoke, try_invoke};
 
 /// Logs in the way `sf-token-refresh` does and stores the session in `secret_id`.
 async fn refresh_session(fixture: &Fixture, secret_id: &str) -> anyhow::Result<String> {
-    let credentials =
-        salesforce::Credentials::from_json(&demo::jwt_credentials(fixture.base_url()))?;
+    store_new_session(fixture.base_url(), &fixture.secrets, secret_id).await
+}
+
+/// Logs in to the org at `login_url` with the demo JWT credentials and stores the session in
+/// `secret_id`; returns its access token.
+async fn store_new_session(
+    login_url: &str,
+    secrets: &sf_common::Secrets,
+    secret_id: &str,
+) -> anyhow::Result<String> {
+    let credentials = salesforce::Credentials::from_json(&demo::jwt_credentials(login_url))?;
     let client = salesforce::Client::new(credentials, salesforce::ClientConfig::default())?;
     let session = client.login().await?;
-    fixture.secrets.store_session(secret_id, &session).await?;
+    secrets.store_session(secret_id, &session).await?;
     Ok(session.access_token.expose().to_owned())
 }
 
@@ -232,14 +241,7 @@ impl sf_invoke_api::SessionRenewer for FakeTokenRefresh {
             if self.refuse {
                 return Err("sfstack-x-sf-token-refresh answered Unhandled: RefreshFailed".into());
             }
-            let credentials =
-                salesforce::Credentials::from_json(&demo::jwt_credentials(&self.login_url))
-                    .map_err(|error| error.to_string())?;
-            let client = salesforce::Client::new(credentials, salesforce::ClientConfig::default())
-                .map_err(|error| error.to_string())?;
-            let session = client.login().await.map_err(|error| error.to_string())?;
-            self.secrets
-                .store_session(&self.session_arn, &session)
+            store_new_session(&self.login_url, &self.secrets, &self.session_arn)
                 .await
                 .map_err(|error| error.to_string())?;
             if self.throttled_while_another_renews {
@@ -248,6 +250,24 @@ impl sf_invoke_api::SessionRenewer for FakeTokenRefresh {
             Ok(())
         })
     }
+}
+
+/// Handler state in the refresh-token flow, renewing through `renewer`. Its credentials secret
+/// points nowhere: reading it would fail the call.
+fn refresh_flow_state(
+    fixture: &Fixture,
+    session_arn: &str,
+    renewer: std::sync::Arc<FakeTokenRefresh>,
+) -> anyhow::Result<HandlerState> {
+    let settings = Settings::from_lookup(|name| match name {
+        "SF_CREDENTIALS_SECRET_ARN" => {
+            Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:unreadable".into())
+        }
+        "SF_SESSION_SECRET_ARN" => Some(session_arn.to_string()),
+        "SF_TOKEN_REFRESH_FUNCTION" => Some("sfstack-x-sf-token-refresh".into()),
+        _ => None,
+    })?;
+    Ok(HandlerState::new(Ok(settings), fixture.secrets.clone()).with_renewer(renewer))
 }
 
 /// In the refresh-token flow (`SF_TOKEN_REFRESH_FUNCTION` set) the function never logs in: a
@@ -267,19 +287,7 @@ async fn in_the_refresh_token_flow_sessions_are_renewed_by_the_token_refresh_fun
         throttled_while_another_renews: false,
         calls: Default::default(),
     });
-    // The credentials secret points nowhere: reading it would fail the call.
-    let state = HandlerState::new(
-        Ok(Settings::from_lookup(|name| match name {
-            "SF_CREDENTIALS_SECRET_ARN" => {
-                Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:unreadable".into())
-            }
-            "SF_SESSION_SECRET_ARN" => Some(session_arn.clone()),
-            "SF_TOKEN_REFRESH_FUNCTION" => Some("sfstack-x-sf-token-refresh".into()),
-            _ => None,
-        })?),
-        fixture.secrets.clone(),
-    )
-    .with_renewer(renewer.clone());
+    let state = refresh_flow_state(&fixture, &session_arn, renewer.clone())?;
 
     // No session stored yet: renewed once, then used.
     fixture.clear_log().await?;
@@ -303,18 +311,7 @@ async fn in_the_refresh_token_flow_sessions_are_renewed_by_the_token_refresh_fun
         secrets: fixture.secrets.clone(),
         session_arn: session_arn.clone(),
     });
-    let state = HandlerState::new(
-        Ok(Settings::from_lookup(|name| match name {
-            "SF_CREDENTIALS_SECRET_ARN" => {
-                Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:unreadable".into())
-            }
-            "SF_SESSION_SECRET_ARN" => Some(session_arn.clone()),
-            "SF_TOKEN_REFRESH_FUNCTION" => Some("sfstack-x-sf-token-refresh".into()),
-            _ => None,
-        })?),
-        fixture.secrets.clone(),
-    )
-    .with_renewer(refusing.clone());
+    let state = refresh_flow_state(&fixture, &session_arn, refusing.clone())?;
     fixture.expire_sessions().await?;
     let error = try_invoke(&state, &fixture_event("phoneLookup", &[])?)
         .await
@@ -338,18 +335,7 @@ async fn in_the_refresh_token_flow_sessions_are_renewed_by_the_token_refresh_fun
         secrets: fixture.secrets.clone(),
         session_arn: session_arn.clone(),
     });
-    let state = HandlerState::new(
-        Ok(Settings::from_lookup(|name| match name {
-            "SF_CREDENTIALS_SECRET_ARN" => {
-                Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:unreadable".into())
-            }
-            "SF_SESSION_SECRET_ARN" => Some(session_arn.clone()),
-            "SF_TOKEN_REFRESH_FUNCTION" => Some("sfstack-x-sf-token-refresh".into()),
-            _ => None,
-        })?),
-        fixture.secrets.clone(),
-    )
-    .with_renewer(throttled.clone());
+    let state = refresh_flow_state(&fixture, &session_arn, throttled.clone())?;
     fixture.expire_sessions().await?;
     let output = invoke(&state, &fixture_event("phoneLookup", &[])?).await?;
     assert_eq!(get(&output, "Name")?, "Ada Lovelace");

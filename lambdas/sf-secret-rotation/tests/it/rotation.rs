@@ -119,13 +119,7 @@ async fn a_refresh_token_rotated_by_the_org_replaces_the_old_one() {
     let arn = harness
         .create_secret("sfstack/rotating", &original, true)
         .await;
-    harness
-        .admin(
-            reqwest::Method::PUT,
-            "refresh-tokens/rotation",
-            Some(json!({"enabled": true})),
-        )
-        .await;
+    harness.rotate_refresh_tokens().await;
     harness.start_rotation(&arn, TOKEN).await;
     for step in STEPS {
         harness
@@ -155,13 +149,7 @@ async fn a_rotated_refresh_token_is_current_at_once_so_a_failed_test_leaves_a_wo
     let arn = harness
         .create_secret("sfstack/rotating", &original, true)
         .await;
-    harness
-        .admin(
-            reqwest::Method::PUT,
-            "refresh-tokens/rotation",
-            Some(json!({"enabled": true})),
-        )
-        .await;
+    harness.rotate_refresh_tokens().await;
     harness.start_rotation(&arn, TOKEN).await;
     assert_eq!(
         harness.step(&arn, TOKEN, "createSecret").await,
@@ -225,13 +213,7 @@ async fn a_failed_put_secret_value_is_retried_so_the_rotated_token_is_kept() {
     let arn = harness
         .create_secret("sfstack/rotating", &original, true)
         .await;
-    harness
-        .admin(
-            reqwest::Method::PUT,
-            "refresh-tokens/rotation",
-            Some(json!({"enabled": true})),
-        )
-        .await;
+    harness.rotate_refresh_tokens().await;
     harness.start_rotation(&arn, TOKEN).await;
     let (flaky, attempts) = harness.rotator_failing_puts(2);
     assert_eq!(

@@ -158,11 +158,17 @@ impl Harness {
     }
 
     pub async fn step(&self, arn: &str, token: &str, step: &str) -> Result<Outcome, Error> {
-        let mut event = SecretsManagerSecretRotationEvent::default();
-        event.step = step.to_owned();
-        event.secret_id = arn.to_owned();
-        event.client_request_token = token.to_owned();
-        self.rotator.rotate(&event).await
+        self.step_with(&self.rotator, arn, token, step).await
+    }
+
+    /// Makes the org hand out a new refresh token at every refresh, retiring the one used.
+    pub async fn rotate_refresh_tokens(&self) {
+        self.admin(
+            reqwest::Method::PUT,
+            "refresh-tokens/rotation",
+            Some(json!({"enabled": true})),
+        )
+        .await;
     }
 
     /// A rotator whose Secrets Manager requests go to the same moto server, but whose first
