@@ -23,26 +23,12 @@ async fn iam_is_enforced_on_the_local_target() -> anyhow::Result<()> {
 
     // sf-invoke-api's role without the statement that reads the secrets.
     let role = format!("sfstack-{a}-sf-invoke-api-role");
-    let policy = iam
-        .get_role_policy()
-        .role_name(&role)
-        .policy_name("sfstack")
-        .send()
-        .await?;
-    // IAM returns policy documents URL-encoded.
-    let mut document: Value = serde_json::from_str(
-        &percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy(),
-    )?;
+    let mut document = inline_policy(&iam, &role).await?;
     let statements = document["Statement"].as_array_mut().context("statements")?;
     let before = statements.len();
     statements.retain(|statement| statement["Sid"] != "ReadSalesforceSecrets");
     assert_eq!(statements.len(), before - 1, "{document}");
-    iam.put_role_policy()
-        .role_name(&role)
-        .policy_name("sfstack")
-        .policy_document(document.to_string())
-        .send()
-        .await?;
+    put_inline_policy(&iam, &role, &document).await?;
     // sf-token-refresh's role trusts only EC2.
     iam.update_assume_role_policy()
         .role_name(format!("sfstack-{a}-sf-token-refresh-role"))
@@ -177,15 +163,7 @@ async fn iam_is_enforced_on_the_local_target() -> anyhow::Result<()> {
 
     // Outside the refresh-token flow (the mutation test's) sf-invoke-api logs in itself when
     // every session expired, so it needs the credentials: without them, refused.
-    let document = iam
-        .get_role_policy()
-        .role_name(&role)
-        .policy_name("sfstack")
-        .send()
-        .await?;
-    let mut document: Value = serde_json::from_str(
-        &percent_encoding::percent_decode_str(document.policy_document()).decode_utf8_lossy(),
-    )?;
+    let mut document = inline_policy(&iam, &role).await?;
     let credentials_arn = aws_sdk_secretsmanager::Client::new(&sdk)
         .describe_secret()
         .secret_id(format!("sfstack-{a}/salesforce-credentials"))
@@ -203,12 +181,7 @@ async fn iam_is_enforced_on_the_local_target() -> anyhow::Result<()> {
             assert_eq!(resources.len(), before - 1, "{document}");
         }
     }
-    iam.put_role_policy()
-        .role_name(&role)
-        .policy_name("sfstack")
-        .policy_document(document.to_string())
-        .send()
-        .await?;
+    put_inline_policy(&iam, &role, &document).await?;
     start_cold(&lambda, &format!("sfstack-{a}-sf-invoke-api"), 2).await?;
     reqwest::Client::new()
         .post(format!("{}/__emulator/sessions/expire", local.emulator()?))
@@ -415,25 +388,9 @@ async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
     let iam = aws_sdk_iam::Client::new(&sdk);
     let lambda = aws_sdk_lambda::Client::new(&sdk);
     let role = |function: &str| format!("sfstack-{env}-{function}-role");
-    let policy_of = async |function: &str| -> anyhow::Result<Value> {
-        let policy = iam
-            .get_role_policy()
-            .role_name(role(function))
-            .policy_name("sfstack")
-            .send()
-            .await?;
-        Ok(serde_json::from_str(
-            &percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy(),
-        )?)
-    };
-    let put_policy = async |function: &str, document: &Value| -> anyhow::Result<()> {
-        iam.put_role_policy()
-            .role_name(role(function))
-            .policy_name("sfstack")
-            .policy_document(document.to_string())
-            .send()
-            .await?;
-        Ok(())
+    let policy_of = async |function: &str| inline_policy(&iam, &role(function)).await;
+    let put_policy = async |function: &str, document: &Value| {
+        put_inline_policy(&iam, &role(function), document).await
     };
     // A changed configuration makes the Lambda service start a new (cold) environment.
     let force_cold_start = async |function: &str, round: usize| -> anyhow::Result<()> {
@@ -600,6 +557,34 @@ async fn store_fresh_refresh_token(
 
 /// `policy` without statement `sid`, then without each of its actions, resources and condition
 /// values where it lists several: (what was removed, the reduced policy).
+/// A role's `sfstack` inline policy, decoded (IAM returns policy documents URL-encoded).
+async fn inline_policy(iam: &aws_sdk_iam::Client, role: &str) -> anyhow::Result<Value> {
+    let policy = iam
+        .get_role_policy()
+        .role_name(role)
+        .policy_name("sfstack")
+        .send()
+        .await?;
+    Ok(serde_json::from_str(
+        &percent_encoding::percent_decode_str(policy.policy_document()).decode_utf8_lossy(),
+    )?)
+}
+
+/// Replaces a role's `sfstack` inline policy with `document`.
+async fn put_inline_policy(
+    iam: &aws_sdk_iam::Client,
+    role: &str,
+    document: &Value,
+) -> anyhow::Result<()> {
+    iam.put_role_policy()
+        .role_name(role)
+        .policy_name("sfstack")
+        .policy_document(document.to_string())
+        .send()
+        .await?;
+    Ok(())
+}
+
 fn reductions(policy: &Value, sid: &str) -> Vec<(String, Value)> {
     let Some(index) = policy["Statement"].as_array().and_then(|statements| {
         statements
