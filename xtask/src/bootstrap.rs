@@ -90,6 +90,9 @@ pub struct DeployerPolicyInput {
     pub protected: Vec<String>,
     /// Their resources' ARNs, denied outright.
     pub protected_resources: Vec<String>,
+    /// The Amazon Connect instances the contact-flow function is associated with
+    /// (`connect.instance_arn`): the only ones the role may associate functions with.
+    pub connect_instances: Vec<String>,
 }
 
 /// The protected environments: `main`, `prod`, `production` and sfstack.toml's
@@ -208,6 +211,7 @@ pub fn plan(
             .flat_map(|env| environment_resources(env, partition, region, account, &bucket))
             .collect(),
         protected: denied,
+        connect_instances: settings.connect.instance_arn.iter().cloned().collect(),
     };
     let repository = &request.repository;
     let role_arn = |name: &str| format!("arn:{partition}:iam::{account}:role/{name}");

@@ -176,6 +176,8 @@ pub struct Cloud {
     pub invoker: aws_sdk_lambda::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Amazon Connect (on the local target, the gateway's own).
+    pub connect: aws_sdk_connect::Client,
 }
 
 /// Starts the local cloud when the target is local and it is not running (blocking: call it
@@ -267,6 +269,7 @@ impl Cloud {
             invoker,
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            connect: aws_sdk_connect::Client::new(&config),
             local,
         })
     }

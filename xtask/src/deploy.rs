@@ -220,6 +220,24 @@ pub async fn deploy(
         ),
     );
     let tags = tags_for(environment, settings)?;
+    let connect = request
+        .connect_instance_arn
+        .as_deref()
+        .or(settings.connect.instance_arn.as_deref());
+    if let Some(arn) = connect {
+        // Before anything is made: an instance that is elsewhere, missing, or closed to the
+        // caller fails the deploy here, naming the instance.
+        let instance = step(
+            "environment",
+            crate::connect::Instance::parse(arn)
+                .and_then(|instance| instance.check_reachable(cloud).map(|()| instance)),
+        )?;
+        let function_arn = function_arn(cloud, &names, "sf-invoke-api");
+        step(
+            "environment",
+            crate::connect::is_associated(cloud, &instance, &function_arn).await,
+        )?;
+    }
 
     steps.begin(
         "build",
@@ -320,7 +338,7 @@ pub async fn deploy(
     fault_point("stack");
     steps.begin(
         "permissions",
-        "Function URL, resource permissions, rotation",
+        "Function URL, resource permissions, rotation, Amazon Connect association",
     );
     let callback_url = step(
         "permissions",
@@ -332,10 +350,6 @@ pub async fn deploy(
         outcome.changed |= second.changed;
         outcome.preview.extend(second.preview);
     }
-    let connect = request
-        .connect_instance_arn
-        .as_deref()
-        .or(settings.connect.instance_arn.as_deref());
     let mut changes = infra_changes;
     changes.extend(step(
         "permissions",

@@ -15,6 +15,7 @@ mod bootstrap;
 mod build;
 mod cloud;
 mod config;
+mod connect;
 mod deploy;
 mod environment;
 mod envs;
@@ -873,6 +874,9 @@ fn print_teardown(report: &teardown::TeardownReport, output: Output) -> anyhow::
         return Ok(());
     }
     println!("{}: removed", report.environment);
+    if let Some(instance) = &report.connect_association {
+        println!("  the association of sf-invoke-api with the Amazon Connect instance {instance}");
+    }
     if report.stack_deleted {
         println!("  stack (functions, Function URL, permissions, log groups, rule, table)");
     }

@@ -362,7 +362,12 @@ fn check_deployer_policy(policy: &Json) -> anyhow::Result<()> {
                 || resource.contains("/sfstack-")
                 || resource.contains("/aws/lambda/sfstack-")
                 || resource.contains(":key/*") && statement.get("Condition").is_some()
-                || resource.starts_with("arn:aws:s3:::") && !resource.ends_with(":::*");
+                || resource.starts_with("arn:aws:s3:::") && !resource.ends_with(":::*")
+                // One Amazon Connect instance the settings name, never a pattern.
+                || resource.contains(":connect:")
+                    && resource
+                        .split_once(":instance/")
+                        .is_some_and(|(_, id)| !id.is_empty() && !id.contains(['*', '?', '/']));
             let resourceless =
                 resource == "*" && actions.iter().all(|action| RESOURCELESS.contains(action));
             if !(scoped || resourceless) {

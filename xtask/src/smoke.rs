@@ -271,6 +271,21 @@ pub async fn smoke_test(
     let began = record.log_end();
     let slack = i64::try_from(cloud.log_delivery().clock_slack.as_millis()).unwrap_or_default();
     let began_at = chrono::Utc::now().timestamp_millis() - slack;
+    if let Some(arn) = &smoke.connect_instance {
+        record
+            .run("association", async {
+                let instance = crate::connect::Instance::parse(arn)?;
+                let function = smoke.names.function("sf-invoke-api");
+                let function_arn = cloud.arn("lambda", &format!("function:{function}"));
+                if !crate::connect::is_associated(cloud, &instance, &function_arn).await? {
+                    bail!(
+                        "{function} is not associated with the Amazon Connect instance {arn}, so no contact flow of it can invoke the function\nhint: run `cargo xtask deploy` again with connect.instance_arn set"
+                    );
+                }
+                Ok(((), format!("{function} is associated with {arn}")))
+            })
+            .await;
+    }
     let contact = record
         .run("phoneLookup", async {
             let answer = &smoke

@@ -17,6 +17,9 @@ use crate::stack;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TeardownReport {
     pub environment: String,
+    /// The Amazon Connect instance whose association with the contact-flow function was
+    /// removed.
+    pub connect_association: Option<String>,
     pub stack_deleted: bool,
     pub log_groups: Vec<String>,
     pub removed: infra::Removed,
@@ -25,7 +28,10 @@ pub struct TeardownReport {
 
 impl TeardownReport {
     pub fn is_empty(&self) -> bool {
-        !self.stack_deleted && self.log_groups.is_empty() && self.removed.is_empty()
+        !self.stack_deleted
+            && self.connect_association.is_none()
+            && self.log_groups.is_empty()
+            && self.removed.is_empty()
     }
 }
 
@@ -57,6 +63,10 @@ pub async fn teardown(
     if data.protected && !data.delete {
         refuse_to_lose_tokens(cloud, &names).await?;
     }
+    crate::progress::start("teardown: Amazon Connect association");
+    let connect_association = remove_connect_association(cloud, &names)
+        .await
+        .with_context(|| format!("teardown of {environment}"))?;
     crate::progress::start(format!("teardown: deleting stack {}", names.stack()));
     let stack_deleted = stack::delete(&cloud.cloudformation, &names.stack())
         .await
@@ -105,11 +115,36 @@ pub async fn teardown(
     let _ = std::fs::remove_dir_all(&dir);
     Ok(TeardownReport {
         environment: environment.to_string(),
+        connect_association,
         stack_deleted,
         log_groups,
         removed,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The association of the contact-flow function with the Amazon Connect instance its
+/// permission admits (the one deploy associated it with), removed before the function goes:
+/// the instance would otherwise keep listing a function that no longer exists. Returns the
+/// instance, if there was an association to remove.
+async fn remove_connect_association(
+    cloud: &Cloud,
+    names: &Names,
+) -> anyhow::Result<Option<String>> {
+    let function = names.function("sf-invoke-api");
+    let statements = crate::deploy::wiring::policy_statements(cloud, &function).await?;
+    let Some(arn) = crate::deploy::wiring::connect_instance_of(&statements) else {
+        return Ok(None);
+    };
+    let Ok(instance) = crate::connect::Instance::parse(&arn) else {
+        return Ok(None);
+    };
+    let function_arn = cloud.arn("lambda", &format!("function:{function}"));
+    Ok(
+        crate::connect::disassociate(cloud, &instance, &function_arn)
+            .await?
+            .then_some(arn),
+    )
 }
 
 /// A protected environment's tokens table holds its users' Salesforce sign-ins: deleting the

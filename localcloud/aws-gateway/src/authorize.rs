@@ -229,13 +229,21 @@ impl Authorizer {
                 .await
             }
             Check::Action { action, resource } => {
-                let arn = match resource {
-                    Resource::Any => "*".to_string(),
-                    Resource::Arn(arn) => arn.clone(),
-                    Resource::Own { service, resource } => self.own(service, resource),
-                };
+                let arn = self.resource_arn(resource);
                 self.evaluate(principal, action, &arn, BTreeMap::new(), None, log)
                     .await
+            }
+            Check::Actions(checks) => {
+                for (action, resource) in checks {
+                    let arn = self.resource_arn(resource);
+                    let outcome = self
+                        .evaluate(principal, action, &arn, BTreeMap::new(), None, log)
+                        .await?;
+                    if outcome != Outcome::Forward {
+                        return Ok(outcome);
+                    }
+                }
+                Ok(Outcome::Forward)
             }
             Check::Table {
                 action,
@@ -490,6 +498,14 @@ impl Authorizer {
             name: invocation.principal.clone(),
         };
         self.record(&caller, &simulation, log).await
+    }
+
+    fn resource_arn(&self, resource: &Resource) -> String {
+        match resource {
+            Resource::Any => "*".to_string(),
+            Resource::Arn(arn) => arn.clone(),
+            Resource::Own { service, resource } => self.own(service, resource),
+        }
     }
 
     fn arn(&self, service: &str, resource: &str) -> String {

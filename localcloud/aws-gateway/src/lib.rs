@@ -34,6 +34,7 @@ use axum::http::{HeaderMap, Response, StatusCode, header};
 use axum::response::IntoResponse;
 
 pub mod authorize;
+pub mod connect;
 pub mod deny;
 pub mod evaluator;
 pub mod fidelity;
@@ -130,6 +131,8 @@ struct Gateway {
     conditional_writes: tokio::sync::Mutex<()>,
     /// Bucket name → the other account that owns it.
     foreign_buckets: Mutex<std::collections::HashMap<String, String>>,
+    /// Amazon Connect, which moto lacks, answered by the gateway.
+    connect: connect::Connect,
     log: Mutex<std::fs::File>,
 }
 
@@ -189,6 +192,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
         templates: fidelity::handlers::Templates::default(),
         conditional_writes: tokio::sync::Mutex::new(()),
         foreign_buckets: Mutex::new(std::collections::HashMap::new()),
+        connect: connect::Connect::new(&config.account_id, &config.region),
         authorizer: Authorizer {
             evaluator,
             policies: policies::Policies::new(&sdk),
@@ -338,6 +342,11 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
         ));
     }
     let by_deployer = matches!(principal, Principal::Deployer { .. });
+    if let Some(operation) = &operation
+        && operation.service == "connect"
+    {
+        return gateway.connect.answer(operation);
+    }
     if let Some(answer) = operation.as_ref().and_then(|operation| {
         gateway
             .throttle
@@ -695,6 +704,33 @@ async fn service_invocation(
                     .await
             }
         },
+    };
+    // Amazon Connect invokes only the functions associated with the instance.
+    let outcome = match outcome {
+        Ok(Outcome::Forward) if invocation.principal == "connect.amazonaws.com" => {
+            let instance = invocation
+                .context
+                .get("aws:SourceArn")
+                .map(String::as_str)
+                .unwrap_or_default();
+            match gateway
+                .connect
+                .may_invoke(instance, &invocation.function_arn)
+            {
+                Ok(()) => Ok(Outcome::Forward),
+                Err(reason) => {
+                    entries.push(Entry {
+                        principal: invocation.principal.clone(),
+                        action: invocation.action.clone(),
+                        resource: invocation.function_arn.clone(),
+                        decision: "deny",
+                        deciding: vec![reason.clone()],
+                    });
+                    Ok(Outcome::Deny(reason))
+                }
+            }
+        }
+        outcome => outcome,
     };
     gateway.write_log(&entries);
     let answer = match outcome {

@@ -100,8 +100,8 @@ pub fn operation(
     query: Option<&str>,
     body: &[u8],
 ) -> Option<Operation> {
-    if matches!(service, "lambda" | "s3") {
-        return rest::operation(service, method, path, query);
+    if matches!(service, "lambda" | "s3" | "connect") {
+        return rest::operation(service, method, path, query, body);
     }
     if let Some(target) = target {
         let (prefix, name) = target.rsplit_once('.')?;
@@ -197,6 +197,10 @@ pub enum Check {
     /// Any other action on a resource whose policy, if it has one, we never write: decided by
     /// the caller's identity policies.
     Action { action: String, resource: Resource },
+    /// An action and the dependent actions the service performs as the caller (the Service
+    /// Authorization Reference's "Dependent actions" column): each must be allowed, on its own
+    /// resource, by the caller's identity policies.
+    Actions(Vec<(String, Resource)>),
     /// An operation that needs no permission (`sts:GetCallerIdentity`).
     Free,
 }
@@ -456,8 +460,56 @@ pub fn check(operation: &Operation) -> Result<Check, NotModelled> {
                 _ => Err(NotModelled(action)),
             }
         }
+        "connect" => connect(operation, action),
         _ => Err(NotModelled(action)),
     }
+}
+
+/// Amazon Connect's resources, as the Service Authorization Reference names them: the
+/// instance (`instance/ID`) for the instance's operations and its Lambda associations, a flow
+/// (`instance/ID/contact-flow/FLOW`) for a flow's, `contact-flow/*` to create or list them.
+/// Associating a function also adds to the function's resource policy, as the caller
+/// (`lambda:AddPermission`, a dependent action), and removing it takes that away
+/// (`lambda:RemovePermission`): the Administrator Guide lists both for adding and removing
+/// functions.
+fn connect(operation: &Operation, action: String) -> Result<Check, NotModelled> {
+    let required = |name: &str| {
+        operation
+            .parameter(name)
+            .map(str::to_string)
+            .ok_or_else(|| NotModelled(format!("{} without {name}", operation.action())))
+    };
+    let instance = required("InstanceId")?;
+    let own = |resource: String| Resource::Own {
+        service: "connect",
+        resource,
+    };
+    let instance_resource = own(format!("instance/{instance}"));
+    let function =
+        || -> Result<Resource, NotModelled> { Ok(Resource::Arn(required("FunctionArn")?)) };
+    let checks = match operation.name.as_str() {
+        "DescribeInstance" | "ListLambdaFunctions" => vec![(action, instance_resource)],
+        "AssociateLambdaFunction" => vec![
+            (action, instance_resource),
+            ("lambda:AddPermission".to_string(), function()?),
+        ],
+        "DisassociateLambdaFunction" => vec![
+            (action, instance_resource),
+            ("lambda:RemovePermission".to_string(), function()?),
+        ],
+        "CreateContactFlow" | "ListContactFlows" => {
+            vec![(action, own(format!("instance/{instance}/contact-flow/*")))]
+        }
+        "DescribeContactFlow" | "DeleteContactFlow" | "UpdateContactFlowContent" => vec![(
+            action,
+            own(format!(
+                "instance/{instance}/contact-flow/{}",
+                required("ContactFlowId")?
+            )),
+        )],
+        _ => return Err(NotModelled(action)),
+    };
+    Ok(Check::Actions(checks))
 }
 
 fn secrets_manager(operation: &Operation, action: String) -> Result<Check, NotModelled> {

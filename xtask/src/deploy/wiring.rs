@@ -1,12 +1,15 @@
 //! Deploy step "permissions": what CloudFormation is not asked to make (the local cloud does not
 //! implement these as resources), made through the SDK on both targets: the callback's
 //! Function URL, the functions' resource permissions with fixed statement ids, rotation of the
-//! credentials secret, and on the local target the callback URL on the demo connected app.
+//! credentials secret, the association of the contact-flow function with the Amazon Connect
+//! instance ([`crate::connect`]), and on the local target the callback URL on the demo
+//! connected app.
 //! Each part reads before it writes, so a re-run changes nothing.
 
 use crate::aws_error::AwsContext;
 use crate::cloud::Cloud;
 use crate::config::Settings;
+use crate::connect;
 use crate::infra::partition;
 use crate::naming::Names;
 
@@ -37,6 +40,10 @@ pub(super) async fn wire(
     connect_instance_arn: Option<&str>,
 ) -> anyhow::Result<Vec<String>> {
     let mut changes = Vec::new();
+    let contact_flow_function = names.function("sf-invoke-api");
+    // The instance the function was last associated with, from the permission that named it.
+    let previous_instance =
+        connect_instance_of(&policy_statements(cloud, &contact_flow_function).await?);
     let wanted = permissions(
         &cloud.region,
         &cloud.account_id,
@@ -50,13 +57,29 @@ pub(super) async fn wire(
             changes.push(format!("permission {} on {function}", permission.sid));
         }
     }
-    let contact_flow_function = names.function("sf-invoke-api");
     if connect_instance_arn.is_none()
         && remove_permission(cloud, &contact_flow_function, SID_CONNECT).await?
     {
         changes.push(format!(
             "permission {SID_CONNECT} removed from {contact_flow_function}"
         ));
+    }
+    let contact_flow_arn = cloud.arn("lambda", &format!("function:{contact_flow_function}"));
+    if let Some(previous) = previous_instance
+        .as_deref()
+        .filter(|previous| Some(*previous) != connect_instance_arn)
+        && let Ok(instance) = connect::Instance::parse(previous)
+        && connect::disassociate(cloud, &instance, &contact_flow_arn).await?
+    {
+        changes.push(format!(
+            "{contact_flow_function} no longer associated with {previous}"
+        ));
+    }
+    if let Some(arn) = connect_instance_arn {
+        let instance = connect::Instance::parse(arn)?;
+        if connect::associate(cloud, &instance, &contact_flow_arn).await? {
+            changes.push(format!("{contact_flow_function} associated with {arn}"));
+        }
     }
     let rotation_function = names.function("sf-secret-rotation");
     let rotation_arn = cloud.arn("lambda", &format!("function:{rotation_function}"));
@@ -134,13 +157,11 @@ pub struct Permission {
     pub via_function_url: bool,
 }
 
-/// Adds `permission` unless a statement with its id and principal is there already; a
-/// statement with the id but another principal or source is replaced.
-async fn ensure_permission(
+/// The statements of a function's resource policy (none if it has no policy, or no function).
+pub(crate) async fn policy_statements(
     cloud: &Cloud,
     function: &str,
-    permission: &Permission,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Vec<serde_json::Value>> {
     let policy = match cloud
         .lambda
         .get_policy()
@@ -160,11 +181,29 @@ async fn ensure_permission(
             return Err(error).aws_context(|| format!("reading the resource policy of {function}"));
         }
     };
-    let statements: Vec<serde_json::Value> = policy
+    Ok(policy
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
         .and_then(|document| document.get("Statement").cloned())
         .and_then(|statements| statements.as_array().cloned())
-        .unwrap_or_default();
+        .unwrap_or_default())
+}
+
+/// The Amazon Connect instance that [`SID_CONNECT`] admits, among a function's statements.
+pub(crate) fn connect_instance_of(statements: &[serde_json::Value]) -> Option<String> {
+    statements
+        .iter()
+        .find(|statement| statement.get("Sid").and_then(|sid| sid.as_str()) == Some(SID_CONNECT))
+        .and_then(|statement| condition_value(statement, "aws:sourcearn"))
+}
+
+/// Adds `permission` unless a statement with its id and principal is there already; a
+/// statement with the id but another principal or source is replaced.
+async fn ensure_permission(
+    cloud: &Cloud,
+    function: &str,
+    permission: &Permission,
+) -> anyhow::Result<bool> {
+    let statements = policy_statements(cloud, function).await?;
     let existing: Vec<&serde_json::Value> = statements
         .iter()
         .filter(|statement| {

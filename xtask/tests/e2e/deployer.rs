@@ -28,6 +28,7 @@ fn run_as(local: &mut Local, role: &str, subject: &str, args: &[&str]) -> anyhow
             ("SFSTACK_LOCAL_GITHUB_ROLE", role),
             ("SFSTACK_LOCAL_GITHUB_SUBJECT", subject),
             ("SFSTACK_SALESFORCE_AUTH_FLOW", "refresh_token"),
+            ("SFSTACK_CONNECT_INSTANCE_ARN", super::CONNECT_INSTANCE),
         ],
     )
 }
@@ -145,11 +146,13 @@ async fn the_environment_deployer_runs_the_whole_flow_and_needs_every_permission
     let mut local = Local::new("deployer-roles");
     let env = "e2e-deployer";
     let subject = branch("feature/deployer");
+    // With an Amazon Connect instance, which the role may then associate functions with.
+    let instance = [("SFSTACK_CONNECT_INSTANCE_ARN", super::CONNECT_INSTANCE)];
     local
-        .run(&["bootstrap", "--github-repo", REPOSITORY], &[])?
+        .run(&["bootstrap", "--github-repo", REPOSITORY], &instance)?
         .ok()?;
     let again = local
-        .run(&["bootstrap", "--github-repo", REPOSITORY], &[])?
+        .run(&["bootstrap", "--github-repo", REPOSITORY], &instance)?
         .ok()?;
     assert!(
         !again.stdout.contains("created") && !again.stdout.contains("wrote"),
@@ -316,7 +319,7 @@ async fn the_environment_deployer_runs_the_whole_flow_and_needs_every_permission
                 "--output",
                 "json",
             ],
-            &[],
+            &instance,
         )?
         .ok()?
         .json()?;
@@ -383,7 +386,10 @@ async fn the_environment_deployer_runs_the_whole_flow_and_needs_every_permission
 async fn the_deployer_roles_can_do_no_more_than_their_part() -> anyhow::Result<()> {
     let mut local = Local::new("deployer-limits");
     local
-        .run(&["bootstrap", "--github-repo", REPOSITORY], &[])?
+        .run(
+            &["bootstrap", "--github-repo", REPOSITORY],
+            &[("SFSTACK_CONNECT_INSTANCE_ARN", super::CONNECT_INSTANCE)],
+        )?
         .ok()?;
     let feature = branch("feature/limits");
     let reviewed = format!("repo:{REPOSITORY}:environment:production");

@@ -378,10 +378,7 @@ async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
     // Amazon Connect instance, so the contact-flow steps are invoked as Connect.
     let flow = [
         ("SFSTACK_SALESFORCE_AUTH_FLOW", "refresh_token"),
-        (
-            "SFSTACK_CONNECT_INSTANCE_ARN",
-            "arn:aws:connect:us-east-1:123456789012:instance/0c2a4b6e-e2e0-4c0a-9d3f-5a1b2c3d4e5f",
-        ),
+        ("SFSTACK_CONNECT_INSTANCE_ARN", super::CONNECT_INSTANCE),
     ];
     local.run(&["deploy", "--env", env], &flow)?.ok()?;
     let sdk = local.sdk().await?;

@@ -5,6 +5,7 @@
 //! and `iam` (what the local cloud refuses, and least privilege proven).
 
 mod aws_behaviour;
+mod connect;
 mod data;
 mod deployer;
 mod everyday;
@@ -18,6 +19,11 @@ use std::process::{Command, Output};
 
 use anyhow::{Context, bail};
 use serde_json::Value;
+
+/// The local cloud's Amazon Connect instance (the gateway's `connect::DEMO_INSTANCE_ID`, in the
+/// tests' account and region).
+const CONNECT_INSTANCE: &str =
+    "arn:aws:connect:us-east-1:123456789012:instance/5ca1ab1e-0000-4000-8000-00000000c0de";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -1,8 +1,9 @@
 //! The REST services' operations, read from the method, the path and the query's
 //! sub-resources, as their API references lay them out: Lambda (`/2015-03-31/functions/NAME/…`,
 //! `/2021-10-31/functions/NAME/url`, `/2017-03-31/tags/ARN`) and S3 with path-style addressing
-//! (`/BUCKET`, `/BUCKET/KEY`, `?encryption`, `?lifecycle`, …). A path that matches nothing here
-//! is not an operation the table knows.
+//! (`/BUCKET`, `/BUCKET/KEY`, `?encryption`, `?lifecycle`, …), and Amazon Connect
+//! (`/instance/ID/lambda-function(s)`, `/contact-flows/ID[/FLOW]`, `/contact-flows-summary/ID`).
+//! A path that matches nothing here is not an operation the table knows.
 
 use serde_json::{Value, json};
 
@@ -14,6 +15,7 @@ pub fn operation(
     method: &str,
     path: &str,
     query: Option<&str>,
+    body: &[u8],
 ) -> Option<Operation> {
     let segments: Vec<String> = path
         .trim_start_matches('/')
@@ -35,6 +37,10 @@ pub fn operation(
         "s3" => {
             let (name, parameters) = s3(method, &segments, &query_keys)?;
             (name, parameters, Protocol::RestXml)
+        }
+        "connect" => {
+            let (name, parameters) = connect(method, &segments, query, body)?;
+            (name, parameters, Protocol::Rest)
         }
         _ => return None,
     };
@@ -82,6 +88,58 @@ fn lambda(method: &str, segments: &[String]) -> Option<(&'static str, Value)> {
         }
         _ => return None,
     })
+}
+
+/// Amazon Connect's operations (Amazon Connect API Reference): the instance and flow from the
+/// path, the query's `functionArn`, `maxResults` and `nextToken`, and the JSON body's fields.
+fn connect(
+    method: &str,
+    segments: &[String],
+    query: Option<&str>,
+    body: &[u8],
+) -> Option<(&'static str, Value)> {
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let (name, instance, flow) = match (method, segments.as_slice()) {
+        ("GET", ["instance", instance]) => ("DescribeInstance", instance, None),
+        ("PUT", ["instance", instance, "lambda-function"]) => {
+            ("AssociateLambdaFunction", instance, None)
+        }
+        ("DELETE", ["instance", instance, "lambda-function"]) => {
+            ("DisassociateLambdaFunction", instance, None)
+        }
+        ("GET", ["instance", instance, "lambda-functions"]) => {
+            ("ListLambdaFunctions", instance, None)
+        }
+        ("PUT", ["contact-flows", instance]) => ("CreateContactFlow", instance, None),
+        ("GET", ["contact-flows", instance, flow]) => ("DescribeContactFlow", instance, Some(flow)),
+        ("DELETE", ["contact-flows", instance, flow]) => {
+            ("DeleteContactFlow", instance, Some(flow))
+        }
+        ("POST", ["contact-flows", instance, flow, "content"]) => {
+            ("UpdateContactFlowContent", instance, Some(flow))
+        }
+        ("GET", ["contact-flows-summary", instance]) => ("ListContactFlows", instance, None),
+        _ => return None,
+    };
+    let mut parameters = if body.is_empty() {
+        serde_json::Map::new()
+    } else {
+        serde_json::from_slice::<serde_json::Map<String, Value>>(body).ok()?
+    };
+    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        let key = match key.as_ref() {
+            "functionArn" => "FunctionArn",
+            "maxResults" => "MaxResults",
+            "nextToken" => "NextToken",
+            _ => continue,
+        };
+        parameters.insert(key.to_string(), Value::String(value.into_owned()));
+    }
+    parameters.insert("InstanceId".to_string(), json!(instance));
+    if let Some(flow) = flow {
+        parameters.insert("ContactFlowId".to_string(), json!(flow));
+    }
+    Some((name, Value::Object(parameters)))
 }
 
 /// The query keys that name a bucket's or an object's sub-resource (the rest are parameters

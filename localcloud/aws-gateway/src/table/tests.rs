@@ -325,3 +325,107 @@ fn changes_that_may_change_a_decision_are_told_from_reads_and_data() {
     let change = json("kms", "TrentService.PutKeyPolicy", r#"{"KeyId":"k"}"#);
     assert!(change.may_change_authorization());
 }
+
+#[test]
+fn connect_operations_are_read_from_path_query_and_body_with_their_dependent_actions() {
+    const INSTANCE: &str = "5ca1ab1e-0000-4000-8000-00000000c0de";
+    const FUNCTION: &str = "arn:aws:lambda:us-east-1:123456789012:function:f";
+    let instance = |resource: &str| Resource::Own {
+        service: "connect",
+        resource: format!("instance/{INSTANCE}{resource}"),
+    };
+    let associate = operation(
+        "connect",
+        "PUT",
+        &format!("/instance/{INSTANCE}/lambda-function"),
+        None,
+        None,
+        format!(r#"{{"FunctionArn":"{FUNCTION}"}}"#).as_bytes(),
+    )
+    .expect("associate");
+    assert_eq!(associate.protocol, Protocol::Rest);
+    assert_eq!(
+        check(&associate),
+        Ok(Check::Actions(vec![
+            ("connect:AssociateLambdaFunction".into(), instance("")),
+            (
+                "lambda:AddPermission".into(),
+                Resource::Arn(FUNCTION.into())
+            ),
+        ]))
+    );
+    let disassociate = rest(
+        "connect",
+        "DELETE",
+        &format!("/instance/{INSTANCE}/lambda-function"),
+        Some(&format!("functionArn={}", FUNCTION.replace(':', "%3A"))),
+    )
+    .expect("disassociate");
+    assert_eq!(
+        check(&disassociate),
+        Ok(Check::Actions(vec![
+            ("connect:DisassociateLambdaFunction".into(), instance("")),
+            (
+                "lambda:RemovePermission".into(),
+                Resource::Arn(FUNCTION.into())
+            ),
+        ]))
+    );
+    let list = rest(
+        "connect",
+        "GET",
+        &format!("/instance/{INSTANCE}/lambda-functions"),
+        Some("maxResults=25&nextToken=abc"),
+    )
+    .expect("list");
+    assert_eq!(list.parameters["MaxResults"], "25");
+    assert_eq!(list.parameters["NextToken"], "abc");
+    assert_eq!(
+        check(&list),
+        Ok(Check::Actions(vec![(
+            "connect:ListLambdaFunctions".into(),
+            instance("")
+        )]))
+    );
+    let describe_flow = rest(
+        "connect",
+        "GET",
+        &format!("/contact-flows/{INSTANCE}/flow-1"),
+        None,
+    )
+    .expect("describe flow");
+    assert_eq!(
+        check(&describe_flow),
+        Ok(Check::Actions(vec![(
+            "connect:DescribeContactFlow".into(),
+            instance("/contact-flow/flow-1")
+        )]))
+    );
+    let create_flow = operation(
+        "connect",
+        "PUT",
+        &format!("/contact-flows/{INSTANCE}"),
+        None,
+        None,
+        br#"{"Name":"n","Type":"CONTACT_FLOW","Content":"{}"}"#,
+    )
+    .expect("create flow");
+    assert_eq!(
+        check(&create_flow),
+        Ok(Check::Actions(vec![(
+            "connect:CreateContactFlow".into(),
+            instance("/contact-flow/*")
+        )]))
+    );
+    assert!(rest("connect", "GET", "/users/x", None).is_none());
+    assert!(
+        rest(
+            "connect",
+            "DELETE",
+            &format!("/instance/{INSTANCE}/lambda-function"),
+            None
+        )
+        .is_some_and(|operation| check(&operation).is_err()),
+        "a disassociation without a function is not modelled"
+    );
+}
