@@ -93,6 +93,8 @@ pub struct DeployerPolicyInput {
     /// The Amazon Connect instances the contact-flow function is associated with
     /// (`connect.instance_arn`): the only ones the role may associate functions with.
     pub connect_instances: Vec<String>,
+    /// Those whose sample contact flow the role manages (`connect.sample_flow`).
+    pub connect_sample_flows: Vec<String>,
 }
 
 /// The protected environments: `main`, `prod`, `production` and sfstack.toml's
@@ -212,6 +214,13 @@ pub fn plan(
             .collect(),
         protected: denied,
         connect_instances: settings.connect.instance_arn.iter().cloned().collect(),
+        connect_sample_flows: settings
+            .connect
+            .instance_arn
+            .iter()
+            .filter(|_| settings.connect.sample_flow)
+            .cloned()
+            .collect(),
     };
     let repository = &request.repository;
     let role_arn = |name: &str| format!("arn:{partition}:iam::{account}:role/{name}");

@@ -29,6 +29,10 @@ pub struct Salesforce {
 #[serde(deny_unknown_fields)]
 pub struct Connect {
     pub instance_arn: Option<String>,
+    /// Creates the sample contact flow (`templates/sample-contact-flow.json.hbs`) in the
+    /// instance, and removes it on teardown.
+    #[serde(default)]
+    pub sample_flow: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -99,6 +103,7 @@ pub const VARIABLE_KEYS: &[(&str, &str)] = &[
     ("salesforce", "auth_flow"),
     ("salesforce", "production"),
     ("connect", "instance_arn"),
+    ("connect", "sample_flow"),
     ("functions", "architecture"),
     ("functions", "memory_mb"),
     ("functions", "timeout_seconds"),

@@ -62,6 +62,29 @@ impl<'a> Instance<'a> {
     }
 }
 
+/// A Connect call that failed on an instance: the message says what happened and what to do;
+/// `missing` is whether the instance does not exist.
+#[derive(Debug)]
+struct ConnectError {
+    message: String,
+    missing: bool,
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// Whether `error` says the instance does not exist (there is then nothing of it to remove).
+fn instance_missing(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<ConnectError>()
+        .is_some_and(|error| error.missing)
+}
+
 /// What went wrong with a Connect call on `instance`, said so that a user can act on it.
 fn connect_error<E, R>(
     error: &aws_sdk_connect::error::SdkError<E, R>,
@@ -82,15 +105,23 @@ where
             instance.id, instance.region, instance.account
         ),
         Some("AccessDeniedException" | "AccessDenied") => format!(
-            "hint: the deployer needs connect:AssociateLambdaFunction, connect:DisassociateLambdaFunction and connect:ListLambdaFunctions on {}, and lambda:AddPermission and lambda:RemovePermission on the function (`cargo xtask bootstrap` grants them for the instances in sfstack.toml)",
+            "hint: the deployer needs connect:AssociateLambdaFunction, connect:DisassociateLambdaFunction and connect:ListLambdaFunctions on {} (and the contact-flow actions on its flows, for connect.sample_flow), and lambda:AddPermission and lambda:RemovePermission on the function (`cargo xtask bootstrap` grants them for the instance in sfstack.toml)",
             instance.arn
         ),
+        Some("InvalidContactFlowException") => {
+            "hint: fix templates/sample-contact-flow.json.hbs (Amazon Connect's flow language), then deploy again".to_string()
+        }
         _ => "hint: run the command again; it picks up where it stopped".to_string(),
     };
-    anyhow::anyhow!(
-        "{doing} the Amazon Connect instance {}: {said}\n{hint}",
-        instance.arn
-    )
+    anyhow::Error::new(ConnectError {
+        message: format!(
+            "{doing} the Amazon Connect instance {}: {said}\n{hint}",
+            instance.arn
+        ),
+        // Connect answers 404 for an instance it does not have; a flow that is gone is
+        // answered the same way, and is then nothing to remove either.
+        missing: code == Some("ResourceNotFoundException"),
+    })
 }
 
 type ListError = aws_sdk_connect::error::SdkError<
@@ -171,23 +202,11 @@ pub async fn disassociate(
     instance: &Instance<'_>,
     function_arn: &str,
 ) -> anyhow::Result<bool> {
-    match listed(cloud, instance, function_arn).await {
+    match is_associated(cloud, instance, function_arn).await {
         Ok(true) => {}
         Ok(false) => return Ok(false),
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|error| error.is_resource_not_found_exception()) =>
-        {
-            return Ok(false);
-        }
-        Err(error) => {
-            return Err(connect_error(
-                &error,
-                "listing the functions associated with",
-                instance,
-            ));
-        }
+        Err(error) if instance_missing(&error) => return Ok(false),
+        Err(error) => return Err(error),
     }
     match cloud
         .connect
@@ -208,6 +227,176 @@ pub async fn disassociate(
         Err(error) => Err(connect_error(
             &error,
             &format!("removing the association of {function_arn} with"),
+            instance,
+        )),
+    }
+}
+
+/// A contact flow of the instance, found by name.
+pub struct FlowRef {
+    pub id: String,
+    pub arn: String,
+}
+
+/// The contact flow named `name` in the instance, if there is one.
+pub async fn find_flow(
+    cloud: &Cloud,
+    instance: &Instance<'_>,
+    name: &str,
+) -> anyhow::Result<Option<FlowRef>> {
+    let mut pages = cloud
+        .connect
+        .list_contact_flows()
+        .instance_id(instance.id)
+        .contact_flow_types(aws_sdk_connect::types::ContactFlowType::ContactFlow)
+        .into_paginator()
+        .items()
+        .send();
+    while let Some(summary) = pages.next().await {
+        let summary = summary
+            .map_err(|error| connect_error(&error, "listing the contact flows of", instance))?;
+        if summary.name() == Some(name) {
+            return Ok(Some(FlowRef {
+                id: summary.id().unwrap_or_default().to_string(),
+                arn: summary.arn().unwrap_or_default().to_string(),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// The content of a contact flow.
+pub async fn flow_content(
+    cloud: &Cloud,
+    instance: &Instance<'_>,
+    flow: &FlowRef,
+) -> anyhow::Result<String> {
+    let described = cloud
+        .connect
+        .describe_contact_flow()
+        .instance_id(instance.id)
+        .contact_flow_id(&flow.id)
+        .send()
+        .await
+        .map_err(|error| {
+            connect_error(
+                &error,
+                &format!("reading the contact flow {} of", flow.arn),
+                instance,
+            )
+        })?;
+    Ok(described
+        .contact_flow()
+        .and_then(|flow| flow.content())
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// The flow problems Connect found, when it refused a flow's content.
+fn flow_problems(error: &aws_sdk_connect::types::error::InvalidContactFlowException) -> String {
+    error
+        .problems()
+        .iter()
+        .filter_map(|problem| problem.message())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Creates the published contact flow `name` with `content`, or brings an existing one's
+/// content back to it; returns what changed.
+pub async fn ensure_flow(
+    cloud: &Cloud,
+    instance: &Instance<'_>,
+    name: &str,
+    content: &str,
+) -> anyhow::Result<Option<String>> {
+    let Some(flow) = find_flow(cloud, instance, name).await? else {
+        let created = cloud
+            .connect
+            .create_contact_flow()
+            .instance_id(instance.id)
+            .name(name)
+            .r#type(aws_sdk_connect::types::ContactFlowType::ContactFlow)
+            .description("sfstack's sample flow: phoneLookup, then a Case for the caller")
+            .content(content)
+            .status(aws_sdk_connect::types::ContactFlowStatus::Published)
+            .send()
+            .await;
+        return match created {
+            Ok(created) => Ok(Some(format!(
+                "contact flow {name} created ({})",
+                created.contact_flow_arn().unwrap_or_default()
+            ))),
+            Err(error) => {
+                let problems = match error.as_service_error() {
+                    Some(aws_sdk_connect::operation::create_contact_flow::CreateContactFlowError::InvalidContactFlowException(invalid)) => {
+                        format!(" ({})", flow_problems(invalid))
+                    }
+                    _ => String::new(),
+                };
+                Err(connect_error(
+                    &error,
+                    &format!("creating the contact flow {name}{problems} in"),
+                    instance,
+                ))
+            }
+        };
+    };
+    if flow_content(cloud, instance, &flow).await? == content {
+        return Ok(None);
+    }
+    cloud
+        .connect
+        .update_contact_flow_content()
+        .instance_id(instance.id)
+        .contact_flow_id(&flow.id)
+        .content(content)
+        .send()
+        .await
+        .map_err(|error| {
+            let problems = match error.as_service_error() {
+                Some(aws_sdk_connect::operation::update_contact_flow_content::UpdateContactFlowContentError::InvalidContactFlowException(invalid)) => {
+                    format!(" ({})", flow_problems(invalid))
+                }
+                _ => String::new(),
+            };
+            connect_error(&error, &format!("updating the contact flow {name}{problems} in"), instance)
+        })?;
+    Ok(Some(format!("contact flow {name} updated")))
+}
+
+/// Deletes the contact flow `name` if the instance has it (an instance that is gone has none);
+/// returns whether it did.
+pub async fn delete_flow(
+    cloud: &Cloud,
+    instance: &Instance<'_>,
+    name: &str,
+) -> anyhow::Result<bool> {
+    let flow = match find_flow(cloud, instance, name).await {
+        Ok(Some(flow)) => flow,
+        Ok(None) => return Ok(false),
+        Err(error) if instance_missing(&error) => return Ok(false),
+        Err(error) => return Err(error),
+    };
+    match cloud
+        .connect
+        .delete_contact_flow()
+        .instance_id(instance.id)
+        .contact_flow_id(&flow.id)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|error| error.is_resource_not_found_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(connect_error(
+            &error,
+            &format!("deleting the contact flow {name} of"),
             instance,
         )),
     }

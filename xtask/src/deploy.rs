@@ -237,7 +237,22 @@ pub async fn deploy(
             "environment",
             crate::connect::is_associated(cloud, &instance, &function_arn).await,
         )?;
+    } else if settings.connect.sample_flow {
+        step(
+            "environment",
+            Err(anyhow::anyhow!(
+                "connect.sample_flow is true but no Amazon Connect instance is set\nhint: set connect.instance_arn (or --connect-instance-arn), or sample_flow = false"
+            )),
+        )?;
     }
+    // The sample contact flow, rendered and checked before anything is made.
+    let sample_flow = match connect {
+        Some(_) if settings.connect.sample_flow => Some(step(
+            "environment",
+            crate::render::render_sample_flow(root, &function_arn(cloud, &names, "sf-invoke-api")),
+        )?),
+        _ => None,
+    };
 
     steps.begin(
         "build",
@@ -360,6 +375,7 @@ pub async fn deploy(
             &infra.secrets.credentials_arn,
             &callback_url,
             connect,
+            sample_flow.as_deref(),
         )
         .await,
     )?);

@@ -564,8 +564,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let root = render::repository_root();
             let (environment, settings) = environment_and_settings(&root, env.as_deref())?;
             let connect_instance = settings.connect.instance_arn.as_deref();
+            let sample_flow = settings.connect.sample_flow;
             let report = on_cloud(&root, &target, async |cloud| {
-                smoke::smoke_test(cloud, &root, &environment.name, connect_instance).await
+                smoke::smoke_test(
+                    cloud,
+                    &root,
+                    &environment.name,
+                    connect_instance,
+                    sample_flow,
+                )
+                .await
             })?;
             if let Some(path) = junit {
                 std::fs::write(&path, smoke::junit(&report))
@@ -875,7 +883,9 @@ fn print_teardown(report: &teardown::TeardownReport, output: Output) -> anyhow::
     }
     println!("{}: removed", report.environment);
     if let Some(instance) = &report.connect_association {
-        println!("  the association of sf-invoke-api with the Amazon Connect instance {instance}");
+        println!(
+            "  the association of sf-invoke-api (and the sample contact flow) with the Amazon Connect instance {instance}"
+        );
     }
     if report.stack_deleted {
         println!("  stack (functions, Function URL, permissions, log groups, rule, table)");

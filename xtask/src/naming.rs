@@ -144,6 +144,11 @@ impl Names {
         self.prefixed("oauth-states")
     }
 
+    /// The sample Amazon Connect contact flow (`connect.sample_flow`).
+    pub fn sample_flow(&self) -> String {
+        self.prefixed("sample-flow")
+    }
+
     /// EventBridge rule that schedules the token refresh (≤ 64).
     pub fn refresh_rule(&self) -> String {
         self.prefixed("token-refresh")

@@ -274,6 +274,45 @@ pub fn render_stack(root: &Path, input: &StackInput) -> anyhow::Result<String> {
 }
 
 /// Renders one function's inline policy and checks it.
+/// The sample Amazon Connect contact flow (`templates/sample-contact-flow.json.hbs`, in the flow
+/// language) for the contact-flow function `function_arn`, as the one-line JSON
+/// `CreateContactFlow` takes; every `InvokeLambdaFunction` of it is checked to name the function.
+pub fn render_sample_flow(root: &Path, function_arn: &str) -> anyhow::Result<String> {
+    let path = root.join("templates").join("sample-contact-flow.json.hbs");
+    let text = render_file(
+        &registry(&[])?,
+        &path,
+        &serde_json::json!({ "function_arn": function_arn }),
+    )?;
+    let flow: Json = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not JSON once rendered", path.display()))?;
+    let invoked = sample_flow_functions(&flow);
+    if invoked.is_empty() || invoked.iter().any(|arn| arn != function_arn) {
+        bail!(
+            "{}: every InvokeLambdaFunction must invoke {function_arn}, got {invoked:?}",
+            path.display()
+        );
+    }
+    Ok(flow.to_string())
+}
+
+/// The functions a contact flow's `InvokeLambdaFunction` actions invoke.
+pub fn sample_flow_functions(flow: &Json) -> Vec<String> {
+    flow.get("Actions")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|action| action.get("Type").and_then(Json::as_str) == Some("InvokeLambdaFunction"))
+        .map(|action| {
+            action
+                .pointer("/Parameters/LambdaFunctionARN")
+                .and_then(Json::as_str)
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
 pub fn render_policy(root: &Path, crate_name: &str, input: &PolicyInput) -> anyhow::Result<Json> {
     let folder = root.join("policies");
     let handlebars = registry(&[("logs", folder.join("logs.json.hbs"))])?;
@@ -363,11 +402,13 @@ fn check_deployer_policy(policy: &Json) -> anyhow::Result<()> {
                 || resource.contains("/aws/lambda/sfstack-")
                 || resource.contains(":key/*") && statement.get("Condition").is_some()
                 || resource.starts_with("arn:aws:s3:::") && !resource.ends_with(":::*")
-                // One Amazon Connect instance the settings name, never a pattern.
+                // One Amazon Connect instance the settings name (or its flows), never a
+                // pattern of instances.
                 || resource.contains(":connect:")
-                    && resource
-                        .split_once(":instance/")
-                        .is_some_and(|(_, id)| !id.is_empty() && !id.contains(['*', '?', '/']));
+                    && resource.split_once(":instance/").is_some_and(|(_, rest)| {
+                        let id = rest.strip_suffix("/contact-flow/*").unwrap_or(rest);
+                        !id.is_empty() && !id.contains(['*', '?', '/'])
+                    });
             let resourceless =
                 resource == "*" && actions.iter().all(|action| RESOURCELESS.contains(action));
             if !(scoped || resourceless) {

@@ -256,6 +256,7 @@ pub async fn smoke_test(
     root: &Path,
     environment: &str,
     connect_instance: Option<&str>,
+    sample_flow: bool,
 ) -> anyhow::Result<SmokeReport> {
     let smoke = Smoke {
         cloud,
@@ -285,6 +286,32 @@ pub async fn smoke_test(
                 Ok(((), format!("{function} is associated with {arn}")))
             })
             .await;
+        if sample_flow {
+            record
+                .run("sampleFlow", async {
+                    let instance = crate::connect::Instance::parse(arn)?;
+                    let name = smoke.names.sample_flow();
+                    let function = smoke.names.function("sf-invoke-api");
+                    let function_arn = cloud.arn("lambda", &format!("function:{function}"));
+                    let flow = crate::connect::find_flow(cloud, &instance, &name)
+                        .await?
+                        .with_context(|| {
+                            format!("the instance {arn} has no contact flow {name}\nhint: run `cargo xtask deploy` again with connect.sample_flow = true")
+                        })?;
+                    let content: Value =
+                        serde_json::from_str(&crate::connect::flow_content(cloud, &instance, &flow).await?)
+                            .with_context(|| format!("the content of {} is not JSON", flow.arn))?;
+                    let invoked = crate::render::sample_flow_functions(&content);
+                    if invoked.is_empty() || invoked.iter().any(|invoked| *invoked != function_arn) {
+                        bail!(
+                            "the contact flow {} invokes {invoked:?}, not the deployed {function_arn}\nhint: run `cargo xtask deploy` again",
+                            flow.arn
+                        );
+                    }
+                    Ok(((), format!("{} invokes {function_arn}", flow.arn)))
+                })
+                .await;
+        }
     }
     let contact = record
         .run("phoneLookup", async {

@@ -17,8 +17,8 @@ use crate::stack;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TeardownReport {
     pub environment: String,
-    /// The Amazon Connect instance whose association with the contact-flow function was
-    /// removed.
+    /// The Amazon Connect instance whose association with the contact-flow function (and
+    /// sample contact flow, with `connect.sample_flow`) was removed.
     pub connect_association: Option<String>,
     pub stack_deleted: bool,
     pub log_groups: Vec<String>,
@@ -140,11 +140,10 @@ async fn remove_connect_association(
         return Ok(None);
     };
     let function_arn = cloud.arn("lambda", &format!("function:{function}"));
-    Ok(
-        crate::connect::disassociate(cloud, &instance, &function_arn)
-            .await?
-            .then_some(arn),
-    )
+    // The sample flow first: it invokes the function.
+    let flow_deleted = crate::connect::delete_flow(cloud, &instance, &names.sample_flow()).await?;
+    let disassociated = crate::connect::disassociate(cloud, &instance, &function_arn).await?;
+    Ok((flow_deleted || disassociated).then_some(arn))
 }
 
 /// A protected environment's tokens table holds its users' Salesforce sign-ins: deleting the

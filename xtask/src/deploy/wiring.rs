@@ -38,6 +38,7 @@ pub(super) async fn wire(
     credentials_secret_arn: &str,
     callback_url: &str,
     connect_instance_arn: Option<&str>,
+    sample_flow: Option<&str>,
 ) -> anyhow::Result<Vec<String>> {
     let mut changes = Vec::new();
     let contact_flow_function = names.function("sf-invoke-api");
@@ -69,16 +70,35 @@ pub(super) async fn wire(
         .as_deref()
         .filter(|previous| Some(*previous) != connect_instance_arn)
         && let Ok(instance) = connect::Instance::parse(previous)
-        && connect::disassociate(cloud, &instance, &contact_flow_arn).await?
     {
-        changes.push(format!(
-            "{contact_flow_function} no longer associated with {previous}"
-        ));
+        if connect::delete_flow(cloud, &instance, &names.sample_flow()).await? {
+            changes.push(format!(
+                "contact flow {} deleted from {previous}",
+                names.sample_flow()
+            ));
+        }
+        if connect::disassociate(cloud, &instance, &contact_flow_arn).await? {
+            changes.push(format!(
+                "{contact_flow_function} no longer associated with {previous}"
+            ));
+        }
     }
     if let Some(arn) = connect_instance_arn {
         let instance = connect::Instance::parse(arn)?;
         if connect::associate(cloud, &instance, &contact_flow_arn).await? {
             changes.push(format!("{contact_flow_function} associated with {arn}"));
+        }
+        // After the association: Connect publishes a flow only if the functions it invokes
+        // are associated with the instance.
+        match sample_flow {
+            Some(content) => changes.extend(
+                connect::ensure_flow(cloud, &instance, &names.sample_flow(), content).await?,
+            ),
+            None => {
+                if connect::delete_flow(cloud, &instance, &names.sample_flow()).await? {
+                    changes.push(format!("contact flow {} deleted", names.sample_flow()));
+                }
+            }
         }
     }
     let rotation_function = names.function("sf-secret-rotation");

@@ -2,7 +2,9 @@
 //! (the local cloud's gateway plays Connect, which moto lacks), the smoke test checks the
 //! association and invokes the function as the instance, a changed or removed setting moves or
 //! removes the association, and `teardown` removes it. An instance that does not exist, or is
-//! in another region, fails the deploy before anything is made, naming the instance.
+//! in another region, fails the deploy before anything is made, naming the instance. With
+//! `connect.sample_flow`, the sample contact flow is published in the instance, checked by the
+//! smoke test, healed by a deploy and deleted by teardown.
 
 use anyhow::Context;
 

@@ -29,6 +29,7 @@ fn run_as(local: &mut Local, role: &str, subject: &str, args: &[&str]) -> anyhow
             ("SFSTACK_LOCAL_GITHUB_SUBJECT", subject),
             ("SFSTACK_SALESFORCE_AUTH_FLOW", "refresh_token"),
             ("SFSTACK_CONNECT_INSTANCE_ARN", super::CONNECT_INSTANCE),
+            ("SFSTACK_CONNECT_SAMPLE_FLOW", "true"),
         ],
     )
 }
@@ -146,8 +147,12 @@ async fn the_environment_deployer_runs_the_whole_flow_and_needs_every_permission
     let mut local = Local::new("deployer-roles");
     let env = "e2e-deployer";
     let subject = branch("feature/deployer");
-    // With an Amazon Connect instance, which the role may then associate functions with.
-    let instance = [("SFSTACK_CONNECT_INSTANCE_ARN", super::CONNECT_INSTANCE)];
+    // With an Amazon Connect instance, which the role may then associate functions with, and
+    // the sample flow, which it manages.
+    let instance = [
+        ("SFSTACK_CONNECT_INSTANCE_ARN", super::CONNECT_INSTANCE),
+        ("SFSTACK_CONNECT_SAMPLE_FLOW", "true"),
+    ];
     local
         .run(&["bootstrap", "--github-repo", REPOSITORY], &instance)?
         .ok()?;
@@ -263,6 +268,35 @@ async fn the_environment_deployer_runs_the_whole_flow_and_needs_every_permission
     )
     .send()
     .await?;
+    // The sample contact flow, edited in the console.
+    let connect = aws_sdk_connect::Client::new(&admin);
+    let instance_id = super::CONNECT_INSTANCE
+        .rsplit('/')
+        .next()
+        .context("instance id")?;
+    let flow_id = connect
+        .list_contact_flows()
+        .instance_id(instance_id)
+        .send()
+        .await?
+        .contact_flow_summary_list()
+        .iter()
+        .find(|flow| flow.name() == Some(&format!("sfstack-{env}-sample-flow")))
+        .and_then(|flow| flow.id())
+        .context("the sample flow")?
+        .to_string();
+    connect
+        .update_contact_flow_content()
+        .instance_id(instance_id)
+        .contact_flow_id(&flow_id)
+        .content(
+            serde_json::json!({"Version": "2019-10-30", "StartAction": "bye", "Actions": [
+                {"Identifier": "bye", "Type": "DisconnectParticipant", "Parameters": {}, "Transitions": {}}
+            ]})
+            .to_string(),
+        )
+        .send()
+        .await?;
     let blocked = deployer(&mut local, &["deploy", "--env", env, "--lock-wait", "0s"])?;
     assert_refused(&blocked, "is being deployed by ci on another-machine");
     deployer(&mut local, &["deploy", "--env", env, "--break-lock"])?.ok()?;
@@ -388,7 +422,10 @@ async fn the_deployer_roles_can_do_no_more_than_their_part() -> anyhow::Result<(
     local
         .run(
             &["bootstrap", "--github-repo", REPOSITORY],
-            &[("SFSTACK_CONNECT_INSTANCE_ARN", super::CONNECT_INSTANCE)],
+            &[
+                ("SFSTACK_CONNECT_INSTANCE_ARN", super::CONNECT_INSTANCE),
+                ("SFSTACK_CONNECT_SAMPLE_FLOW", "true"),
+            ],
         )?
         .ok()?;
     let feature = branch("feature/limits");
