@@ -95,6 +95,10 @@ pub struct DeployerPolicyInput {
     pub connect_instances: Vec<String>,
     /// Those whose sample contact flow the role manages (`connect.sample_flow`).
     pub connect_sample_flows: Vec<String>,
+    /// `functions.vpc` is set: Lambda checks the subnets and security groups with the
+    /// deployer's permissions, and CloudFormation waits for a deleted function's network
+    /// interfaces (the function schema's handler permissions).
+    pub vpc: bool,
 }
 
 /// The protected environments: `main`, `prod`, `production` and sfstack.toml's
@@ -221,6 +225,7 @@ pub fn plan(
             .filter(|_| settings.connect.sample_flow)
             .cloned()
             .collect(),
+        vpc: settings.functions.vpc.is_some(),
     };
     let repository = &request.repository;
     let role_arn = |name: &str| format!("arn:{partition}:iam::{account}:role/{name}");

@@ -51,6 +51,70 @@ pub struct Functions {
     /// `WARNING`, `ERROR` or `CRITICAL` (any case; stored in capitals).
     #[serde(default = "default_log_level")]
     pub log_level: String,
+    /// Every function in these subnets with these security groups (the original package's
+    /// private VPC option); none: the functions run outside any VPC.
+    #[serde(default)]
+    pub vpc: Option<Vpc>,
+}
+
+/// A private VPC for the functions (Lambda's `VpcConfig`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vpc {
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+}
+
+/// Lambda's limits on a function's `VpcConfig` (Lambda API Reference, `VpcConfig`).
+const MAX_SUBNETS: usize = 16;
+const MAX_SECURITY_GROUPS: usize = 5;
+
+/// `subnet-` or `sg-` followed by the 8 or 17 hexadecimal digits of an EC2 resource id.
+fn is_ec2_id(id: &str, prefix: &str) -> bool {
+    id.strip_prefix(prefix).is_some_and(|digits| {
+        matches!(digits.len(), 8 | 17)
+            && digits
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    })
+}
+
+impl Vpc {
+    fn validate(&self) -> anyhow::Result<()> {
+        for (key, ids, prefix, max, example) in [
+            (
+                "subnet_ids",
+                &self.subnet_ids,
+                "subnet-",
+                MAX_SUBNETS,
+                "subnet-0123456789abcdef0",
+            ),
+            (
+                "security_group_ids",
+                &self.security_group_ids,
+                "sg-",
+                MAX_SECURITY_GROUPS,
+                "sg-0123456789abcdef0",
+            ),
+        ] {
+            if ids.is_empty() || ids.len() > max {
+                bail!(
+                    "functions.vpc.{key}: expected 1 to {max} ids (Lambda's limit), got {}",
+                    ids.len()
+                );
+            }
+            if let Some(bad) = ids.iter().find(|id| !is_ec2_id(id, prefix)) {
+                bail!("functions.vpc.{key}: expected ids like {example}, got {bad:?}");
+            }
+            let mut unique = ids.clone();
+            unique.sort();
+            unique.dedup();
+            if unique.len() != ids.len() {
+                bail!("functions.vpc.{key}: an id is listed twice");
+            }
+        }
+        Ok(())
+    }
 }
 
 fn default_callback_concurrency() -> u32 {
@@ -111,6 +175,7 @@ pub const VARIABLE_KEYS: &[(&str, &str)] = &[
     ("functions", "token_refresh_rate"),
     ("functions", "callback_concurrency"),
     ("functions", "log_level"),
+    ("functions", "vpc"),
     ("environments", "ttl"),
     ("artifacts", "bucket"),
 ];
@@ -141,6 +206,13 @@ fn apply_variables(
                 "false" => false,
                 _ => bail!("{name}: expected true or false, got {raw:?}"),
             }),
+            // An inline table (`{ subnet_ids = [...], security_group_ids = [...] }`).
+            _ if raw.trim_start().starts_with('{') => {
+                toml::from_str::<toml::Table>(&format!("value = {raw}"))
+                    .ok()
+                    .and_then(|mut table| table.remove("value"))
+                    .with_context(|| format!("{name}: expected a TOML inline table, got {raw:?}"))?
+            }
             _ => toml::Value::String(raw),
         };
         table.insert(key.to_string(), value);
@@ -303,6 +375,9 @@ impl Settings {
                 functions.log_level
             );
         }
+        if let Some(vpc) = &functions.vpc {
+            vpc.validate()?;
+        }
         if !RETENTION_DAYS.contains(&functions.log_retention_days) {
             bail!(
                 "functions.log_retention_days: expected one of CloudWatch's values ({RETENTION_DAYS:?}), got {}",
@@ -381,6 +456,87 @@ pub fn parse_duration(text: &str) -> anyhow::Result<std::time::Duration> {
         _ => bail!("unknown unit {unit:?}: use s, m, h, d or w"),
     };
     Ok(std::time::Duration::from_secs(count * seconds))
+}
+
+#[cfg(test)]
+mod vpc_tests {
+    use super::*;
+
+    fn vpc(subnets: &[&str], groups: &[&str]) -> Vpc {
+        Vpc {
+            subnet_ids: subnets.iter().map(|s| s.to_string()).collect(),
+            security_group_ids: groups.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_vpc_needs_subnets_and_security_groups_within_lambdas_limits() {
+        assert!(
+            vpc(
+                &["subnet-0123456789abcdef0", "subnet-01234567"],
+                &["sg-0123456789abcdef0"]
+            )
+            .validate()
+            .is_ok()
+        );
+        for (bad, key) in [
+            (
+                vpc(&[], &["sg-01234567"]),
+                "functions.vpc.subnet_ids: expected 1 to 16",
+            ),
+            (
+                vpc(&["subnet-01234567"], &[]),
+                "functions.vpc.security_group_ids: expected 1 to 5",
+            ),
+            (
+                vpc(&["subnet-01234567"], &["sg-01234567"; 6]),
+                "functions.vpc.security_group_ids: expected 1 to 5",
+            ),
+            (
+                vpc(&["subnet-0123456g"], &["sg-01234567"]),
+                "functions.vpc.subnet_ids: expected ids like",
+            ),
+            (
+                vpc(&["sg-01234567"], &["sg-01234567"]),
+                "functions.vpc.subnet_ids: expected ids like",
+            ),
+            (
+                vpc(&["subnet-01234567", "subnet-01234567"], &["sg-01234567"]),
+                "listed twice",
+            ),
+        ] {
+            let error = bad.validate().expect_err("refused").to_string();
+            assert!(error.contains(key), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_vpc_can_be_given_as_an_inline_table_in_a_variable() {
+        let mut document: toml::Table =
+            toml::from_str("[functions]\nmemory_mb = 256\n").expect("toml");
+        apply_variables(&mut document, |name| {
+            (name == "SFSTACK_FUNCTIONS_VPC").then(|| {
+                r#"{ subnet_ids = ["subnet-01234567"], security_group_ids = ["sg-01234567"] }"#
+                    .to_string()
+            })
+        })
+        .expect("applied");
+        assert_eq!(
+            document["functions"]["vpc"]["subnet_ids"]
+                .as_array()
+                .map(Vec::len),
+            Some(1)
+        );
+        let error = apply_variables(&mut document, |name| {
+            (name == "SFSTACK_FUNCTIONS_VPC").then(|| "{ subnet_ids = ".to_string())
+        })
+        .expect_err("refused")
+        .to_string();
+        assert!(
+            error.contains("SFSTACK_FUNCTIONS_VPC: expected a TOML inline table"),
+            "{error}"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -301,6 +301,7 @@ pub async fn deploy(
         &cloud.region,
         credentials.as_credentials(),
         settings.salesforce.auth_flow == "refresh_token",
+        settings.functions.vpc.as_ref(),
         &artifacts,
         &infra::artifacts_bucket(settings, &cloud.account_id, &cloud.region),
     ))

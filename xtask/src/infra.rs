@@ -254,6 +254,7 @@ pub async fn ensure_environment(
     region: &str,
     credentials: Credentials<'_>,
     keeps_refresh_token: bool,
+    vpc: Option<&crate::config::Vpc>,
     artifacts: &[Artifact],
     artifacts_bucket: &str,
 ) -> anyhow::Result<Infra> {
@@ -267,6 +268,7 @@ pub async fn ensure_environment(
         &key,
         &secrets,
         keeps_refresh_token,
+        vpc,
     );
     let role_arns = ensure_roles(&clients.iam, names, tags, root, &inputs).await?;
     let artifact_keys = ensure_artifacts(&clients.s3, artifacts_bucket, region, artifacts).await?;

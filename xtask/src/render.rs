@@ -52,7 +52,7 @@ pub fn checkov_skips(crate_name: &str) -> Vec<CheckovSkip> {
     let mut skips = vec![
         CheckovSkip {
             id: "CKV_AWS_117",
-            comment: "Not in a VPC by default: the functions call Salesforce on the internet and AWS APIs, which from a VPC needs a NAT gateway or endpoints the team must choose; nothing listens inside.",
+            comment: "Not in a VPC unless functions.vpc says so: the functions call Salesforce on the internet and AWS APIs, which from a VPC needs a NAT gateway or endpoints the team must choose; nothing listens inside.",
         },
         CheckovSkip {
             id: "CKV_AWS_173",
@@ -104,6 +104,8 @@ pub struct StackInput {
     pub schedule: Schedule,
     pub table: Table,
     pub states_table: Table,
+    /// `functions.vpc`: every function's `VpcConfig`.
+    pub vpc: Option<crate::config::Vpc>,
 }
 
 /// What the functions' environments are made of: ARNs and plain settings, never a secret.
@@ -187,6 +189,18 @@ pub struct PolicyInput {
     pub keeps_refresh_token: bool,
     /// `sf-token-refresh`'s ARN.
     pub token_refresh_function_arn: String,
+    /// `functions.vpc`: what Lambda needs of the role to put the function in the VPC.
+    pub network: Option<NetworkInput>,
+}
+
+/// The network interfaces Lambda makes, as the function's role, in the VPC's subnets
+/// (Lambda Developer Guide, "Giving Lambda functions access to resources in an Amazon VPC").
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkInput {
+    pub subnet_arns: Vec<String>,
+    pub security_group_arns: Vec<String>,
+    /// `arn:aws:ec2:REGION:ACCOUNT:network-interface/*`: Lambda picks the interfaces' ids.
+    pub network_interfaces_arn: String,
 }
 
 /// `sf-invoke-api` → `SfInvokeApi`, the CloudFormation logical id.
@@ -315,7 +329,10 @@ pub fn sample_flow_functions(flow: &Json) -> Vec<String> {
 
 pub fn render_policy(root: &Path, crate_name: &str, input: &PolicyInput) -> anyhow::Result<Json> {
     let folder = root.join("policies");
-    let handlebars = registry(&[("logs", folder.join("logs.json.hbs"))])?;
+    let handlebars = registry(&[
+        ("logs", folder.join("logs.json.hbs")),
+        ("network", folder.join("network.json.hbs")),
+    ])?;
     let text = render_file(
         &handlebars,
         &folder.join(format!("{crate_name}.json.hbs")),
@@ -361,6 +378,10 @@ pub fn render_deployer_policy(
 /// The resource-less actions a deployer may be allowed on `*`: listing, and making a key (its
 /// statement cannot name a key that does not exist yet).
 const RESOURCELESS: &[&str] = &[
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcs",
     "iam:ListRoles",
     "kms:CreateKey",
     "kms:ListAliases",
@@ -624,7 +645,9 @@ pub fn check_policy(policy: &Json) -> anyhow::Result<()> {
         for action in strings("Action") {
             let well_formed = action.split_once(':').is_some_and(|(service, name)| {
                 !service.is_empty()
-                    && service.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                    && service
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
                     && name.starts_with(|c: char| c.is_ascii_uppercase())
                     && name.chars().all(|c| c.is_ascii_alphanumeric())
             });
@@ -638,11 +661,20 @@ pub fn check_policy(policy: &Json) -> anyhow::Result<()> {
         if resources.is_empty() {
             problems.push(format!("{sid}: no Resource"));
         }
+        let actions = strings("Action");
         for resource in resources {
             let wildcard_ok = resource.starts_with("arn:aws:logs:")
                 && resource.ends_with(":*")
-                && !resource[..resource.len() - 2].contains('*');
-            if (resource.contains('*') && !wildcard_ok) || !resource.starts_with("arn:") {
+                && !resource[..resource.len() - 2].contains('*')
+                // Lambda picks its network interfaces' ids (functions.vpc).
+                || resource.starts_with("arn:aws:ec2:")
+                    && resource.ends_with(":network-interface/*")
+                    && !resource[..resource.len() - 2].contains('*')
+                // "This action only works if it's allowed on all resources" (Lambda
+                // Developer Guide, VPC permissions).
+                || resource == "*" && actions == ["ec2:DescribeNetworkInterfaces"];
+            let exact = resource.starts_with("arn:") && !resource.contains('*');
+            if !(exact || wildcard_ok) {
                 problems.push(format!("{sid}: resource {resource:?} is not an exact ARN"));
             }
         }
@@ -703,6 +735,7 @@ mod tests {
             states_table: Table {
                 name: names.oauth_states_table(),
             },
+            vpc: None,
         }
     }
 
@@ -843,6 +876,7 @@ mod tests {
                 "arn:aws:lambda:{REGION}:{ACCOUNT}:function:{}",
                 names.function("sf-token-refresh")
             ),
+            network: None,
         }
     }
 
@@ -946,6 +980,70 @@ mod tests {
             let pretty = serde_json::to_string_pretty(&policy).expect("json");
             insta::assert_snapshot!(format!("policy-{crate_name}"), pretty);
         }
+    }
+
+    #[test]
+    fn a_vpc_puts_every_function_in_it_and_lets_each_role_make_its_interfaces_there_only() {
+        let vpc = crate::config::Vpc {
+            subnet_ids: vec!["subnet-0123456789abcdef0".into(), "subnet-01234567".into()],
+            security_group_ids: vec!["sg-0123456789abcdef0".into()],
+        };
+        let input = StackInput {
+            vpc: Some(vpc),
+            ..sample_input()
+        };
+        let yaml = render_stack(&repository_root(), &input).expect("renders");
+        check_stack(&yaml).expect("checks");
+        let template: Yaml = serde_yaml::from_str(&yaml).expect("yaml");
+        for crate_name in FUNCTIONS {
+            let config = &template["Resources"][logical_id(crate_name)]["Properties"]["VpcConfig"];
+            assert_eq!(
+                config["SubnetIds"].as_sequence().map(Vec::len),
+                Some(2),
+                "{crate_name}"
+            );
+            assert_eq!(
+                config["SecurityGroupIds"][0].as_str(),
+                Some("sg-0123456789abcdef0")
+            );
+        }
+        let ec2 = |resource: &str| format!("arn:aws:ec2:{REGION}:{ACCOUNT}:{resource}");
+        for crate_name in FUNCTIONS {
+            let input = PolicyInput {
+                network: Some(NetworkInput {
+                    subnet_arns: vec![ec2("subnet/subnet-01234567")],
+                    security_group_arns: vec![ec2("security-group/sg-01234567")],
+                    network_interfaces_arn: ec2("network-interface/*"),
+                }),
+                ..sample_policy_input(crate_name)
+            };
+            let policy = render_policy(&repository_root(), crate_name, &input).expect("renders");
+            let statement = |sid: &str| {
+                policy["Statement"]
+                    .as_array()
+                    .and_then(|all| all.iter().find(|s| s["Sid"] == sid).cloned())
+                    .unwrap_or_else(|| panic!("{crate_name} has {sid}"))
+            };
+            assert_eq!(
+                statement("PlaceNetworkInterfacesInTheVpc")["Resource"],
+                serde_json::json!([
+                    ec2("subnet/subnet-01234567"),
+                    ec2("security-group/sg-01234567")
+                ])
+            );
+            assert_eq!(
+                statement("DescribeNetworkInterfaces")["Resource"],
+                serde_json::json!(["*"])
+            );
+            assert_eq!(
+                statement("ManageVpcNetworkInterfaces")["Resource"],
+                serde_json::json!([ec2("network-interface/*")])
+            );
+        }
+        // "*" is for DescribeNetworkInterfaces alone.
+        let broad = serde_json::json!({"Statement": [{"Sid": "X", "Effect": "Allow",
+            "Action": ["ec2:CreateNetworkInterface"], "Resource": ["*"]}]});
+        assert!(check_policy(&broad).is_err());
     }
 
     #[test]

@@ -942,6 +942,44 @@ impl Gateway {
                     ),
                 }
             }
+            if let Some(failure) = self.vpc_role_denied(change).await {
+                return Some(failure);
+            }
+        }
+        None
+    }
+
+    /// A function put in a VPC whose execution role may not make its network interfaces:
+    /// Lambda refuses it ([`fidelity::handlers::vpc_role_needs`]).
+    async fn vpc_role_denied(
+        &self,
+        change: &fidelity::handlers::Change,
+    ) -> Option<fidelity::rollback::Failure> {
+        let (region, account) = (&self.config.region, &self.config.account_id);
+        let (role_name, needs) = fidelity::handlers::vpc_role_needs(change, region, account)?;
+        let role = Principal::RoleSession {
+            session_arn: format!(
+                "arn:aws:sts::{account}:assumed-role/{role_name}/lambda-vpc-check"
+            ),
+            role_name,
+        };
+        for need in needs {
+            let mut entries = Vec::new();
+            let outcome = self
+                .authorizer
+                .decide_need(&role, &need, &mut entries)
+                .await;
+            self.write_log(&entries);
+            match outcome {
+                Ok(Outcome::Deny(_)) if self.config.enforce => {
+                    return Some(fidelity::handlers::vpc_role_failure(change, &need.action));
+                }
+                Ok(_) => {}
+                Err(error) => eprintln!(
+                    "aws-gateway: could not decide {} for the role of {}: {error:#}",
+                    need.action, change.logical_id
+                ),
+            }
         }
         None
     }

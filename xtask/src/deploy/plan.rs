@@ -176,6 +176,7 @@ pub(super) fn stack_input(
         states_table: Table {
             name: names.oauth_states_table(),
         },
+        vpc: settings.functions.vpc.clone(),
     }
 }
 
@@ -388,6 +389,7 @@ pub async fn render(
         &key,
         &secrets,
         settings.salesforce.auth_flow == "refresh_token",
+        settings.functions.vpc.as_ref(),
     );
     for (function, policy_input) in &policy_inputs {
         let policy = render::render_policy(root, function, policy_input)?;

@@ -48,8 +48,23 @@ pub fn policy_inputs(
     key: &KeyInfo,
     secrets: &SecretsInfo,
     keeps_refresh_token: bool,
+    vpc: Option<&crate::config::Vpc>,
 ) -> BTreeMap<&'static str, PolicyInput> {
     let partition = partition(region);
+    let ec2 = |resource: &str| format!("arn:{partition}:ec2:{region}:{account_id}:{resource}");
+    let network = vpc.map(|vpc| crate::render::NetworkInput {
+        subnet_arns: vpc
+            .subnet_ids
+            .iter()
+            .map(|id| ec2(&format!("subnet/{id}")))
+            .collect(),
+        security_group_arns: vpc
+            .security_group_ids
+            .iter()
+            .map(|id| ec2(&format!("security-group/{id}")))
+            .collect(),
+        network_interfaces_arn: ec2("network-interface/*"),
+    });
     let table_arn = format!(
         "arn:{partition}:dynamodb:{region}:{account_id}:table/{}",
         names.oauth_table()
@@ -78,6 +93,7 @@ pub fn policy_inputs(
                     "arn:{partition}:lambda:{region}:{account_id}:function:{}",
                     names.function("sf-token-refresh")
                 ),
+                network: network.clone(),
             };
             (function, input)
         })

@@ -30,9 +30,13 @@ fn run_as(local: &mut Local, role: &str, subject: &str, args: &[&str]) -> anyhow
             ("SFSTACK_SALESFORCE_AUTH_FLOW", "refresh_token"),
             ("SFSTACK_CONNECT_INSTANCE_ARN", super::CONNECT_INSTANCE),
             ("SFSTACK_CONNECT_SAMPLE_FLOW", "true"),
+            ("SFSTACK_FUNCTIONS_VPC", VPC),
         ],
     )
 }
+
+/// The functions in a VPC, so that the deployer needs what Lambda checks a VPC with.
+const VPC: &str = r#"{ subnet_ids = ["subnet-0a1b2c3d4e5f60718"], security_group_ids = ["sg-0c1d2e3f4a5b60718"] }"#;
 
 /// The AWS APIs as a session of `role` for a GitHub job of `subject`.
 async fn sdk_as(local: &Local, role: &str, subject: &str) -> anyhow::Result<aws_config::SdkConfig> {
@@ -79,7 +83,7 @@ fn assert_refused(run: &Run, needle: &str) {
     );
 }
 
-async fn wait_for_stack(
+pub(super) async fn wait_for_stack(
     cloudformation: &aws_sdk_cloudformation::Client,
     stack: &str,
 ) -> anyhow::Result<String> {
@@ -152,6 +156,7 @@ async fn the_environment_deployer_runs_the_whole_flow_and_needs_every_permission
     let instance = [
         ("SFSTACK_CONNECT_INSTANCE_ARN", super::CONNECT_INSTANCE),
         ("SFSTACK_CONNECT_SAMPLE_FLOW", "true"),
+        ("SFSTACK_FUNCTIONS_VPC", VPC),
     ];
     local
         .run(&["bootstrap", "--github-repo", REPOSITORY], &instance)?
@@ -425,6 +430,7 @@ async fn the_deployer_roles_can_do_no_more_than_their_part() -> anyhow::Result<(
             &[
                 ("SFSTACK_CONNECT_INSTANCE_ARN", super::CONNECT_INSTANCE),
                 ("SFSTACK_CONNECT_SAMPLE_FLOW", "true"),
+                ("SFSTACK_FUNCTIONS_VPC", VPC),
             ],
         )?
         .ok()?;

@@ -555,7 +555,7 @@ async fn store_fresh_refresh_token(
 /// `policy` without statement `sid`, then without each of its actions, resources and condition
 /// values where it lists several: (what was removed, the reduced policy).
 /// A role's `sfstack` inline policy, decoded (IAM returns policy documents URL-encoded).
-async fn inline_policy(iam: &aws_sdk_iam::Client, role: &str) -> anyhow::Result<Value> {
+pub(super) async fn inline_policy(iam: &aws_sdk_iam::Client, role: &str) -> anyhow::Result<Value> {
     let policy = iam
         .get_role_policy()
         .role_name(role)
@@ -568,7 +568,7 @@ async fn inline_policy(iam: &aws_sdk_iam::Client, role: &str) -> anyhow::Result<
 }
 
 /// Replaces a role's `sfstack` inline policy with `document`.
-async fn put_inline_policy(
+pub(super) async fn put_inline_policy(
     iam: &aws_sdk_iam::Client,
     role: &str,
     document: &Value,
@@ -582,7 +582,7 @@ async fn put_inline_policy(
     Ok(())
 }
 
-fn reductions(policy: &Value, sid: &str) -> Vec<(String, Value)> {
+pub(super) fn reductions(policy: &Value, sid: &str) -> Vec<(String, Value)> {
     let Some(index) = policy["Statement"].as_array().and_then(|statements| {
         statements
             .iter()

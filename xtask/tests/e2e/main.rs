@@ -12,6 +12,7 @@ mod everyday;
 mod flow;
 mod iam;
 mod lock;
+mod vpc;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

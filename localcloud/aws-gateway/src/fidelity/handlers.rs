@@ -23,9 +23,15 @@
 //! - the listed KMS permissions on the customer managed key a resource names, through the
 //!   resource's service (`kms:ViaService`), decided with the key's policy as KMS decides.
 //!
-//! Other services' permissions in a handler's list serve properties this model does not know
-//! (a function's `VpcConfig` needs `ec2:*`); a resource with a property outside
-//! [`known_properties`] is refused as "not modelled", so nothing slips through unchecked.
+//! - with a function's `VpcConfig`, the handler's `ec2:Describe*` permissions, on `*`: Lambda
+//!   verifies the subnets and security groups with the caller's permissions (Lambda Developer
+//!   Guide, "User permissions": `ec2:DescribeSecurityGroups`, `ec2:DescribeSubnets`,
+//!   `ec2:DescribeVpcs`). What Lambda needs of the function's *execution role* in a VPC is
+//!   [`vpc_role_needs`].
+//!
+//! Other services' permissions in a handler's list serve properties this model does not know;
+//! a resource with a property outside [`known_properties`] is refused as "not modelled", so
+//! nothing slips through unchecked.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -326,6 +332,7 @@ fn kind(resource_type: &str) -> Option<Kind> {
                 "LoggingConfig",
                 "Environment",
                 "KmsKeyArn",
+                "VpcConfig",
                 "Tags",
             ],
         },
@@ -431,6 +438,7 @@ pub fn needs(
         text(&change.properties, &["Code", "S3Bucket"]),
         text(&change.properties, &["Code", "S3Key"]),
     );
+    let in_vpc = change.properties.get("VpcConfig").is_some();
     let mut needs = Vec::new();
     let plain = |action: &str, resource: String| Need {
         action: action.to_string(),
@@ -452,6 +460,8 @@ pub fn needs(
                 )]),
                 key: false,
             }));
+        } else if in_vpc && permission.starts_with("ec2:Describe") {
+            needs.push(plain(permission, "*".to_string()));
         } else if permission == "s3:GetObject"
             && let (Some(bucket), Some(object)) = code
         {
@@ -475,6 +485,80 @@ pub fn needs(
         }
     }
     Ok(needs)
+}
+
+/// What Lambda needs of a function's execution role to put it in a VPC, when a change creates
+/// or updates a function with `VpcConfig`: the role name, and the permissions on their
+/// resources. "Lambda uses your function's permissions to create and manage network
+/// interfaces": `ec2:CreateNetworkInterface` (on the interface, the subnets and the security
+/// groups), `ec2:DescribeNetworkInterfaces` ("only works if it's allowed on all resources"),
+/// `ec2:DeleteNetworkInterface`, `ec2:AssignPrivateIpAddresses` and
+/// `ec2:UnassignPrivateIpAddresses` (Lambda Developer Guide, "Execution role permissions").
+/// Lambda refuses the function without them: "The provided execution role does not have
+/// permissions to call CreateNetworkInterface on EC2".
+pub fn vpc_role_needs(change: &Change, region: &str, account: &str) -> Option<(String, Vec<Need>)> {
+    if change.resource_type != "AWS::Lambda::Function" || change.handler == Handler::Delete {
+        return None;
+    }
+    let config = change.properties.get("VpcConfig")?;
+    let role = text(&change.properties, &["Role"])?;
+    let role_name = role
+        .rsplit_once(":role/")?
+        .1
+        .rsplit('/')
+        .next()?
+        .to_string();
+    let ec2 = |resource: &str| format!("arn:aws:ec2:{region}:{account}:{resource}");
+    let ids = |key: &str| -> Vec<String> {
+        config
+            .get(key)
+            .and_then(Yaml::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(Yaml::as_str)
+            .map(str::to_string)
+            .collect()
+    };
+    let need = |action: &str, resource: String| Need {
+        action: action.to_string(),
+        resource,
+        context: BTreeMap::new(),
+        key: false,
+    };
+    let interfaces = ec2("network-interface/*");
+    let mut needs = vec![need("ec2:CreateNetworkInterface", interfaces.clone())];
+    needs.extend(
+        ids("SubnetIds")
+            .iter()
+            .map(|id| need("ec2:CreateNetworkInterface", ec2(&format!("subnet/{id}")))),
+    );
+    needs.extend(ids("SecurityGroupIds").iter().map(|id| {
+        need(
+            "ec2:CreateNetworkInterface",
+            ec2(&format!("security-group/{id}")),
+        )
+    }));
+    needs.push(need("ec2:DescribeNetworkInterfaces", "*".to_string()));
+    for action in [
+        "ec2:DeleteNetworkInterface",
+        "ec2:AssignPrivateIpAddresses",
+        "ec2:UnassignPrivateIpAddresses",
+    ] {
+        needs.push(need(action, interfaces.clone()));
+    }
+    Some((role_name, needs))
+}
+
+/// The function's failure when Lambda finds its role short of `action` (`ec2:Name`).
+pub fn vpc_role_failure(change: &Change, action: &str) -> Failure {
+    let name = action.trim_start_matches("ec2:");
+    Failure {
+        logical_id: change.logical_id.clone(),
+        resource_type: change.resource_type.clone(),
+        reason: format!(
+            "Resource handler returned message: \"The provided execution role does not have permissions to call {name} on EC2 (Service: Lambda, Status Code: 400)\" (HandlerErrorCode: InvalidRequest)"
+        ),
+    }
 }
 
 /// Whether the evaluator refused a simulation because the action does not act on the
@@ -608,12 +692,69 @@ Resources:
     }
 
     #[test]
+    fn a_function_in_a_vpc_needs_the_callers_ec2_describes_and_its_roles_interfaces() {
+        let template = r#"
+Resources:
+  Fn:
+    Type: AWS::Lambda::Function
+    Properties:
+      FunctionName: f
+      Role: arn:aws:iam::123456789012:role/f-role
+      VpcConfig: {SubnetIds: [subnet-01234567], SecurityGroupIds: [sg-01234567]}
+"#;
+        let changes = changes(None, template);
+        let permissions = [
+            "lambda:CreateFunction".to_string(),
+            "ec2:DescribeSubnets".to_string(),
+            "ec2:DescribeVpcs".to_string(),
+        ];
+        let needs =
+            needs(&changes[0], &permissions, "us-east-1", "123456789012").expect("modelled");
+        assert!(
+            needs
+                .iter()
+                .any(|need| need.action == "ec2:DescribeSubnets" && need.resource == "*")
+        );
+        let (role, role_needs) =
+            vpc_role_needs(&changes[0], "us-east-1", "123456789012").expect("a VPC function");
+        assert_eq!(role, "f-role");
+        let ec2 = |resource: &str| format!("arn:aws:ec2:us-east-1:123456789012:{resource}");
+        let pairs: Vec<(&str, &str)> = role_needs
+            .iter()
+            .map(|need| (need.action.as_str(), need.resource.as_str()))
+            .collect();
+        for expected in [
+            ("ec2:CreateNetworkInterface", ec2("network-interface/*")),
+            ("ec2:CreateNetworkInterface", ec2("subnet/subnet-01234567")),
+            (
+                "ec2:CreateNetworkInterface",
+                ec2("security-group/sg-01234567"),
+            ),
+            ("ec2:DescribeNetworkInterfaces", "*".to_string()),
+            ("ec2:DeleteNetworkInterface", ec2("network-interface/*")),
+            ("ec2:AssignPrivateIpAddresses", ec2("network-interface/*")),
+            ("ec2:UnassignPrivateIpAddresses", ec2("network-interface/*")),
+        ] {
+            assert!(
+                pairs.contains(&(expected.0, expected.1.as_str())),
+                "{expected:?}"
+            );
+        }
+        let outside = changes_without_vpc();
+        assert!(vpc_role_needs(&outside[0], "us-east-1", "123456789012").is_none());
+    }
+
+    fn changes_without_vpc() -> Vec<Change> {
+        changes(None, BEFORE)
+    }
+
+    #[test]
     fn an_unknown_property_or_type_is_not_modelled() {
         let template = r#"
 Resources:
   Fn:
     Type: AWS::Lambda::Function
-    Properties: {FunctionName: f, VpcConfig: {SubnetIds: [s]}}
+    Properties: {FunctionName: f, FileSystemConfigs: [{Arn: a, LocalMountPath: /mnt/x}]}
   Queue:
     Type: AWS::SQS::Queue
 "#;
@@ -621,7 +762,7 @@ Resources:
         assert!(
             needs(&changes[0], &[], "r", "a")
                 .expect_err("refused")
-                .contains("VpcConfig")
+                .contains("FileSystemConfigs")
         );
         assert!(
             needs(&changes[1], &[], "r", "a")

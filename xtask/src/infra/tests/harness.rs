@@ -101,6 +101,7 @@ pub(super) async fn ensure(
         REGION,
         Credentials::Given(credentials),
         false,
+        None,
         &zips.artifacts,
         &artifacts_bucket_name(ACCOUNT, REGION),
     )

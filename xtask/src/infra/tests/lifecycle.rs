@@ -229,7 +229,15 @@ async fn run_interrupted_after_the_roles_converges() -> anyhow::Result<()> {
     let zips = Zips::new("half", "v1")?;
     let infra = ensure(&moto, &names, &env_tags, CREDENTIALS, &zips).await?;
     assert_eq!(infra.role_arns, role_arns);
-    let inputs = policy_inputs(&names, REGION, ACCOUNT, &infra.key, &infra.secrets, false);
+    let inputs = policy_inputs(
+        &names,
+        REGION,
+        ACCOUNT,
+        &infra.key,
+        &infra.secrets,
+        false,
+        None,
+    );
     for function in FUNCTIONS {
         let document = moto
             .clients
