@@ -91,7 +91,8 @@ pub struct DeployerPolicyInput {
     /// Their resources' ARNs, denied outright.
     pub protected_resources: Vec<String>,
     /// The Amazon Connect instances the contact-flow function is associated with
-    /// (`connect.instance_arn`): the only ones the role may associate functions with.
+    /// (`connect.instance_arn` of any environment): the only ones the role may associate
+    /// functions with.
     pub connect_instances: Vec<String>,
     /// Those whose sample contact flow the role manages (`connect.sample_flow`).
     pub connect_sample_flows: Vec<String>,
@@ -198,9 +199,26 @@ pub fn plan(
     root: &Path,
     request: &Request,
     settings: &Settings,
+    every_environment: &[Settings],
     region: &str,
     account: &str,
 ) -> anyhow::Result<Plan> {
+    let mut connect_instances: Vec<String> = every_environment
+        .iter()
+        .filter_map(|settings| settings.connect.instance_arn.clone())
+        .collect();
+    connect_instances.sort();
+    connect_instances.dedup();
+    let mut connect_sample_flows: Vec<String> = every_environment
+        .iter()
+        .filter(|settings| settings.connect.sample_flow)
+        .filter_map(|settings| settings.connect.instance_arn.clone())
+        .collect();
+    connect_sample_flows.sort();
+    connect_sample_flows.dedup();
+    let vpc = every_environment
+        .iter()
+        .any(|settings| settings.functions.vpc.is_some());
     validate_repository(&request.repository)?;
     let partition = crate::infra::partition(region);
     let provider_arn = format!("arn:{partition}:iam::{account}:oidc-provider/{GITHUB_OIDC_HOST}");
@@ -217,15 +235,9 @@ pub fn plan(
             .flat_map(|env| environment_resources(env, partition, region, account, &bucket))
             .collect(),
         protected: denied,
-        connect_instances: settings.connect.instance_arn.iter().cloned().collect(),
-        connect_sample_flows: settings
-            .connect
-            .instance_arn
-            .iter()
-            .filter(|_| settings.connect.sample_flow)
-            .cloned()
-            .collect(),
-        vpc: settings.functions.vpc.is_some(),
+        connect_instances: connect_instances.clone(),
+        connect_sample_flows: connect_sample_flows.clone(),
+        vpc,
     };
     let repository = &request.repository;
     let role_arn = |name: &str| format!("arn:{partition}:iam::{account}:role/{name}");

@@ -178,6 +178,8 @@ pub struct Cloud {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// Amazon Connect (on the local target, the gateway's own).
     pub connect: aws_sdk_connect::Client,
+    /// EC2, to check `functions.vpc`'s subnets and security groups.
+    pub ec2: aws_sdk_ec2::Client,
 }
 
 /// Starts the local cloud when the target is local and it is not running (blocking: call it
@@ -270,6 +272,7 @@ impl Cloud {
             logs: aws_sdk_cloudwatchlogs::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             connect: aws_sdk_connect::Client::new(&config),
+            ec2: aws_sdk_ec2::Client::new(&config),
             local,
         })
     }

@@ -253,6 +253,26 @@ impl Settings {
         Self::parse(&text, environment).with_context(|| format!("in {}", path.display()))
     }
 
+    /// The settings of every environment the file names (`[env.NAME]`), and the defaults, for
+    /// what must hold for all of them (the deployer roles' policies).
+    pub fn load_every_environment(path: &Path) -> anyhow::Result<Vec<Self>> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let document: toml::Table = text.parse().context("not valid TOML")?;
+        let names: Vec<String> = match document.get("env") {
+            Some(toml::Value::Table(envs)) => envs.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        // The defaults: an environment name no `[env.NAME]` can have.
+        std::iter::once(String::new())
+            .chain(names)
+            .map(|name| {
+                Self::parse(&text, &name)
+                    .with_context(|| format!("in {} (environment {name:?})", path.display()))
+            })
+            .collect()
+    }
+
     pub fn parse(text: &str, environment: &str) -> anyhow::Result<Self> {
         let mut document: toml::Table = text.parse().context("not valid TOML")?;
         let overrides = document.remove("env");
@@ -336,12 +356,8 @@ impl Settings {
                 sf.auth_flow
             );
         }
-        if let Some(arn) = &self.connect.instance_arn
-            && !(arn.starts_with("arn:aws:connect:") && arn.contains(":instance/"))
-        {
-            bail!(
-                "connect.instance_arn: expected arn:aws:connect:REGION:ACCOUNT:instance/ID, got {arn:?}"
-            );
+        if let Some(arn) = &self.connect.instance_arn {
+            crate::connect::Instance::parse(arn)?;
         }
         let functions = &self.functions;
         if !["x86_64", "arm64"].contains(&functions.architecture.as_str()) {

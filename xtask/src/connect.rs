@@ -25,10 +25,15 @@ impl<'a> Instance<'a> {
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
         match parts.as_slice() {
             ["arn", _, "connect", region, account, resource]
-                if !region.is_empty() && account.len() == 12 =>
+                if !region.is_empty()
+                    && region
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                    && account.len() == 12
+                    && account.chars().all(|c| c.is_ascii_digit()) =>
             {
                 match resource.strip_prefix("instance/") {
-                    Some(id) if !id.is_empty() && !id.contains('/') => Ok(Self {
+                    Some(id) if !id.is_empty() && !id.contains(['/', '*', '?']) => Ok(Self {
                         arn,
                         region,
                         account,
@@ -68,6 +73,7 @@ impl<'a> Instance<'a> {
 struct ConnectError {
     message: String,
     missing: bool,
+    denied: bool,
 }
 
 impl std::fmt::Display for ConnectError {
@@ -83,6 +89,13 @@ fn instance_missing(error: &anyhow::Error) -> bool {
     error
         .downcast_ref::<ConnectError>()
         .is_some_and(|error| error.missing)
+}
+
+/// Whether `error` is Connect (or IAM) refusing the caller.
+pub fn access_denied(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<ConnectError>()
+        .is_some_and(|error| error.denied)
 }
 
 /// What went wrong with a Connect call on `instance`, said so that a user can act on it.
@@ -121,6 +134,7 @@ where
         // Connect answers 404 for an instance it does not have; a flow that is gone is
         // answered the same way, and is then nothing to remove either.
         missing: code == Some("ResourceNotFoundException"),
+        denied: matches!(code, Some("AccessDeniedException" | "AccessDenied")),
     })
 }
 
@@ -308,6 +322,7 @@ pub async fn ensure_flow(
     cloud: &Cloud,
     instance: &Instance<'_>,
     name: &str,
+    environment: &str,
     content: &str,
 ) -> anyhow::Result<Option<String>> {
     let Some(flow) = find_flow(cloud, instance, name).await? else {
@@ -320,6 +335,8 @@ pub async fn ensure_flow(
             .description("sfstack's sample flow: phoneLookup, then a Case for the caller")
             .content(content)
             .status(aws_sdk_connect::types::ContactFlowStatus::Published)
+            // The deployer may touch only flows tagged with its environments.
+            .tags(crate::infra::TAG_ENV, environment)
             .send()
             .await;
         return match created {
@@ -342,7 +359,12 @@ pub async fn ensure_flow(
             }
         };
     };
-    if flow_content(cloud, instance, &flow).await? == content {
+    // Compared as JSON: Connect may give the content back laid out another way.
+    let same = |a: &str, b: &str| {
+        serde_json::from_str::<serde_json::Value>(a).ok()
+            == serde_json::from_str::<serde_json::Value>(b).ok()
+    };
+    if same(&flow_content(cloud, instance, &flow).await?, content) {
         return Ok(None);
     }
     cloud
@@ -429,6 +451,9 @@ mod tests {
             "arn:aws:connect:eu-west-2:123456789012:instance/x/queue/y",
             "arn:aws:connect:eu-west-2:1234:instance/x",
             "arn:aws:lambda:eu-west-2:123456789012:function:x",
+            "arn:aws:connect:*:123456789012:instance/x",
+            "arn:aws:connect:eu-west-2:*:instance/x",
+            "arn:aws:connect:eu-west-2:123456789012:instance/*",
         ] {
             let error = Instance::parse(arn).expect_err(arn).to_string();
             assert!(error.starts_with("connect.instance_arn:"), "{error}");

@@ -245,6 +245,9 @@ pub async fn deploy(
             )),
         )?;
     }
+    if let Some(vpc) = &settings.functions.vpc {
+        step("environment", crate::network::check(cloud, vpc).await)?;
+    }
     // The sample contact flow, rendered and checked before anything is made.
     let sample_flow = match connect {
         Some(_) if settings.connect.sample_flow => Some(step(

@@ -26,6 +26,7 @@ mod local;
 mod lock;
 mod logs;
 mod naming;
+mod network;
 mod render;
 mod smoke;
 mod stack;
@@ -688,9 +689,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // The settings of no environment in particular: the protected list and the
             // artifacts bucket are the same for all.
             let settings = config::Settings::load(&root.join(config::FILE_NAME), "main")?;
+            // The Amazon Connect instances and VPCs of every environment.
+            let every = config::Settings::load_every_environment(&root.join(config::FILE_NAME))?;
             let report = on_cloud(&root, &target, async |cloud| {
-                let plan =
-                    bootstrap::plan(&root, &request, &settings, &cloud.region, &cloud.account_id)?;
+                let plan = bootstrap::plan(
+                    &root,
+                    &request,
+                    &settings,
+                    &every,
+                    &cloud.region,
+                    &cloud.account_id,
+                )?;
                 if print {
                     return Ok(bootstrap::Report {
                         changes: Vec::new(),
@@ -882,10 +891,11 @@ fn print_teardown(report: &teardown::TeardownReport, output: Output) -> anyhow::
         return Ok(());
     }
     println!("{}: removed", report.environment);
+    if report.sample_flow_deleted {
+        println!("  the sample contact flow");
+    }
     if let Some(instance) = &report.connect_association {
-        println!(
-            "  the association of sf-invoke-api (and the sample contact flow) with the Amazon Connect instance {instance}"
-        );
+        println!("  the association of sf-invoke-api with the Amazon Connect instance {instance}");
     }
     if report.stack_deleted {
         println!("  stack (functions, Function URL, permissions, log groups, rule, table)");

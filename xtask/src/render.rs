@@ -287,7 +287,6 @@ pub fn render_stack(root: &Path, input: &StackInput) -> anyhow::Result<String> {
     Ok(yaml)
 }
 
-/// Renders one function's inline policy and checks it.
 /// The sample Amazon Connect contact flow (`templates/sample-contact-flow.json.hbs`, in the flow
 /// language) for the contact-flow function `function_arn`, as the one-line JSON
 /// `CreateContactFlow` takes; every `InvokeLambdaFunction` of it is checked to name the function.
@@ -327,6 +326,7 @@ pub fn sample_flow_functions(flow: &Json) -> Vec<String> {
         .collect()
 }
 
+/// Renders one function's inline policy and checks it.
 pub fn render_policy(root: &Path, crate_name: &str, input: &PolicyInput) -> anyhow::Result<Json> {
     let folder = root.join("policies");
     let handlebars = registry(&[

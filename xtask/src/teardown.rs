@@ -17,9 +17,11 @@ use crate::stack;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TeardownReport {
     pub environment: String,
-    /// The Amazon Connect instance whose association with the contact-flow function (and
-    /// sample contact flow, with `connect.sample_flow`) was removed.
+    /// The Amazon Connect instance whose association with the contact-flow function was
+    /// removed.
     pub connect_association: Option<String>,
+    /// Whether the sample contact flow (`connect.sample_flow`) was deleted from it.
+    pub sample_flow_deleted: bool,
     pub stack_deleted: bool,
     pub log_groups: Vec<String>,
     pub removed: infra::Removed,
@@ -30,6 +32,7 @@ impl TeardownReport {
     pub fn is_empty(&self) -> bool {
         !self.stack_deleted
             && self.connect_association.is_none()
+            && !self.sample_flow_deleted
             && self.log_groups.is_empty()
             && self.removed.is_empty()
     }
@@ -64,7 +67,7 @@ pub async fn teardown(
         refuse_to_lose_tokens(cloud, &names).await?;
     }
     crate::progress::start("teardown: Amazon Connect association");
-    let connect_association = remove_connect_association(cloud, &names)
+    let (connect_association, sample_flow_deleted) = remove_connect_association(cloud, &names)
         .await
         .with_context(|| format!("teardown of {environment}"))?;
     crate::progress::start(format!("teardown: deleting stack {}", names.stack()));
@@ -116,6 +119,7 @@ pub async fn teardown(
     Ok(TeardownReport {
         environment: environment.to_string(),
         connect_association,
+        sample_flow_deleted,
         stack_deleted,
         log_groups,
         removed,
@@ -130,20 +134,40 @@ pub async fn teardown(
 async fn remove_connect_association(
     cloud: &Cloud,
     names: &Names,
-) -> anyhow::Result<Option<String>> {
+) -> anyhow::Result<(Option<String>, bool)> {
     let function = names.function("sf-invoke-api");
     let statements = crate::deploy::wiring::policy_statements(cloud, &function).await?;
     let Some(arn) = crate::deploy::wiring::connect_instance_of(&statements) else {
-        return Ok(None);
+        return Ok((None, false));
     };
     let Ok(instance) = crate::connect::Instance::parse(&arn) else {
-        return Ok(None);
+        note!(
+            "warning: the permission of {function} names {arn:?}, which is not an Amazon Connect instance ARN; no association was removed"
+        );
+        return Ok((None, false));
     };
     let function_arn = cloud.arn("lambda", &format!("function:{function}"));
-    // The sample flow first: it invokes the function.
-    let flow_deleted = crate::connect::delete_flow(cloud, &instance, &names.sample_flow()).await?;
-    let disassociated = crate::connect::disassociate(cloud, &instance, &function_arn).await?;
-    Ok((flow_deleted || disassociated).then_some(arn))
+    let removed = async {
+        // The sample flow first: it invokes the function.
+        let flow_deleted =
+            crate::connect::delete_flow(cloud, &instance, &names.sample_flow()).await?;
+        let disassociated = crate::connect::disassociate(cloud, &instance, &function_arn).await?;
+        anyhow::Ok((disassociated.then(|| arn.clone()), flow_deleted))
+    }
+    .await;
+    match removed {
+        // What the caller may not do in the instance stays; the environment goes anyway, and
+        // the instance then lists a function that is gone, which invokes nothing.
+        Err(error) if crate::connect::access_denied(&error) => {
+            note!(
+                "warning: {error:#}\nthe instance keeps them; to remove them by hand: aws connect disassociate-lambda-function --instance-id {} --function-arn {function_arn} (and delete the contact flow {} there)",
+                instance.id,
+                names.sample_flow()
+            );
+            Ok((None, false))
+        }
+        removed => removed,
+    }
 }
 
 /// A protected environment's tokens table holds its users' Salesforce sign-ins: deleting the

@@ -233,11 +233,11 @@ impl Authorizer {
                 self.evaluate(principal, action, &arn, BTreeMap::new(), None, log)
                     .await
             }
-            Check::Actions(checks) => {
+            Check::Actions { checks, context } => {
                 for (action, resource) in checks {
                     let arn = self.resource_arn(resource);
                     let outcome = self
-                        .evaluate(principal, action, &arn, BTreeMap::new(), None, log)
+                        .evaluate(principal, action, &arn, context.clone(), None, log)
                         .await?;
                     if outcome != Outcome::Forward {
                         return Ok(outcome);

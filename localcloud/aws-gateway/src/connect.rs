@@ -4,8 +4,8 @@
 //!
 //! What is modelled, from the Amazon Connect API Reference and Administrator Guide:
 //!
-//! - An instance only exists if it was made: the local cloud has one, [`DEMO_INSTANCE_ID`]
-//!   (alias `sfstack-local`), in the gateway's account and region. Any other instance id is
+//! - An instance only exists if it was made: the local cloud has two, [`DEMO_INSTANCE_ID`]
+//!   (alias `sfstack-local`) and [`SECOND_INSTANCE_ID`], in the gateway's account and region. Any other instance id is
 //!   `ResourceNotFoundException` (404), as on AWS.
 //! - `AssociateLambdaFunction` "allows the specified Amazon Connect instance to access the
 //!   specified Lambda function"; `DisassociateLambdaFunction` removes it; `ListLambdaFunctions`
@@ -33,6 +33,8 @@ use crate::table::Operation;
 
 /// The local cloud's Amazon Connect instance.
 pub const DEMO_INSTANCE_ID: &str = "5ca1ab1e-0000-4000-8000-00000000c0de";
+/// A second instance (alias `sfstack-local-2`), to move to.
+pub const SECOND_INSTANCE_ID: &str = "5ca1ab1e-0000-4000-8000-00000000c0df";
 
 /// The most ARNs one `ListLambdaFunctions` page holds (Amazon Connect API Reference).
 const MAX_FUNCTIONS_PAGE: usize = 25;
@@ -97,15 +99,20 @@ impl Connect {
     /// The local cloud's Connect, with its one instance in `account_id` and `region`.
     pub fn new(account_id: &str, region: &str) -> Self {
         let mut instances = BTreeMap::new();
-        instances.insert(
-            DEMO_INSTANCE_ID.to_string(),
-            Instance {
-                arn: format!("arn:aws:connect:{region}:{account_id}:instance/{DEMO_INSTANCE_ID}"),
-                alias: "sfstack-local".to_string(),
-                functions: Vec::new(),
-                flows: BTreeMap::new(),
-            },
-        );
+        for (id, alias) in [
+            (DEMO_INSTANCE_ID, "sfstack-local"),
+            (SECOND_INSTANCE_ID, "sfstack-local-2"),
+        ] {
+            instances.insert(
+                id.to_string(),
+                Instance {
+                    arn: format!("arn:aws:connect:{region}:{account_id}:instance/{id}"),
+                    alias: alias.to_string(),
+                    functions: Vec::new(),
+                    flows: BTreeMap::new(),
+                },
+            );
+        }
         Self {
             instances: Mutex::new(instances),
         }
@@ -126,6 +133,29 @@ impl Connect {
                 "{function_arn} is not associated with the Amazon Connect instance {source_arn} (AssociateLambdaFunction), so the instance cannot invoke it"
             ))
         }
+    }
+
+    /// The tags of the contact flow `operation` names, as `aws:ResourceTag/key` condition keys
+    /// (empty when it names none, or none that exists).
+    pub fn resource_tags(&self, operation: &Operation) -> BTreeMap<String, Vec<String>> {
+        let parameter = |name: &str| operation.parameters.get(name).and_then(Value::as_str);
+        let (Some(instance), Some(flow)) = (parameter("InstanceId"), parameter("ContactFlowId"))
+        else {
+            return BTreeMap::new();
+        };
+        self.lock()
+            .get(instance)
+            .and_then(|instance| instance.flows.get(flow))
+            .and_then(|flow| flow.tags.as_object())
+            .into_iter()
+            .flatten()
+            .filter_map(|(key, value)| {
+                Some((
+                    format!("aws:ResourceTag/{key}"),
+                    vec![value.as_str()?.to_string()],
+                ))
+            })
+            .collect()
     }
 
     /// Connect's answer to an allowed `operation`.
@@ -462,9 +492,15 @@ fn content_problems(associated: &[String], content: &str) -> Vec<String> {
 }
 
 fn uuid() -> String {
+    // A flow id only needs to be unique within the local cloud: random, and a counter in case
+    // the system has no randomness to give.
+    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut bytes = [0u8; 16];
-    // A flow id only needs to be unique within the local cloud.
     getrandom::fill(&mut bytes).unwrap_or_default();
+    let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    for (byte, count) in bytes[8..].iter_mut().zip(made.to_be_bytes()) {
+        *byte ^= count;
+    }
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();

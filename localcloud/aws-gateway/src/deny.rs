@@ -78,7 +78,7 @@ pub fn unknown_key(protocol: Protocol) -> Response<Body> {
 pub fn unsigned(protocol: Protocol) -> Response<Body> {
     let message = match protocol {
         Protocol::RestXml => "Access Denied",
-        Protocol::Query => "Request is missing Authentication Token",
+        Protocol::Query | Protocol::Ec2 => "Request is missing Authentication Token",
         _ => "Missing Authentication Token",
     };
     error(
@@ -190,6 +190,20 @@ fn error(protocol: Protocol, status: StatusCode, codes: Codes, message: &str) ->
             "application/xml",
             format!(
                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{s3_code}</Code><Message>{}</Message><RequestId>sfstack-gateway</RequestId></Error>",
+                escape(message)
+            ),
+        ),
+        // EC2 names a refusal `UnauthorizedOperation` (EC2 API Reference, "Error codes").
+        Protocol::Ec2 => (
+            status,
+            "text/xml",
+            format!(
+                "<Response><Errors><Error><Code>{}</Code><Message>{}</Message></Error></Errors><RequestID>sfstack-gateway</RequestID></Response>",
+                if query_code == "AccessDenied" {
+                    "UnauthorizedOperation"
+                } else {
+                    query_code
+                },
                 escape(message)
             ),
         ),

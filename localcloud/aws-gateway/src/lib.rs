@@ -288,7 +288,19 @@ async fn handle(State(gateway): State<Arc<Gateway>>, request: Request) -> Respon
 
     let mut entries = Vec::new();
     let check = match &operation {
-        Some(operation) => table::check(operation).map_err(|table::NotModelled(action)| action),
+        Some(operation) => table::check(operation)
+            .map(|check| match check {
+                // A contact flow's tags, which only the local cloud's Connect knows.
+                table::Check::Actions {
+                    checks,
+                    mut context,
+                } => {
+                    context.extend(gateway.connect.resource_tags(operation));
+                    table::Check::Actions { checks, context }
+                }
+                check => check,
+            })
+            .map_err(|table::NotModelled(action)| action),
         None => Err(format!("{service}:{} {}", parts.method, parts.uri.path())),
     };
     let outcome = match check {
@@ -1092,6 +1104,7 @@ fn fallback_protocol(service: &str) -> Protocol {
         "dynamodb" => Protocol::Json10,
         "secretsmanager" | "kms" | "logs" => Protocol::Json11,
         "sts" | "iam" | "cloudformation" => Protocol::Query,
+        "ec2" => Protocol::Ec2,
         _ => Protocol::Rest,
     }
 }

@@ -32,6 +32,8 @@ pub enum Protocol {
     Json11,
     /// Query (STS, IAM, CloudFormation): form bodies, XML errors.
     Query,
+    /// EC2's own query protocol: form bodies, `<Response><Errors><Error>` errors.
+    Ec2,
     /// REST with JSON bodies (Lambda): JSON errors typed by a header.
     Rest,
     /// REST with XML bodies (S3): `<Error><Code>` errors.
@@ -132,7 +134,11 @@ pub fn operation(
     Some(Operation {
         service: service.to_string(),
         name,
-        protocol: Protocol::Query,
+        protocol: if service == "ec2" {
+            Protocol::Ec2
+        } else {
+            Protocol::Query
+        },
         parameters: Value::Object(fields),
     })
 }
@@ -199,8 +205,13 @@ pub enum Check {
     Action { action: String, resource: Resource },
     /// An action and the dependent actions the service performs as the caller (the Service
     /// Authorization Reference's "Dependent actions" column): each must be allowed, on its own
-    /// resource, by the caller's identity policies.
-    Actions(Vec<(String, Resource)>),
+    /// resource, by the caller's identity policies, with the request's condition keys
+    /// (`aws:RequestTag/…`, `aws:TagKeys`; `aws:ResourceTag/…` are added by the gateway, which
+    /// knows the resource).
+    Actions {
+        checks: Vec<(String, Resource)>,
+        context: std::collections::BTreeMap<String, Vec<String>>,
+    },
     /// An operation that needs no permission (`sts:GetCallerIdentity`).
     Free,
 }
@@ -461,6 +472,11 @@ pub fn check(operation: &Operation) -> Result<Check, NotModelled> {
             }
         }
         "connect" => connect(operation, action),
+        // What `functions.vpc` is checked with; these take no resource.
+        "ec2" => match name {
+            "DescribeSubnets" | "DescribeSecurityGroups" => any(action),
+            _ => Err(NotModelled(action)),
+        },
         _ => Err(NotModelled(action)),
     }
 }
@@ -509,7 +525,18 @@ fn connect(operation: &Operation, action: String) -> Result<Check, NotModelled> 
         )],
         _ => return Err(NotModelled(action)),
     };
-    Ok(Check::Actions(checks))
+    // The tags a request puts on what it creates (IAM User Guide, "Controlling access during
+    // AWS requests": `aws:RequestTag/key`, `aws:TagKeys`).
+    let mut context = std::collections::BTreeMap::new();
+    if let Some(tags) = operation.parameters.get("Tags").and_then(Value::as_object) {
+        for (key, value) in tags {
+            if let Some(value) = value.as_str() {
+                context.insert(format!("aws:RequestTag/{key}"), vec![value.to_string()]);
+            }
+        }
+        context.insert("aws:TagKeys".to_string(), tags.keys().cloned().collect());
+    }
+    Ok(Check::Actions { checks, context })
 }
 
 fn secrets_manager(operation: &Operation, action: String) -> Result<Check, NotModelled> {

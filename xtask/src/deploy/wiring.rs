@@ -42,9 +42,18 @@ pub(super) async fn wire(
 ) -> anyhow::Result<Vec<String>> {
     let mut changes = Vec::new();
     let contact_flow_function = names.function("sf-invoke-api");
-    // The instance the function was last associated with, from the permission that named it.
+    // The instance the function was last associated with, from the permission that named it:
+    // its sample flow and the association go before the permission is changed, so that a run
+    // stopped half-way still finds them next time.
     let previous_instance =
         connect_instance_of(&policy_statements(cloud, &contact_flow_function).await?);
+    let contact_flow_arn = cloud.arn("lambda", &format!("function:{contact_flow_function}"));
+    if let Some(previous) = previous_instance
+        .as_deref()
+        .filter(|previous| Some(*previous) != connect_instance_arn)
+    {
+        changes.extend(leave_previous_instance(cloud, names, previous, &contact_flow_arn).await?);
+    }
     let wanted = permissions(
         &cloud.region,
         &cloud.account_id,
@@ -65,24 +74,6 @@ pub(super) async fn wire(
             "permission {SID_CONNECT} removed from {contact_flow_function}"
         ));
     }
-    let contact_flow_arn = cloud.arn("lambda", &format!("function:{contact_flow_function}"));
-    if let Some(previous) = previous_instance
-        .as_deref()
-        .filter(|previous| Some(*previous) != connect_instance_arn)
-        && let Ok(instance) = connect::Instance::parse(previous)
-    {
-        if connect::delete_flow(cloud, &instance, &names.sample_flow()).await? {
-            changes.push(format!(
-                "contact flow {} deleted from {previous}",
-                names.sample_flow()
-            ));
-        }
-        if connect::disassociate(cloud, &instance, &contact_flow_arn).await? {
-            changes.push(format!(
-                "{contact_flow_function} no longer associated with {previous}"
-            ));
-        }
-    }
     if let Some(arn) = connect_instance_arn {
         let instance = connect::Instance::parse(arn)?;
         if connect::associate(cloud, &instance, &contact_flow_arn).await? {
@@ -92,7 +83,14 @@ pub(super) async fn wire(
         // are associated with the instance.
         match sample_flow {
             Some(content) => changes.extend(
-                connect::ensure_flow(cloud, &instance, &names.sample_flow(), content).await?,
+                connect::ensure_flow(
+                    cloud,
+                    &instance,
+                    &names.sample_flow(),
+                    &names.environment,
+                    content,
+                )
+                .await?,
             ),
             None => {
                 if connect::delete_flow(cloud, &instance, &names.sample_flow()).await? {
@@ -122,6 +120,46 @@ pub(super) async fn wire(
     }
     if let Some(org) = cloud.local_org() {
         org.register_callback_url(callback_url).await?;
+    }
+    Ok(changes)
+}
+
+/// Removes the sample flow and the association from the instance the function was associated
+/// with before; what the deployer may no longer do there is left, with a warning that says
+/// how to do it by hand.
+async fn leave_previous_instance(
+    cloud: &Cloud,
+    names: &Names,
+    previous: &str,
+    function_arn: &str,
+) -> anyhow::Result<Vec<String>> {
+    let Ok(instance) = connect::Instance::parse(previous) else {
+        note!(
+            "warning: the permission {SID_CONNECT} names {previous:?}, which is not an Amazon Connect instance ARN; nothing was removed from it"
+        );
+        return Ok(Vec::new());
+    };
+    let mut changes = Vec::new();
+    let flow = names.sample_flow();
+    let removed = async {
+        if connect::delete_flow(cloud, &instance, &flow).await? {
+            changes.push(format!("contact flow {flow} deleted from {previous}"));
+        }
+        if connect::disassociate(cloud, &instance, function_arn).await? {
+            changes.push(format!(
+                "{function_arn} no longer associated with {previous}"
+            ));
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    match removed {
+        Ok(()) => {}
+        Err(error) if connect::access_denied(&error) => note!(
+            "warning: {error:#}\nthe previous instance keeps them; to remove them by hand: aws connect disassociate-lambda-function --instance-id {} --function-arn {function_arn} (and delete the contact flow {flow} there)",
+            instance.id
+        ),
+        Err(error) => return Err(error),
     }
     Ok(changes)
 }

@@ -30,13 +30,19 @@ fn run_as(local: &mut Local, role: &str, subject: &str, args: &[&str]) -> anyhow
             ("SFSTACK_SALESFORCE_AUTH_FLOW", "refresh_token"),
             ("SFSTACK_CONNECT_INSTANCE_ARN", super::CONNECT_INSTANCE),
             ("SFSTACK_CONNECT_SAMPLE_FLOW", "true"),
-            ("SFSTACK_FUNCTIONS_VPC", VPC),
         ],
     )
 }
 
-/// The functions in a VPC, so that the deployer needs what Lambda checks a VPC with.
-const VPC: &str = r#"{ subnet_ids = ["subnet-0a1b2c3d4e5f60718"], security_group_ids = ["sg-0c1d2e3f4a5b60718"] }"#;
+/// Puts every function of `local`'s commands in a VPC made for them, so that the deployer
+/// needs what Lambda checks a VPC with.
+async fn in_a_vpc(local: &mut Local) -> anyhow::Result<()> {
+    let vpc = local.make_network().await?;
+    local
+        .variables
+        .push(("SFSTACK_FUNCTIONS_VPC".to_string(), vpc));
+    Ok(())
+}
 
 /// The AWS APIs as a session of `role` for a GitHub job of `subject`.
 async fn sdk_as(local: &Local, role: &str, subject: &str) -> anyhow::Result<aws_config::SdkConfig> {
@@ -153,10 +159,10 @@ async fn the_environment_deployer_runs_the_whole_flow_and_needs_every_permission
     let subject = branch("feature/deployer");
     // With an Amazon Connect instance, which the role may then associate functions with, and
     // the sample flow, which it manages.
+    in_a_vpc(&mut local).await?;
     let instance = [
         ("SFSTACK_CONNECT_INSTANCE_ARN", super::CONNECT_INSTANCE),
         ("SFSTACK_CONNECT_SAMPLE_FLOW", "true"),
-        ("SFSTACK_FUNCTIONS_VPC", VPC),
     ];
     local
         .run(&["bootstrap", "--github-repo", REPOSITORY], &instance)?
@@ -424,13 +430,13 @@ async fn the_environment_deployer_runs_the_whole_flow_and_needs_every_permission
 #[tokio::test(flavor = "multi_thread")]
 async fn the_deployer_roles_can_do_no_more_than_their_part() -> anyhow::Result<()> {
     let mut local = Local::new("deployer-limits");
+    in_a_vpc(&mut local).await?;
     local
         .run(
             &["bootstrap", "--github-repo", REPOSITORY],
             &[
                 ("SFSTACK_CONNECT_INSTANCE_ARN", super::CONNECT_INSTANCE),
                 ("SFSTACK_CONNECT_SAMPLE_FLOW", "true"),
-                ("SFSTACK_FUNCTIONS_VPC", VPC),
             ],
         )?
         .ok()?;
@@ -514,6 +520,31 @@ async fn the_deployer_roles_can_do_no_more_than_their_part() -> anyhow::Result<(
     let error = format!(
         "{:?}",
         key.expect_err("production's key is not the deployer's")
+    );
+    assert!(error.contains("AccessDenied"), "{error}");
+    // Nor its sample contact flow, which only its tag tells from a branch's.
+    let connect = aws_sdk_connect::Client::new(&own);
+    let instance_id = super::CONNECT_INSTANCE.rsplit('/').next().context("id")?;
+    let flow_id = connect
+        .list_contact_flows()
+        .instance_id(instance_id)
+        .send()
+        .await?
+        .contact_flow_summary_list()
+        .iter()
+        .find(|flow| flow.name() == Some("sfstack-production-sample-flow"))
+        .and_then(|flow| flow.id())
+        .context("production's sample flow")?
+        .to_string();
+    let deleted = connect
+        .delete_contact_flow()
+        .instance_id(instance_id)
+        .contact_flow_id(&flow_id)
+        .send()
+        .await;
+    let error = format!(
+        "{:?}",
+        deleted.expect_err("production's flow is not the deployer's")
     );
     assert!(error.contains("AccessDenied"), "{error}");
 

@@ -25,6 +25,9 @@ use serde_json::Value;
 /// tests' account and region).
 const CONNECT_INSTANCE: &str =
     "arn:aws:connect:us-east-1:123456789012:instance/5ca1ab1e-0000-4000-8000-00000000c0de";
+/// Its second instance (`connect::SECOND_INSTANCE_ID`).
+const SECOND_CONNECT_INSTANCE: &str =
+    "arn:aws:connect:us-east-1:123456789012:instance/5ca1ab1e-0000-4000-8000-00000000c0df";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -37,6 +40,8 @@ fn root() -> PathBuf {
 struct Local {
     dir: PathBuf,
     transcript: Vec<String>,
+    /// Variables every command of this cloud gets (before a run's own).
+    variables: Vec<(String, String)>,
 }
 
 /// What one command did.
@@ -72,6 +77,7 @@ impl Local {
         Self {
             dir,
             transcript: Vec::new(),
+            variables: Vec::new(),
         }
     }
 
@@ -92,6 +98,9 @@ impl Local {
             "SFSTACK_IAM_ENFORCEMENT",
         ] {
             command.env_remove(name);
+        }
+        for (name, value) in &self.variables {
+            command.env(name, value);
         }
         for (name, value) in variables {
             command.env(name, value);
@@ -146,6 +155,66 @@ impl Local {
             .context("no demo JWT key")?
             .to_string();
         sf_emulator::DemoKey::load(std::path::Path::new(&path))
+    }
+
+    /// A VPC with two subnets and a security group, made in the local cloud's EC2 (the moto
+    /// server's, as an account's network is made before sfstack runs), as `functions.vpc`'s
+    /// inline table.
+    async fn make_network(&mut self) -> anyhow::Result<String> {
+        if self.state().is_err() {
+            self.run(&["local", "up"], &[])?.ok()?;
+        }
+        let moto = self.state()?["moto"]["url"]
+            .as_str()
+            .context("no moto url")?
+            .to_string();
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(moto)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                "testing", "testing", None, None, "e2e",
+            ))
+            .load()
+            .await;
+        let ec2 = aws_sdk_ec2::Client::new(&config);
+        let vpc = ec2.create_vpc().cidr_block("10.20.0.0/16").send().await?;
+        let vpc_id = vpc
+            .vpc()
+            .and_then(|vpc| vpc.vpc_id())
+            .context("a VPC")?
+            .to_string();
+        let mut subnets = Vec::new();
+        for (cidr, zone) in [
+            ("10.20.1.0/24", "us-east-1a"),
+            ("10.20.2.0/24", "us-east-1b"),
+        ] {
+            let subnet = ec2
+                .create_subnet()
+                .vpc_id(&vpc_id)
+                .cidr_block(cidr)
+                .availability_zone(zone)
+                .send()
+                .await?;
+            subnets.push(
+                subnet
+                    .subnet()
+                    .and_then(|subnet| subnet.subnet_id())
+                    .context("a subnet")?
+                    .to_string(),
+            );
+        }
+        let group = ec2
+            .create_security_group()
+            .group_name("sfstack-functions")
+            .description("sfstack's functions")
+            .vpc_id(&vpc_id)
+            .send()
+            .await?;
+        let group = group.group_id().context("a security group")?;
+        Ok(format!(
+            r#"{{ subnet_ids = ["{}", "{}"], security_group_ids = ["{group}"] }}"#,
+            subnets[0], subnets[1]
+        ))
     }
 
     fn emulator(&self) -> anyhow::Result<String> {

@@ -11,9 +11,6 @@ use super::deployer::wait_for_stack;
 use super::iam::{inline_policy, put_inline_policy, reductions};
 use super::{Local, execute_by_hand};
 
-const SUBNETS: [&str; 2] = ["subnet-0a1b2c3d4e5f60718", "subnet-0b1c2d3e"];
-const SECURITY_GROUP: &str = "sg-0c1d2e3f4a5b60718";
-
 /// The stack's current template with sf-invoke-api's description changed (an update of the
 /// function, which Lambda checks as it checks a creation).
 async fn template_updating_the_function(
@@ -40,11 +37,49 @@ async fn functions_in_a_vpc_need_exactly_the_network_permissions_their_roles_hav
 -> anyhow::Result<()> {
     let mut local = Local::new("vpc");
     let env = "e2e-vpc";
-    let vpc = format!(
-        r#"{{ subnet_ids = ["{}", "{}"], security_group_ids = ["{SECURITY_GROUP}"] }}"#,
-        SUBNETS[0], SUBNETS[1]
-    );
+    let vpc = local.make_network().await?;
     let in_vpc = [("SFSTACK_FUNCTIONS_VPC", vpc.as_str())];
+    let settings: toml::Table = toml::from_str(&format!("vpc = {vpc}"))?;
+    let ids = |key: &str| -> Vec<String> {
+        settings["vpc"][key]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|id| id.as_str().map(str::to_string))
+            .collect()
+    };
+    let (subnets, groups) = (ids("subnet_ids"), ids("security_group_ids"));
+
+    // Subnets or security groups that do not exist are refused before anything is made.
+    let absent = vpc.replace(&subnets[1], "subnet-0f0f0f0f0f0f0f0f0");
+    let refused = local.run(
+        &["deploy", "--env", env],
+        &[("SFSTACK_FUNCTIONS_VPC", &absent)],
+    )?;
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("subnet-0f0f0f0f0f0f0f0f0")
+            && refused
+                .stderr
+                .contains("hint: check functions.vpc.subnet_ids"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.stderr.contains("==> stack"), "{}", refused.stderr);
+    let absent = vpc.replace(&groups[0], "sg-0f0f0f0f0f0f0f0f0");
+    let refused = local.run(
+        &["deploy", "--env", env],
+        &[("SFSTACK_FUNCTIONS_VPC", &absent)],
+    )?;
+    assert_ne!(refused.code, 0);
+    assert!(
+        refused.stderr.contains("sg-0f0f0f0f0f0f0f0f0")
+            && refused
+                .stderr
+                .contains("hint: check functions.vpc.security_group_ids"),
+        "{}",
+        refused.stderr
+    );
 
     // A malformed setting is refused before anything is made, naming the key.
     let refused = local.run(
@@ -78,8 +113,8 @@ async fn functions_in_a_vpc_need_exactly_the_network_permissions_their_roles_hav
             .send()
             .await?;
         let config = configuration.vpc_config().context("a VpcConfig")?;
-        assert_eq!(config.subnet_ids(), SUBNETS, "{function}");
-        assert_eq!(config.security_group_ids(), [SECURITY_GROUP], "{function}");
+        assert_eq!(config.subnet_ids(), subnets, "{function}");
+        assert_eq!(config.security_group_ids(), groups, "{function}");
     }
     local.run(&["smoke-test", "--env", env], &in_vpc)?.ok()?;
 

@@ -346,13 +346,16 @@ fn connect_operations_are_read_from_path_query_and_body_with_their_dependent_act
     assert_eq!(associate.protocol, Protocol::Rest);
     assert_eq!(
         check(&associate),
-        Ok(Check::Actions(vec![
-            ("connect:AssociateLambdaFunction".into(), instance("")),
-            (
-                "lambda:AddPermission".into(),
-                Resource::Arn(FUNCTION.into())
-            ),
-        ]))
+        Ok(Check::Actions {
+            checks: vec![
+                ("connect:AssociateLambdaFunction".into(), instance("")),
+                (
+                    "lambda:AddPermission".into(),
+                    Resource::Arn(FUNCTION.into())
+                ),
+            ],
+            context: Default::default(),
+        })
     );
     let disassociate = rest(
         "connect",
@@ -363,13 +366,16 @@ fn connect_operations_are_read_from_path_query_and_body_with_their_dependent_act
     .expect("disassociate");
     assert_eq!(
         check(&disassociate),
-        Ok(Check::Actions(vec![
-            ("connect:DisassociateLambdaFunction".into(), instance("")),
-            (
-                "lambda:RemovePermission".into(),
-                Resource::Arn(FUNCTION.into())
-            ),
-        ]))
+        Ok(Check::Actions {
+            checks: vec![
+                ("connect:DisassociateLambdaFunction".into(), instance("")),
+                (
+                    "lambda:RemovePermission".into(),
+                    Resource::Arn(FUNCTION.into())
+                ),
+            ],
+            context: Default::default(),
+        })
     );
     let list = rest(
         "connect",
@@ -382,10 +388,10 @@ fn connect_operations_are_read_from_path_query_and_body_with_their_dependent_act
     assert_eq!(list.parameters["NextToken"], "abc");
     assert_eq!(
         check(&list),
-        Ok(Check::Actions(vec![(
-            "connect:ListLambdaFunctions".into(),
-            instance("")
-        )]))
+        Ok(Check::Actions {
+            checks: vec![("connect:ListLambdaFunctions".into(), instance(""))],
+            context: Default::default(),
+        })
     );
     let describe_flow = rest(
         "connect",
@@ -396,10 +402,13 @@ fn connect_operations_are_read_from_path_query_and_body_with_their_dependent_act
     .expect("describe flow");
     assert_eq!(
         check(&describe_flow),
-        Ok(Check::Actions(vec![(
-            "connect:DescribeContactFlow".into(),
-            instance("/contact-flow/flow-1")
-        )]))
+        Ok(Check::Actions {
+            checks: vec![(
+                "connect:DescribeContactFlow".into(),
+                instance("/contact-flow/flow-1")
+            )],
+            context: Default::default(),
+        })
     );
     let create_flow = operation(
         "connect",
@@ -412,10 +421,13 @@ fn connect_operations_are_read_from_path_query_and_body_with_their_dependent_act
     .expect("create flow");
     assert_eq!(
         check(&create_flow),
-        Ok(Check::Actions(vec![(
-            "connect:CreateContactFlow".into(),
-            instance("/contact-flow/*")
-        )]))
+        Ok(Check::Actions {
+            checks: vec![(
+                "connect:CreateContactFlow".into(),
+                instance("/contact-flow/*")
+            )],
+            context: Default::default(),
+        })
     );
     assert!(rest("connect", "GET", "/users/x", None).is_none());
     assert!(
@@ -428,4 +440,25 @@ fn connect_operations_are_read_from_path_query_and_body_with_their_dependent_act
         .is_some_and(|operation| check(&operation).is_err()),
         "a disassociation without a function is not modelled"
     );
+}
+
+#[test]
+fn a_contact_flow_created_with_tags_is_decided_with_them_as_request_tags() {
+    let create = operation(
+        "connect",
+        "PUT",
+        "/contact-flows/i-1",
+        None,
+        None,
+        br#"{"Name":"n","Type":"CONTACT_FLOW","Content":"{}","Tags":{"sfstack:env":"dev"}}"#,
+    )
+    .expect("create flow");
+    let Ok(Check::Actions { context, .. }) = check(&create) else {
+        panic!("a check with context");
+    };
+    assert_eq!(
+        context["aws:RequestTag/sfstack:env"],
+        vec!["dev".to_string()]
+    );
+    assert_eq!(context["aws:TagKeys"], vec!["sfstack:env".to_string()]);
 }
