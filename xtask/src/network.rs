@@ -9,91 +9,134 @@ use std::collections::BTreeSet;
 
 use anyhow::bail;
 use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::operation::describe_security_groups::DescribeSecurityGroupsError;
+use aws_sdk_ec2::operation::describe_subnets::DescribeSubnetsError;
+use aws_sdk_ec2::types::{SecurityGroup, Subnet};
 
 use crate::aws_error;
 use crate::cloud::Cloud;
 use crate::config::Vpc;
 
-/// Checks that every subnet and security group of `vpc` exists, in one VPC.
-pub async fn check(cloud: &Cloud, vpc: &Vpc) -> anyhow::Result<()> {
-    let hint = |what: &str| {
-        format!(
-            "hint: check functions.vpc.{what} in sfstack.toml: the ids must exist in {} of account {}",
-            cloud.region, cloud.account_id
-        )
-    };
-    let subnets = match cloud
+type SdkError<E> = aws_sdk_ec2::error::SdkError<E, aws_sdk_ec2::config::http::HttpResponse>;
+
+async fn describe_subnets(
+    cloud: &Cloud,
+    ids: &[String],
+) -> Result<Vec<Subnet>, SdkError<DescribeSubnetsError>> {
+    let answer = cloud
         .ec2
         .describe_subnets()
-        .set_subnet_ids(Some(vpc.subnet_ids.clone()))
+        .set_subnet_ids(Some(ids.to_vec()))
         .send()
-        .await
-    {
-        Ok(answer) => answer.subnets().to_vec(),
-        Err(error) => {
-            let missing = error
-                .as_service_error()
-                .and_then(ProvideErrorMetadata::code)
-                == Some("InvalidSubnetID.NotFound");
-            bail!(
-                "checking the subnets of functions.vpc: {}\n{}",
-                aws_error::message(&error),
-                if missing {
-                    hint("subnet_ids")
-                } else {
-                    "hint: the deployer needs ec2:DescribeSubnets (`cargo xtask bootstrap` grants it when functions.vpc is set)".to_string()
-                }
-            );
-        }
-    };
-    let groups = match cloud
+        .await?;
+    Ok(answer.subnets().to_vec())
+}
+
+async fn describe_groups(
+    cloud: &Cloud,
+    ids: &[String],
+) -> Result<Vec<SecurityGroup>, SdkError<DescribeSecurityGroupsError>> {
+    let answer = cloud
         .ec2
         .describe_security_groups()
-        .set_group_ids(Some(vpc.security_group_ids.clone()))
+        .set_group_ids(Some(ids.to_vec()))
         .send()
-        .await
-    {
-        Ok(answer) => answer.security_groups().to_vec(),
-        Err(error) => {
-            let missing = error
-                .as_service_error()
-                .and_then(ProvideErrorMetadata::code)
-                == Some("InvalidGroup.NotFound");
-            bail!(
-                "checking the security groups of functions.vpc: {}\n{}",
-                aws_error::message(&error),
-                if missing {
-                    hint("security_group_ids")
-                } else {
-                    "hint: the deployer needs ec2:DescribeSecurityGroups (`cargo xtask bootstrap` grants it when functions.vpc is set)".to_string()
+        .await?;
+    Ok(answer.security_groups().to_vec())
+}
+
+fn code<E: ProvideErrorMetadata>(error: &SdkError<E>) -> Option<&str> {
+    error
+        .as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+}
+
+/// Checks that every subnet and security group of `vpc` exists, in one VPC.
+pub async fn check(cloud: &Cloud, vpc: &Vpc) -> anyhow::Result<()> {
+    let missing = |key: &str, absent: &[&String]| {
+        anyhow::anyhow!(
+            "functions.vpc.{key}: {} not found\nhint: check functions.vpc.{key} in sfstack.toml: the ids must exist in {} of account {}",
+            absent
+                .iter()
+                .map(|id| id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            cloud.region,
+            cloud.account_id
+        )
+    };
+    let refused = |what: &str, action: &str, said: String| {
+        anyhow::anyhow!(
+            "checking the {what} of functions.vpc: {said}\nhint: the deployer needs ec2:{action} (`cargo xtask bootstrap` grants it when functions.vpc is set)"
+        )
+    };
+    // A request naming an id that does not exist is refused whole; each id is then asked
+    // alone, so that the message names every missing one.
+    let subnets = match describe_subnets(cloud, &vpc.subnet_ids).await {
+        Ok(subnets) => subnets,
+        Err(error) if code(&error) == Some("InvalidSubnetID.NotFound") => {
+            let mut absent = Vec::new();
+            for id in &vpc.subnet_ids {
+                if describe_subnets(cloud, std::slice::from_ref(id))
+                    .await
+                    .is_err()
+                {
+                    absent.push(id);
                 }
-            );
+            }
+            return Err(missing("subnet_ids", &absent));
+        }
+        Err(error) => {
+            return Err(refused(
+                "subnets",
+                "DescribeSubnets",
+                aws_error::message(&error),
+            ));
         }
     };
+    let groups = match describe_groups(cloud, &vpc.security_group_ids).await {
+        Ok(groups) => groups,
+        Err(error) if code(&error) == Some("InvalidGroup.NotFound") => {
+            let mut absent = Vec::new();
+            for id in &vpc.security_group_ids {
+                if describe_groups(cloud, std::slice::from_ref(id))
+                    .await
+                    .is_err()
+                {
+                    absent.push(id);
+                }
+            }
+            return Err(missing("security_group_ids", &absent));
+        }
+        Err(error) => {
+            return Err(refused(
+                "security groups",
+                "DescribeSecurityGroups",
+                aws_error::message(&error),
+            ));
+        }
+    };
+    // An answer that leaves an id out (EC2 answers only what exists when filters are used).
     let found: BTreeSet<&str> = subnets
         .iter()
         .filter_map(|subnet| subnet.subnet_id())
         .collect();
-    if let Some(absent) = vpc
+    let absent: Vec<&String> = vpc
         .subnet_ids
         .iter()
-        .find(|id| !found.contains(id.as_str()))
-    {
-        bail!(
-            "functions.vpc.subnet_ids: {absent} was not found\n{}",
-            hint("subnet_ids")
-        );
+        .filter(|id| !found.contains(id.as_str()))
+        .collect();
+    if !absent.is_empty() {
+        return Err(missing("subnet_ids", &absent));
     }
     let found: BTreeSet<&str> = groups.iter().filter_map(|group| group.group_id()).collect();
-    if let Some(absent) = vpc
+    let absent: Vec<&String> = vpc
         .security_group_ids
         .iter()
-        .find(|id| !found.contains(id.as_str()))
-    {
-        bail!(
-            "functions.vpc.security_group_ids: {absent} was not found\n{}",
-            hint("security_group_ids")
-        );
+        .filter(|id| !found.contains(id.as_str()))
+        .collect();
+    if !absent.is_empty() {
+        return Err(missing("security_group_ids", &absent));
     }
     let vpcs: BTreeSet<(&str, &str)> = subnets
         .iter()

@@ -460,7 +460,7 @@ mod tests {
     fn the_callback_gets_the_oauth_client_and_never_a_key_password_or_token() {
         let credentials = r#"{"ConsumerKey": "key", "ConsumerSecret": "secret",
             "StateSigningKey": "state-key", "LoginUrl": "https://login.salesforce.com",
-            "PrivateKey": "-----BEGIN PRIVATE KEY-----", "Password": "p", "RefreshToken": "r",
+            "PrivateKey": "placeholder, not a key", "Password": "p", "RefreshToken": "r",
             "Username": "u"}"#;
         let client: serde_json::Value =
             serde_json::from_str(&oauth_client_document(credentials).expect("as written"))

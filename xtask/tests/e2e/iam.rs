@@ -912,18 +912,7 @@ async fn the_deployer_is_decided_too() -> anyhow::Result<()> {
     );
 
     // On AWS only AWS Support could give the key back; here the moto server can.
-    let moto = local.state()?["moto"]["url"]
-        .as_str()
-        .context("no moto url")?
-        .to_string();
-    let behind = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(moto)
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sts::config::Credentials::new(
-            "testing", "testing", None, None, "e2e",
-        ))
-        .load()
-        .await;
+    let behind = local.moto_sdk().await?;
     aws_sdk_kms::Client::new(&behind)
         .put_key_policy()
         .key_id(&key_arn)

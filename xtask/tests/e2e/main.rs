@@ -157,6 +157,23 @@ impl Local {
         sf_emulator::DemoKey::load(std::path::Path::new(&path))
     }
 
+    /// The AWS APIs of the moto server itself, behind the gateway: what the account's owner
+    /// or AWS Support could do outside any policy.
+    async fn moto_sdk(&self) -> anyhow::Result<aws_config::SdkConfig> {
+        let moto = self.state()?["moto"]["url"]
+            .as_str()
+            .context("no moto url")?
+            .to_string();
+        Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(moto)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(
+                "testing", "testing", None, None, "e2e",
+            ))
+            .load()
+            .await)
+    }
+
     /// A VPC with two subnets and a security group, made in the local cloud's EC2 (the moto
     /// server's, as an account's network is made before sfstack runs), as `functions.vpc`'s
     /// inline table.
@@ -164,19 +181,7 @@ impl Local {
         if self.state().is_err() {
             self.run(&["local", "up"], &[])?.ok()?;
         }
-        let moto = self.state()?["moto"]["url"]
-            .as_str()
-            .context("no moto url")?
-            .to_string();
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(moto)
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sts::config::Credentials::new(
-                "testing", "testing", None, None, "e2e",
-            ))
-            .load()
-            .await;
-        let ec2 = aws_sdk_ec2::Client::new(&config);
+        let ec2 = aws_sdk_ec2::Client::new(&self.moto_sdk().await?);
         let vpc = ec2.create_vpc().cidr_block("10.20.0.0/16").send().await?;
         let vpc_id = vpc
             .vpc()

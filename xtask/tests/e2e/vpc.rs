@@ -51,35 +51,28 @@ async fn functions_in_a_vpc_need_exactly_the_network_permissions_their_roles_hav
     let (subnets, groups) = (ids("subnet_ids"), ids("security_group_ids"));
 
     // Subnets or security groups that do not exist are refused before anything is made.
-    let absent = vpc.replace(&subnets[1], "subnet-0f0f0f0f0f0f0f0f0");
-    let refused = local.run(
-        &["deploy", "--env", env],
-        &[("SFSTACK_FUNCTIONS_VPC", &absent)],
-    )?;
-    assert_ne!(refused.code, 0);
-    assert!(
-        refused.stderr.contains("subnet-0f0f0f0f0f0f0f0f0")
-            && refused
-                .stderr
-                .contains("hint: check functions.vpc.subnet_ids"),
-        "{}",
-        refused.stderr
-    );
-    assert!(!refused.stderr.contains("==> stack"), "{}", refused.stderr);
-    let absent = vpc.replace(&groups[0], "sg-0f0f0f0f0f0f0f0f0");
-    let refused = local.run(
-        &["deploy", "--env", env],
-        &[("SFSTACK_FUNCTIONS_VPC", &absent)],
-    )?;
-    assert_ne!(refused.code, 0);
-    assert!(
-        refused.stderr.contains("sg-0f0f0f0f0f0f0f0f0")
-            && refused
-                .stderr
-                .contains("hint: check functions.vpc.security_group_ids"),
-        "{}",
-        refused.stderr
-    );
+    for (present, absent, key) in [
+        (&subnets[1], "subnet-0f0f0f0f0f0f0f0f0", "subnet_ids"),
+        (&groups[0], "sg-0f0f0f0f0f0f0f0f0", "security_group_ids"),
+    ] {
+        let refused = local.run(
+            &["deploy", "--env", env],
+            &[(
+                "SFSTACK_FUNCTIONS_VPC",
+                &vpc.replace(present.as_str(), absent),
+            )],
+        )?;
+        assert_ne!(refused.code, 0);
+        assert!(
+            refused.stderr.contains(absent)
+                && refused
+                    .stderr
+                    .contains(&format!("hint: check functions.vpc.{key}")),
+            "{}",
+            refused.stderr
+        );
+        assert!(!refused.stderr.contains("==> stack"), "{}", refused.stderr);
+    }
 
     // A malformed setting is refused before anything is made, naming the key.
     let refused = local.run(
