@@ -449,7 +449,6 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials as Keys, Region};
-    use aws_smithy_http_client::test_util::infallible_client_fn;
 
     use super::*;
 
@@ -483,30 +482,32 @@ mod tests {
         assert!(oauth_client_document("[1]").is_err());
     }
 
-    fn answer(status: u16, body: String) -> http::Response<String> {
-        http::Response::builder()
-            .status(status)
-            .header("content-type", "application/x-amz-json-1.1")
-            .body(body)
-            .expect("a valid response")
+    fn answer(status: u16, body: String) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let status = axum::http::StatusCode::from_u16(status).expect("a valid status");
+        (
+            status,
+            [("content-type", "application/x-amz-json-1.1")],
+            body,
+        )
+            .into_response()
     }
 
-    fn not_found() -> http::Response<String> {
+    fn not_found() -> axum::response::Response {
         answer(
             400,
             r#"{"__type":"ResourceNotFoundException","message":"Secrets Manager can't find the specified secret."}"#.to_string(),
         )
     }
 
-    /// A Secrets Manager whose secret, force-deleted a moment ago, is still described (with its
-    /// deletion date) and is gone for good by the time RestoreSecret arrives. Records the
-    /// operations it was asked for.
-    fn vanishing_secret() -> (Client, Arc<Mutex<Vec<String>>>) {
+    /// A Secrets Manager, served over HTTP on 127.0.0.1, whose secret, force-deleted a moment
+    /// ago, is still described (with its deletion date) and is gone for good by the time
+    /// RestoreSecret arrives. Records the operations it was asked for.
+    async fn vanishing_secret() -> (Client, Arc<Mutex<Vec<String>>>) {
         let calls = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&calls);
-        let http = infallible_client_fn(move |request: http::Request<_>| {
-            let operation = request
-                .headers()
+        let handler = move |headers: axum::http::HeaderMap| {
+            let operation = headers
                 .get("x-amz-target")
                 .and_then(|target| target.to_str().ok())
                 .and_then(|target| target.strip_prefix("secretsmanager."))
@@ -515,7 +516,7 @@ mod tests {
             let mut calls = seen.lock().expect("the call log");
             let gone = calls.iter().any(|call| call == "RestoreSecret");
             calls.push(operation.clone());
-            match operation.as_str() {
+            let response = match operation.as_str() {
                 "DescribeSecret" if !gone => answer(
                     200,
                     format!(
@@ -531,20 +532,26 @@ mod tests {
                         r#"{{"__type":"InternalServiceError","message":"unexpected {other}"}}"#
                     ),
                 ),
-            }
-        });
+            };
+            std::future::ready(response)
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake Secrets Manager");
+        let url = format!("http://{}", listener.local_addr().expect("its address"));
+        tokio::spawn(axum::serve(listener, axum::Router::new().fallback(handler)).into_future());
         let config = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .credentials_provider(Keys::new("AKIDEXAMPLE", "secret", None, None, "test"))
-            .http_client(http)
+            .endpoint_url(url)
             .build();
         (Client::from_conf(config), calls)
     }
 
     #[tokio::test]
     async fn a_secret_deleted_between_describe_and_restore_is_created_anew() {
-        let (client, calls) = vanishing_secret();
+        let (client, calls) = vanishing_secret().await;
         let tags = Tags {
             env: "e2e".into(),
             branch: "main".into(),
