@@ -1,7 +1,9 @@
 //! `bench`: measures `sf-invoke-api` as Lambda runs it — the release bootstrap from the zip,
 //! driven through the Lambda Runtime API (`lambda_runner::runtime_api`) against the local
 //! cloud (moto and the emulator) — and prints a table: cold start, warm overhead, peak RSS,
-//! zip sizes, logins.
+//! zip sizes, logins. `bench --load` ([`load`]) sends a burst through a deployed environment.
+
+pub mod load;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -50,6 +50,11 @@ enum Commands {
     /// Measure sf-invoke-api: cold start, warm overhead, peak RSS, zip sizes, logins.
     #[command(display_order = 10)]
     Bench {
+        /// Instead: deploy a throwaway environment and send it 1,000 phoneLookups, 50 at a
+        /// time, through the Lambda Invoke API (latency, errors, throttles, logins, peak
+        /// execution environments).
+        #[arg(long)]
+        load: bool,
         /// `text` (a Markdown table, default) or `json`.
         #[arg(long, default_value = "text")]
         output: environment::Output,
@@ -409,7 +414,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Commands::Bench { output } => {
+        Commands::Bench { load: true, output } => {
+            let report = bench::load::run(&render::repository_root())?;
+            bench::load::print(&report, output == environment::Output::Json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Commands::Bench {
+            load: false,
+            output,
+        } => {
             let report = bench::run(&render::repository_root())?;
             bench::print(&report, output == environment::Output::Json)?;
             Ok(ExitCode::SUCCESS)

@@ -3,9 +3,11 @@
 //!
 //! Per invocation it reads the function's configuration back from moto, finds the deployed
 //! zip in moto's S3 by its content hash, and hands the event to a warm `bootstrap` process
-//! through the Lambda Runtime API — one process per function, replaced whenever the
-//! configuration changes, like Lambda's execution environments. Crashes, timeouts and
-//! init failures come back the way Lambda reports them (`X-Amz-Function-Error: Unhandled`).
+//! through the Lambda Runtime API. Like Lambda's execution environments, a process runs one
+//! invocation at a time; a function gets another process when all of its are busy, up to its
+//! reserved concurrency (beyond which Lambda answers 429 `TooManyRequestsException`), and a
+//! process is replaced when the configuration changes. Crashes, timeouts and init failures
+//! come back the way Lambda reports them (`X-Amz-Function-Error: Unhandled`).
 //!
 //! The Lambda Runtime API those processes talk to is the public [`runtime_api`] module, which
 //! `cargo xtask bench` uses as well.
@@ -15,7 +17,7 @@ mod code;
 pub mod runtime_api;
 mod sandbox;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -41,6 +43,15 @@ const MAX_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 const LOG_TAIL_BYTES: u64 = 4096;
 /// moto's account when none is known yet.
 const DEFAULT_ACCOUNT: &str = "123456789012";
+/// Lambda's default "Concurrent executions" quota per account and Region: the most
+/// invocations running at once across the account's functions (reservations included).
+const ACCOUNT_CONCURRENCY: usize = 1000;
+/// How long an idle environment is kept warm. Lambda does not document it (minutes are
+/// observed); ending them keeps a burst's processes from outliving it for long.
+const IDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(300);
+/// How often a waiting asynchronous event looks again at the function's configuration and
+/// reserved concurrency, as Lambda retries a throttled event.
+const EVENT_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Where the runner finds the control plane and keeps its files.
 #[derive(Debug, Clone)]
@@ -67,6 +78,10 @@ pub struct RunnerConfig {
 /// Only the local Lambda service reads it, and only with a gateway to decide.
 pub const INVOKED_BY_HEADER: &str = "x-sfstack-invoked-by";
 
+/// The runner's own report of its execution environments (`GET`): per function, how many
+/// are busy, how many are warm and idle, and the most that ever existed at once.
+pub const ENVIRONMENTS_PATH: &str = "/__sfstack/environments";
+
 /// The gateway's service-invocation endpoint (the `aws-gateway` crate owns it; `xtask`, which
 /// wires the two, checks that they agree).
 pub const SERVICE_INVOCATION_PATH: &str = "/__sfstack/service-invocation";
@@ -85,12 +100,14 @@ pub async fn serve(listener: tokio::net::TcpListener, config: RunnerConfig) -> a
     );
     let runner = Arc::new(Runner::new(config, own_url).await?);
     let _stop = StopGuard(runner.clone());
+    let _reaper = AbortOnDrop(tokio::spawn(reap_idle(Arc::downgrade(&runner))));
     let router = Router::new()
         .route(
             "/2015-03-31/functions/{name}/invocations",
             post(invoke).layer(DefaultBodyLimit::max(MAX_PAYLOAD_BYTES)),
         )
         .route("/health", get(|| async { "ok" }))
+        .route(ENVIRONMENTS_PATH, get(environments))
         .fallback(unknown_route)
         .with_state(runner);
     axum::serve(listener, router)
@@ -104,23 +121,145 @@ struct StopGuard(Arc<Runner>);
 impl Drop for StopGuard {
     fn drop(&mut self) {
         self.0.shutdown.send_replace(true);
-        if let Ok(functions) = self.0.functions.lock() {
-            for slot in functions.values() {
-                // A busy slot sees the shutdown signal and ends its process itself.
-                if let Ok(mut slot) = slot.try_lock() {
-                    slot.sandbox = None;
-                }
+        // Busy environments see the shutdown signal and end their processes themselves.
+        let idle: Vec<Slot> = match self.0.functions.lock() {
+            Ok(mut functions) => functions
+                .values_mut()
+                .flat_map(|pool| std::mem::take(&mut pool.idle))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        drop(idle);
+        self.0.freed.notify_waiters();
+    }
+}
+
+/// Ends a background task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Ends environments idle for longer than [`IDLE_LIMIT`], every half minute, while the runner
+/// lives.
+async fn reap_idle(runner: std::sync::Weak<Runner>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        let Some(runner) = runner.upgrade() else {
+            return;
+        };
+        let expired = runner.take_idle(|slot| slot.idle_since.elapsed() > IDLE_LIMIT);
+        for slot in expired {
+            if let Some(sandbox) = slot.sandbox {
+                sandbox.terminate().await;
             }
         }
     }
 }
 
-/// The execution environment of one function (one invocation at a time).
-#[derive(Default)]
+/// One execution environment of a function: one invocation at a time.
 struct Slot {
+    /// 1, 2, …: the lowest number free when it was made; names its local log file.
+    number: usize,
     sandbox: Option<Sandbox>,
     /// Sends the environment's output to CloudWatch Logs.
     shipper: Option<cloudwatch::LogShipper>,
+    /// When it last finished an invocation.
+    idle_since: Instant,
+}
+
+/// A function's execution environments.
+#[derive(Default)]
+struct Pool {
+    /// Warm environments waiting for an invocation, the most recently used last (Lambda
+    /// reuses warm environments first).
+    idle: Vec<Slot>,
+    /// Environments running an invocation.
+    busy: usize,
+    /// The numbers of the environments that exist (busy or idle).
+    numbers: BTreeSet<usize>,
+    /// The most environments that existed at once.
+    peak: usize,
+    /// The function's reserved concurrency when last invoked.
+    reserved: Option<u32>,
+}
+
+/// Why an invocation found no environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Throttle {
+    /// The function's reserved concurrency is in use.
+    Reserved(u32),
+    /// The account's concurrency is in use.
+    Account,
+}
+
+impl Throttle {
+    /// Lambda's answer: 429 `TooManyRequestsException` with the throttle reason (Lambda API
+    /// Reference, Invoke, "Errors"; `ThrottleReason`).
+    fn into_error(self) -> ApiError {
+        let (reason, message) = match self {
+            Throttle::Reserved(reserved) => (
+                "ReservedFunctionConcurrentInvocationLimitExceeded",
+                format!(
+                    "Rate Exceeded. (the function's reserved concurrency, {reserved}, is in use)"
+                ),
+            ),
+            Throttle::Account => (
+                "ConcurrentInvocationLimitExceeded",
+                format!(
+                    "Rate Exceeded. (the account's {ACCOUNT_CONCURRENCY} concurrent executions are in use)"
+                ),
+            ),
+        };
+        ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error_type: "TooManyRequestsException",
+            message,
+            reason: Some(reason),
+        }
+    }
+}
+
+/// An environment lent to one invocation; given back (kept warm or ended) by
+/// [`Lease::finish`], or ended if the invocation is abandoned.
+struct Lease<'a> {
+    runner: &'a Runner,
+    function: String,
+    slot: Option<Slot>,
+}
+
+impl Lease<'_> {
+    fn slot(&mut self) -> Option<&mut Slot> {
+        self.slot.as_mut()
+    }
+
+    /// Gives the environment back: warm when `keep` and it still has a process. Cancelled
+    /// half-way, the slot is still held and `Drop` gives it back.
+    async fn finish(mut self, keep: bool) {
+        let gone = match self.slot.as_mut() {
+            Some(slot) if !keep => slot.sandbox.take(),
+            _ => None,
+        };
+        if let Some(gone) = gone {
+            gone.terminate().await;
+        }
+        if let Some(slot) = self.slot.take() {
+            self.runner.give_back(&self.function, slot);
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(mut slot) = self.slot.take() {
+            // Abandoned mid-invocation: the process is ended (dropping it kills it).
+            slot.sandbox = None;
+            self.runner.give_back(&self.function, slot);
+        }
+    }
 }
 
 struct Runner {
@@ -134,7 +273,9 @@ struct Runner {
     /// For the gateway's service-invocation decisions.
     http: reqwest::Client,
     code: CodeStore,
-    functions: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    functions: Mutex<HashMap<String, Pool>>,
+    /// Signalled whenever an environment is given back (an `Event` invocation waits for one).
+    freed: tokio::sync::Notify,
     /// The account seen in configurations, for "function not found" messages.
     account: Mutex<Option<String>>,
     shutdown: watch::Sender<bool>,
@@ -146,22 +287,31 @@ struct Function {
     arn: String,
     identity: Identity,
     hash: CodeHash,
+    /// `ReservedConcurrentExecutions` (`PutFunctionConcurrency`), if set.
+    reserved: Option<u32>,
 }
 
-/// An Invoke API error answer (`x-amzn-ErrorType` + `{"Type","Message"}`).
+/// An Invoke API error answer (`x-amzn-ErrorType` + `{"Type","Message"[,"Reason"]}`).
 struct ApiError {
     status: StatusCode,
     error_type: &'static str,
     message: String,
+    /// A throttle's `Reason`.
+    reason: Option<&'static str>,
 }
 
 impl ApiError {
-    fn service(message: String) -> Self {
+    fn new(status: StatusCode, error_type: &'static str, message: String) -> Self {
         Self {
-            status: StatusCode::BAD_GATEWAY,
-            error_type: "ServiceException",
+            status,
+            error_type,
             message,
+            reason: None,
         }
+    }
+
+    fn service(message: String) -> Self {
+        Self::new(StatusCode::BAD_GATEWAY, "ServiceException", message)
     }
 }
 
@@ -172,17 +322,22 @@ impl IntoResponse for ApiError {
         } else {
             "Service"
         };
-        let mut response = (
-            self.status,
-            axum::Json(json!({ "Type": kind, "Message": self.message })),
-        )
-            .into_response();
+        // Lambda's model spells this one exception's message field in lower case.
+        let body = match self.reason {
+            Some(reason) => json!({ "Type": kind, "message": self.message, "Reason": reason }),
+            None => json!({ "Type": kind, "Message": self.message }),
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
         response.headers_mut().insert(
             "x-amzn-ErrorType",
             HeaderValue::from_static(self.error_type),
         );
         response
     }
+}
+
+async fn environments(State(runner): State<Arc<Runner>>) -> axum::Json<serde_json::Value> {
+    axum::Json(runner.environment_counts())
 }
 
 async fn unknown_route() -> ApiError {
@@ -192,6 +347,7 @@ async fn unknown_route() -> ApiError {
         message: "the local Lambda runner serves only Invoke \
                   (POST /2015-03-31/functions/{name}/invocations)"
             .into(),
+        reason: None,
     }
 }
 
@@ -238,8 +394,9 @@ fn new_trace_id() -> String {
     )
 }
 
-/// A file name for `work_dir/logs/` (function names are `[A-Za-z0-9_-]` anyway).
-fn log_file_name(function: &str) -> String {
+/// The file name in `work_dir/logs/` of a function's environment: `NAME.log` for the first,
+/// `NAME.2.log` for the second, and so on (function names are `[A-Za-z0-9_-]` anyway).
+fn log_file_name(function: &str, environment: usize) -> String {
     let safe: String = function
         .chars()
         .map(|c| {
@@ -250,7 +407,11 @@ fn log_file_name(function: &str) -> String {
             }
         })
         .collect();
-    format!("{safe}.log")
+    if environment > 1 {
+        format!("{safe}.{environment}.log")
+    } else {
+        format!("{safe}.log")
+    }
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -287,6 +448,7 @@ async fn invoke(
             message: format!(
                 "InvocationType {invocation_type:?} is not one of RequestResponse, Event, DryRun"
             ),
+            reason: None,
         }
         .into_response();
     }
@@ -316,6 +478,7 @@ async fn invoke(
             status: StatusCode::FORBIDDEN,
             error_type: "MissingAuthenticationTokenException",
             message: "Missing Authentication Token: the request must contain either a valid (registered) AWS access key ID or X.509 certificate (sign it with SigV4)".into(),
+            reason: None,
         }
         .into_response();
     }
@@ -453,26 +616,158 @@ impl Runner {
             http: reqwest::Client::new(),
             code,
             functions: Mutex::default(),
+            freed: tokio::sync::Notify::new(),
             account: Mutex::default(),
             shutdown,
         })
     }
 
-    fn slot(&self, name: &str) -> Option<Arc<tokio::sync::Mutex<Slot>>> {
-        let mut functions = self.functions.lock().ok()?;
-        Some(functions.entry(name.to_string()).or_default().clone())
+    /// An environment of `function` for one invocation: a warm idle one of its current
+    /// configuration if there is one, else a new (empty) one, within the function's reserved
+    /// concurrency or, for a function without one, the account's concurrency less every
+    /// reservation. Idle environments of an older configuration are ended, as Lambda ends
+    /// them after an update.
+    fn acquire(&self, function: &Function) -> Result<Lease<'_>, ApiError> {
+        let (lease, stale) = {
+            let mut functions = self
+                .functions
+                .lock()
+                .map_err(|_| ApiError::service("the runner's function table is poisoned".into()))?;
+            functions.entry(function.name.clone()).or_default().reserved = function.reserved;
+            let reserved: usize = functions
+                .values()
+                .filter_map(|pool| pool.reserved)
+                .map(|reserved| reserved as usize)
+                .sum();
+            let unreserved_busy: usize = functions
+                .values()
+                .filter(|pool| pool.reserved.is_none())
+                .map(|pool| pool.busy)
+                .sum();
+            let pool = functions.entry(function.name.clone()).or_default();
+            let throttle = match function.reserved {
+                Some(limit) if pool.busy >= limit as usize => Some(Throttle::Reserved(limit)),
+                Some(_) => None,
+                None if unreserved_busy + reserved >= ACCOUNT_CONCURRENCY => {
+                    Some(Throttle::Account)
+                }
+                None => None,
+            };
+            if let Some(throttle) = throttle {
+                return Err(throttle.into_error());
+            }
+            let (current, stale): (Vec<Slot>, Vec<Slot>) = std::mem::take(&mut pool.idle)
+                .into_iter()
+                .partition(|slot| {
+                    slot.sandbox
+                        .as_ref()
+                        .is_some_and(|sandbox| sandbox.identity == function.identity)
+                });
+            pool.idle = current;
+            for slot in &stale {
+                pool.numbers.remove(&slot.number);
+            }
+            pool.busy += 1;
+            let slot = pool.idle.pop().unwrap_or_else(|| {
+                let number = (1..)
+                    .find(|number| !pool.numbers.contains(number))
+                    .unwrap_or(usize::MAX);
+                pool.numbers.insert(number);
+                pool.peak = pool.peak.max(pool.numbers.len());
+                Slot {
+                    number,
+                    sandbox: None,
+                    shipper: None,
+                    idle_since: Instant::now(),
+                }
+            });
+            let lease = Lease {
+                runner: self,
+                function: function.name.clone(),
+                slot: Some(slot),
+            };
+            (lease, stale)
+        };
+        // Ended outside the lock (dropping a sandbox kills its process).
+        drop(stale);
+        Ok(lease)
+    }
+
+    /// Takes an environment back from an invocation: warm and idle if it still has a process,
+    /// else gone.
+    fn give_back(&self, function: &str, mut slot: Slot) {
+        let gone = match self.functions.lock() {
+            Ok(mut functions) => match functions.get_mut(function) {
+                Some(pool) => {
+                    pool.busy = pool.busy.saturating_sub(1);
+                    if slot.sandbox.is_some() && !*self.shutdown.borrow() {
+                        slot.idle_since = Instant::now();
+                        pool.idle.push(slot);
+                        None
+                    } else {
+                        pool.numbers.remove(&slot.number);
+                        Some(slot)
+                    }
+                }
+                None => Some(slot),
+            },
+            Err(_) => Some(slot),
+        };
+        drop(gone);
+        self.freed.notify_waiters();
+    }
+
+    /// Removes the idle environments that `expired` picks (to be ended by the caller).
+    fn take_idle(&self, expired: impl Fn(&Slot) -> bool) -> Vec<Slot> {
+        let Ok(mut functions) = self.functions.lock() else {
+            return Vec::new();
+        };
+        let mut taken = Vec::new();
+        for pool in functions.values_mut() {
+            let (gone, kept): (Vec<Slot>, Vec<Slot>) = std::mem::take(&mut pool.idle)
+                .into_iter()
+                .partition(&expired);
+            pool.idle = kept;
+            for slot in &gone {
+                pool.numbers.remove(&slot.number);
+            }
+            taken.extend(gone);
+        }
+        taken
+    }
+
+    /// Per function: busy, idle and peak environments.
+    fn environment_counts(&self) -> serde_json::Value {
+        let functions = match self.functions.lock() {
+            Ok(functions) => functions,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        functions
+            .iter()
+            .map(|(name, pool)| {
+                (
+                    name.clone(),
+                    json!({ "busy": pool.busy, "idle": pool.idle.len(), "peak": pool.peak }),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into()
     }
 
     /// Reads the function's configuration from moto.
     async fn function(&self, target: &str) -> Result<Function, ApiError> {
         let name = function_name(target);
-        let output = match self
-            .lambda
-            .get_function_configuration()
-            .function_name(name)
-            .send()
-            .await
-        {
+        let (output, concurrency) = tokio::join!(
+            self.lambda
+                .get_function_configuration()
+                .function_name(name)
+                .send(),
+            self.lambda
+                .get_function_concurrency()
+                .function_name(name)
+                .send()
+        );
+        let output = match output {
             Ok(output) => output,
             Err(error) => {
                 if error
@@ -491,6 +786,7 @@ impl Runner {
                             "Function not found: arn:aws:lambda:{}:{account}:function:{name}",
                             self.config.region
                         ),
+                        reason: None,
                     });
                 }
                 return Err(ApiError::service(format!(
@@ -552,11 +848,24 @@ impl Runner {
                 .to_string(),
             last_modified: output.last_modified().map(str::to_string),
         };
+        let reserved = match concurrency {
+            Ok(concurrency) => concurrency
+                .reserved_concurrent_executions()
+                .and_then(|reserved| u32::try_from(reserved).ok()),
+            Err(error) => {
+                return Err(ApiError::service(format!(
+                    "could not read the reserved concurrency of function {name} from moto at {}: {}",
+                    self.config.aws_endpoint,
+                    aws_sdk_lambda::error::DisplayErrorContext(error)
+                )));
+            }
+        };
         Ok(Function {
             name,
             arn,
             identity,
             hash,
+            reserved,
         })
     }
 
@@ -571,6 +880,7 @@ impl Runner {
                 status: StatusCode::BAD_REQUEST,
                 error_type: "InvalidRequestContentException",
                 message: format!("{INVOKED_BY_HEADER} is not a JSON list: {error}"),
+                reason: None,
             })?;
         for mut caller in callers {
             caller["function_arn"] = function_arn.into();
@@ -593,6 +903,7 @@ impl Runner {
                         .as_str()
                         .unwrap_or("the function's resource policy does not allow this caller")
                         .to_string(),
+                    reason: None,
                 });
             }
         }
@@ -632,32 +943,42 @@ impl Runner {
         })
     }
 
-    /// Drops the environment of a function that no longer exists (if it is idle).
+    /// Ends the idle environments of a function that no longer exists; busy ones end when
+    /// their invocation does (and the function's entry goes with the last of them).
     fn forget(&self, name: &str) {
-        let slot = self
-            .functions
-            .lock()
-            .ok()
-            .and_then(|mut functions| functions.remove(name));
-        if let Some(slot) = slot
-            && let Ok(mut slot) = slot.try_lock()
-        {
-            slot.sandbox = None;
-        }
+        let idle = match self.functions.lock() {
+            Ok(mut functions) => {
+                let idle = functions.get_mut(name).map(|pool| {
+                    for slot in &pool.idle {
+                        pool.numbers.remove(&slot.number);
+                    }
+                    std::mem::take(&mut pool.idle)
+                });
+                if functions.get(name).is_some_and(|pool| pool.busy == 0) {
+                    functions.remove(name);
+                }
+                idle
+            }
+            Err(_) => None,
+        };
+        drop(idle);
     }
 
     /// Runs one invocation in the function's environment (starting one if needed) and logs
     /// a line about it.
     async fn run(
         self: Arc<Self>,
-        function: Function,
+        mut function: Function,
         invocation: Invocation,
         kind: &'static str,
         tail: bool,
     ) -> Result<Done, ApiError> {
         let started = Instant::now();
         let request_id = invocation.request_id.clone();
-        let result = self.run_in_slot(&function, invocation, tail).await;
+        let result = match self.lease(&mut function, kind == "Event").await {
+            Ok(lease) => self.run_in_slot(lease, &function, invocation, tail).await,
+            Err(error) => Err(error),
+        };
         let label = match &result {
             Ok(done) => match &done.outcome {
                 Outcome::Response(_) => "ok".to_string(),
@@ -674,27 +995,48 @@ impl Runner {
         result
     }
 
+    /// An environment for one invocation. A synchronous one over the function's concurrency
+    /// is throttled; an asynchronous one (`retry`) is kept and tried again, with the function's
+    /// configuration read anew each time, as Lambda retries a throttled event.
+    async fn lease(&self, function: &mut Function, retry: bool) -> Result<Lease<'_>, ApiError> {
+        let mut shutdown = self.shutdown.subscribe();
+        loop {
+            if *shutdown.borrow() {
+                return Err(ApiError::service(
+                    "the local Lambda runner is shutting down".into(),
+                ));
+            }
+            let freed = self.freed.notified();
+            match self.acquire(function) {
+                Ok(lease) => return Ok(lease),
+                Err(throttled) if !retry || throttled.reason.is_none() => return Err(throttled),
+                Err(_) => {}
+            }
+            tokio::select! {
+                () = freed => {}
+                () = tokio::time::sleep(EVENT_RETRY) => {}
+                _ = shutdown.changed() => {}
+            }
+            *function = self.function(&function.name.clone()).await?;
+        }
+    }
+
     async fn run_in_slot(
         &self,
+        mut lease: Lease<'_>,
         function: &Function,
         invocation: Invocation,
         tail: bool,
     ) -> Result<Done, ApiError> {
-        let slot = self
-            .slot(&function.name)
-            .ok_or_else(|| ApiError::service("the runner's function table is poisoned".into()))?;
-        let mut slot = slot.lock().await;
         let mut shutdown = self.shutdown.subscribe();
-        if *shutdown.borrow() {
-            return Err(ApiError::service(
-                "the local Lambda runner is shutting down".into(),
-            ));
-        }
+        let Some(slot) = lease.slot() else {
+            return Err(ApiError::service("no execution environment".into()));
+        };
         let log = self
             .config
             .work_dir
             .join("logs")
-            .join(log_file_name(&function.name));
+            .join(log_file_name(&function.name, slot.number));
         if slot
             .sandbox
             .as_ref()
@@ -815,15 +1157,13 @@ impl Runner {
         if let Some(shipper) = &slot.shipper {
             shipper.ship_soon();
         }
-        if !keep && let Some(gone) = slot.sandbox.take() {
-            gone.terminate().await;
-        }
-        drop(slot);
+        // Read before the environment is given back: another invocation may write to it next.
         let log_tail = if tail {
             read_tail(&log, log_start).await
         } else {
             None
         };
+        lease.finish(keep).await;
         Ok(Done { outcome, log_tail })
     }
 }
@@ -873,7 +1213,8 @@ mod tests {
 
     #[test]
     fn log_names_are_safe() {
-        assert_eq!(log_file_name("sf-invoke_api"), "sf-invoke_api.log");
-        assert_eq!(log_file_name("../x"), "___x.log");
+        assert_eq!(log_file_name("sf-invoke_api", 1), "sf-invoke_api.log");
+        assert_eq!(log_file_name("sf-invoke_api", 3), "sf-invoke_api.3.log");
+        assert_eq!(log_file_name("../x", 1), "___x.log");
     }
 }

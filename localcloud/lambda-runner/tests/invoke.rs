@@ -46,6 +46,11 @@ while True:
     action = event.get("action") if isinstance(event, dict) else None
     if action == "echo":
         print("echo for", request_id, flush=True)
+        if event.get("hold_until"):
+            for _ in range(600):
+                if os.path.exists(event["hold_until"]):
+                    break
+                time.sleep(0.05)
         if event.get("touch"):
             with open(event["touch"], "w") as marker:
                 marker.write("done")
@@ -74,6 +79,8 @@ struct Fixture {
     moto_lambda: aws_sdk_lambda::Client,
     s3: aws_sdk_s3::Client,
     runner: aws_sdk_lambda::Client,
+    /// The runner's URL.
+    url: String,
     work_dir: PathBuf,
     scratch: PathBuf,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -153,7 +160,7 @@ impl Fixture {
         ));
         let runner = aws_sdk_lambda::Client::from_conf(
             aws_sdk_lambda::config::Builder::from(&sdk)
-                .endpoint_url(url)
+                .endpoint_url(&url)
                 .retry_config(aws_sdk_lambda::config::retry::RetryConfig::disabled())
                 .build(),
         );
@@ -162,6 +169,7 @@ impl Fixture {
             moto,
             s3,
             runner,
+            url,
             work_dir,
             scratch,
             server,
@@ -445,7 +453,6 @@ async fn reports_failures_like_lambda() -> anyhow::Result<()> {
         .send()
         .await?;
     assert_eq!(event.status_code(), 202);
-    // Invocations of one function are serialised: this one queues behind the event.
     fixture.echo("async-fn").await?;
     for _ in 0..300 {
         if marker.exists() {
@@ -520,5 +527,202 @@ async fn reports_failures_like_lambda() -> anyhow::Result<()> {
     assert_eq!(payload["errorType"], "Runtime.ExitError", "{payload}");
     let message = payload["errorMessage"].as_str().context("message")?;
     assert!(message.contains("bootstrap"), "{message}");
+    Ok(())
+}
+
+/// An echo invocation's pid, or the Invoke API's error code and throttle reason.
+type Answer = Result<u64, (String, String)>;
+
+/// Starts `count` echo invocations that hold their environments until `release` exists.
+fn start_holding(
+    fixture: &Fixture,
+    function: &str,
+    count: usize,
+    release: &std::path::Path,
+) -> Vec<tokio::task::JoinHandle<Answer>> {
+    (0..count)
+        .map(|_| {
+            let request = fixture
+                .runner
+                .invoke()
+                .function_name(function)
+                .payload(Blob::new(
+                    json!({ "action": "echo", "hold_until": release }).to_string(),
+                ));
+            tokio::spawn(async move {
+                match request.send().await {
+                    Ok(output) => {
+                        let payload: Value = output
+                            .payload()
+                            .and_then(|payload| serde_json::from_slice(payload.as_ref()).ok())
+                            .unwrap_or(Value::Null);
+                        Ok(payload["pid"].as_u64().unwrap_or_default())
+                    }
+                    Err(error) => {
+                        let service = error.into_service_error();
+                        let reason = match &service {
+                            aws_sdk_lambda::operation::invoke::InvokeError::TooManyRequestsException(
+                                throttle,
+                            ) => throttle
+                                .reason()
+                                .map(|reason| reason.as_str().to_string())
+                                .unwrap_or_default(),
+                            _ => String::new(),
+                        };
+                        Err((
+                            aws_sdk_lambda::error::ProvideErrorMetadata::code(&service)
+                                .unwrap_or_default()
+                                .to_string(),
+                            reason,
+                        ))
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// The runner's report of `function`'s environments.
+async fn environments(fixture: &Fixture, function: &str) -> anyhow::Result<Value> {
+    let counts: Value = reqwest::get(format!(
+        "{}{}",
+        fixture.url,
+        lambda_runner::ENVIRONMENTS_PATH
+    ))
+    .await?
+    .json()
+    .await?;
+    Ok(counts[function].clone())
+}
+
+/// Waits until `busy` invocations of `function` are running.
+async fn until_busy(fixture: &Fixture, function: &str, busy: u64) -> anyhow::Result<()> {
+    for _ in 0..400 {
+        if environments(fixture, function).await?["busy"] == busy {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    bail!("{function} never had {busy} invocations running at once")
+}
+
+async fn answers(calls: Vec<tokio::task::JoinHandle<Answer>>) -> anyhow::Result<Vec<Answer>> {
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await?);
+    }
+    Ok(answers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scales_out_and_throttles_like_lambda() -> anyhow::Result<()> {
+    let fixture = Fixture::start("concurrency").await?;
+    let zip = fixture.bootstrap_zip("concurrency")?;
+    fixture.deploy("busy-fn", &zip, 30, &[]).await?;
+
+    // Three at once: three environments, one invocation each.
+    let release = fixture.scratch.join("release-1");
+    let calls = start_holding(&fixture, "busy-fn", 3, &release);
+    until_busy(&fixture, "busy-fn", 3).await?;
+    std::fs::write(&release, "go")?;
+    let burst = answers(calls).await?;
+    let mut pids: Vec<u64> = burst
+        .iter()
+        .map(|answer| answer.clone().map_err(|error| anyhow::anyhow!("{error:?}")))
+        .collect::<anyhow::Result<_>>()?;
+    pids.sort_unstable();
+    pids.dedup();
+    assert_eq!(
+        pids.len(),
+        3,
+        "one environment per concurrent invocation: {burst:?}"
+    );
+    // Then warm reuse: no fourth process.
+    let warm = fixture.echo("busy-fn").await?;
+    assert!(
+        pids.contains(&warm["pid"].as_u64().unwrap_or_default()),
+        "a warm environment answers: {warm}"
+    );
+    // Each environment logs to a file of its own.
+    for file in ["busy-fn.log", "busy-fn.2.log", "busy-fn.3.log"] {
+        assert!(fixture.work_dir.join("logs").join(file).is_file(), "{file}");
+    }
+
+    // Reserved concurrency 2: a third invocation while two run is throttled as Lambda
+    // throttles it.
+    fixture
+        .moto_lambda
+        .put_function_concurrency()
+        .function_name("busy-fn")
+        .reserved_concurrent_executions(2)
+        .send()
+        .await?;
+    let release = fixture.scratch.join("release-2");
+    let running = start_holding(&fixture, "busy-fn", 2, &release);
+    until_busy(&fixture, "busy-fn", 2).await?;
+    let third = answers(start_holding(&fixture, "busy-fn", 1, &release)).await?;
+    assert_eq!(
+        third,
+        [Err((
+            "TooManyRequestsException".to_string(),
+            "ReservedFunctionConcurrentInvocationLimitExceeded".to_string()
+        ))]
+    );
+    std::fs::write(&release, "go")?;
+    for answer in answers(running).await? {
+        assert!(answer.is_ok(), "{answer:?}");
+    }
+
+    // Reserved concurrency 0 stops every invocation, warm environments or not.
+    fixture
+        .moto_lambda
+        .put_function_concurrency()
+        .function_name("busy-fn")
+        .reserved_concurrent_executions(0)
+        .send()
+        .await?;
+    let stopped = answers(start_holding(&fixture, "busy-fn", 1, &release)).await?;
+    assert!(
+        matches!(&stopped[..], [Err((code, _))] if code == "TooManyRequestsException"),
+        "{stopped:?}"
+    );
+
+    // The runner's report: three environments at most, none busy, three warm.
+    let counts = environments(&fixture, "busy-fn").await?;
+    assert_eq!(counts["peak"], 3, "{counts}");
+    assert_eq!(counts["busy"], 0, "{counts}");
+    assert_eq!(counts["idle"], 3, "{counts}");
+
+    // An asynchronous event over the reservation is kept, and runs once there is room.
+    let marker = fixture.scratch.join("queued-event");
+    let event = fixture
+        .runner
+        .invoke()
+        .function_name("busy-fn")
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(
+            json!({ "action": "echo", "touch": marker }).to_string(),
+        ))
+        .send()
+        .await?;
+    assert_eq!(event.status_code(), 202);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        !marker.exists(),
+        "the event ran with a reserved concurrency of 0"
+    );
+    fixture
+        .moto_lambda
+        .delete_function_concurrency()
+        .function_name("busy-fn")
+        .send()
+        .await?;
+    for _ in 0..200 {
+        if marker.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(marker.exists(), "the queued event never ran");
     Ok(())
 }
