@@ -345,6 +345,19 @@ fn parse_optional_json(status: u16, bytes: &[u8]) -> Result<Option<Value>> {
 mod tests {
     use super::*;
 
+    /// `Cargo.lock` pins `idna_adapter` at 1.0, the stub without Unicode tables (its README:
+    /// "Turning off IDNA support"), which keeps ICU4X's data out of every function's zip.
+    /// Salesforce hosts (My Domain, instance URLs) are ASCII, so nothing is lost; this test
+    /// fails if a `cargo update` brings the Unicode back end (and its size) back.
+    #[test]
+    fn urls_are_ascii_only() {
+        assert!(url::Url::parse("https://acme.my.salesforce.com/services").is_ok());
+        assert!(
+            url::Url::parse("https://bücher.example").is_err(),
+            "idna_adapter is no longer the 1.0 stub: run `cargo update -p idna_adapter --precise 1.0.0`"
+        );
+    }
+
     #[test]
     fn limit_info_headers_are_parsed() {
         let cases = [

@@ -25,19 +25,68 @@ pub use logging::init_logging;
 pub use secrets::{Secrets, StoredSession};
 pub use settings::{Env, Settings, SettingsError};
 
-/// The standard AWS configuration (region, credentials, `AWS_ENDPOINT_URL`, as
-/// `aws_config::load_from_env` reads them) with an HTTP client on rustls and ring, the crypto
-/// provider reqwest uses for Salesforce: a function carries one crypto stack, not the SDK's
-/// aws-lc-rs beside it.
-pub async fn aws_config() -> aws_config::SdkConfig {
+/// The AWS configuration a function runs with, from the variables Lambda gives every
+/// function: `AWS_REGION`, and the execution role's session in `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (Lambda Developer Guide, "Defined runtime
+/// environment variables"); `AWS_ENDPOINT_URL` where it is set (the local target). The HTTP
+/// client is on rustls and ring, the crypto provider reqwest uses for Salesforce, so a function
+/// carries one crypto stack.
+///
+/// Built by hand rather than with `aws-config`'s default chain: a function needs none of its
+/// profile files, SSO, IMDS or STS providers, and leaving them out keeps them out of the zip
+/// and out of the cold start. Missing credentials are not an error here: the first AWS call
+/// fails, naming the operation, and the invocation reports it.
+pub fn aws_config() -> aws_types::SdkConfig {
+    aws_config_from(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
+}
+
+/// [`aws_config`] from `variable` (the environment, or a test's map).
+fn aws_config_from(variable: impl Fn(&str) -> Option<String>) -> aws_types::SdkConfig {
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    use aws_types::region::Region;
+    use aws_types::sdk_config::{RetryConfig, SharedCredentialsProvider, TimeoutConfig};
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let mut config = aws_types::SdkConfig::builder()
+        .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
         .http_client(http)
-        .load()
-        .await
+        .retry_config(RetryConfig::standard())
+        // The SDK's shared configuration's default connect timeout.
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(std::time::Duration::from_millis(3100))
+                .build(),
+        );
+    if let Some(region) = variable("AWS_REGION").or_else(|| variable("AWS_DEFAULT_REGION")) {
+        config = config.region(Region::new(region));
+    }
+    if let (Some(key), Some(secret)) = (
+        variable("AWS_ACCESS_KEY_ID"),
+        variable("AWS_SECRET_ACCESS_KEY"),
+    ) {
+        let credentials = aws_credential_types::Credentials::new(
+            key,
+            secret,
+            variable("AWS_SESSION_TOKEN"),
+            None,
+            "Environment",
+        );
+        config = config.credentials_provider(SharedCredentialsProvider::new(credentials));
+    }
+    if let Some(endpoint) = variable("AWS_ENDPOINT_URL") {
+        config = config.endpoint_url(endpoint);
+    }
+    config.build()
+}
+
+/// The endpoint of one service's client: `AWS_ENDPOINT_URL_<SERVICE>` (for example
+/// `AWS_ENDPOINT_URL_LAMBDA`), which the SDK's shared configuration puts before
+/// `AWS_ENDPOINT_URL`; `None` leaves the client on [`aws_config`]'s.
+pub fn service_endpoint(service: &str) -> Option<String> {
+    std::env::var(format!("AWS_ENDPOINT_URL_{}", service.to_ascii_uppercase()))
+        .ok()
+        .filter(|value| !value.is_empty())
 }
 
 /// An error with its whole source chain: the AWS SDK's own message is terse ("service
@@ -72,4 +121,33 @@ pub enum CommonError {
         resource: String,
         source: salesforce::Error,
     },
+}
+
+#[cfg(test)]
+mod aws_config_tests {
+    use super::*;
+
+    #[test]
+    fn the_configuration_comes_from_lambdas_variables() {
+        let variables = std::collections::HashMap::from([
+            ("AWS_REGION", "eu-west-2"),
+            ("AWS_ACCESS_KEY_ID", "ASIAEXAMPLE"),
+            ("AWS_SECRET_ACCESS_KEY", "not-a-real-secret"),
+            ("AWS_SESSION_TOKEN", "session"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+        ]);
+        let config = aws_config_from(|name| variables.get(name).map(|value| (*value).to_string()));
+        assert_eq!(
+            config.region().map(|region| region.as_ref()),
+            Some("eu-west-2")
+        );
+        assert_eq!(config.endpoint_url(), Some("http://127.0.0.1:4566"));
+        assert!(config.credentials_provider().is_some());
+        assert!(config.http_client().is_some());
+
+        let bare = aws_config_from(|_| None);
+        assert!(bare.region().is_none());
+        assert!(bare.credentials_provider().is_none());
+        assert!(bare.endpoint_url().is_none());
+    }
 }

@@ -37,9 +37,9 @@ impl Secrets {
         Self { client }
     }
 
-    /// A client from the standard AWS configuration (honours `AWS_ENDPOINT_URL`).
-    pub async fn from_env() -> Self {
-        let config = crate::aws_config().await;
+    /// A client from the function's AWS configuration ([`crate::aws_config`]).
+    pub fn from_env() -> Self {
+        let config = crate::aws_config();
         Self::new(aws_sdk_secretsmanager::Client::new(&config))
     }
 

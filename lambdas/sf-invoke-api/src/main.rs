@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     if let Err(error) = &settings {
         tracing::error!(%error, "the function is misconfigured; every invocation will fail");
     }
-    let aws_config = sf_common::aws_config().await;
+    let aws_config = sf_common::aws_config();
     let secrets = Secrets::new(aws_sdk_secretsmanager::Client::new(&aws_config));
     // In the refresh-token flow a new session comes from sf-token-refresh, never a login here.
     let renewer = settings
@@ -28,7 +28,11 @@ async fn main() -> Result<(), Error> {
         .ok()
         .and_then(|settings| settings.token_refresh_function.clone())
         .map(|function| {
-            InvokeTokenRefresh::new(aws_sdk_lambda::Client::new(&aws_config), function)
+            let mut lambda = aws_sdk_lambda::config::Builder::from(&aws_config);
+            if let Some(endpoint) = sf_common::service_endpoint("lambda") {
+                lambda = lambda.endpoint_url(endpoint);
+            }
+            InvokeTokenRefresh::new(aws_sdk_lambda::Client::from_conf(lambda.build()), function)
         });
     let mut state = HandlerState::new(settings, secrets);
     if let Some(renewer) = renewer {

@@ -10,7 +10,7 @@ use sf_secret_rotation::{RotationConfig, Rotator};
 async fn main() -> Result<(), lambda_runtime::Error> {
     sf_common::init_logging();
     // Honours AWS_ENDPOINT_URL, so the same binary runs against moto locally.
-    let aws_config = sf_common::aws_config().await;
+    let aws_config = sf_common::aws_config();
     let secrets = aws_sdk_secretsmanager::Client::new(&aws_config);
     // A configuration error fails every invocation with a clear `ConfigurationError` instead of
     // crashing the runtime into an init-failure loop.
