@@ -145,7 +145,10 @@ pub fn up(root: &Path) -> anyhow::Result<LocalCloud> {
 
     eprintln!("local: starting the moto server (AWS APIs)");
     let bin = pytools::ensure_python_tools().context("installing the moto server")?;
-    let moto_port = free_port()?;
+    // All four at once: a port picked while an earlier service is still starting (moto takes a
+    // second) could be that service's own, and the second one to bind it would be mistaken
+    // for the first.
+    let [moto_port, gateway_port, emulator_port, lambda_port] = free_ports()?;
     let moto = spawn(
         Command::new(bin.join("moto_server")).args([
             "-H",
@@ -160,7 +163,6 @@ pub fn up(root: &Path) -> anyhow::Result<LocalCloud> {
     let exe = std::env::current_exe().context("finding the xtask binary")?;
     pytools::ensure_node_tools().context("installing the IAM policy evaluator")?;
     let enforce = enforcement_wanted();
-    let gateway_port = free_port()?;
     let decision_log = dir.join("decisions.jsonl");
     let mut gateway_command = Command::new(&exe);
     gateway_command
@@ -181,7 +183,6 @@ pub fn up(root: &Path) -> anyhow::Result<LocalCloud> {
     }
     let gateway = spawn(&mut gateway_command, &dir.join("gateway.log"), gateway_port)?;
     eprintln!("local: starting the Salesforce emulator (demo org)");
-    let emulator_port = free_port()?;
     let demo_jwt_key = dir.join("demo-jwt-key.pem");
     sf_emulator::DemoKey::load_or_create(&demo_jwt_key)?;
     let emulator = spawn(
@@ -193,7 +194,6 @@ pub fn up(root: &Path) -> anyhow::Result<LocalCloud> {
         emulator_port,
     )?;
     eprintln!("local: starting the Lambda service (runs the deployed zips)");
-    let lambda_port = free_port()?;
     let lambda = spawn(
         Command::new(std::env::current_exe().context("finding the xtask binary")?)
             .args([
@@ -305,11 +305,18 @@ pub fn health(cloud: &LocalCloud) -> Vec<Health> {
         .collect()
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    // The port is released before the service binds it; a collision in that instant makes the
-    // service exit, which `up` reports with its log.
-    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1")?;
-    Ok(listener.local_addr()?.port())
+/// `N` different free ports: each is held until all are picked. A port is released before its
+/// service binds it; a collision in that instant (another program taking it) makes the service
+/// exit, which `up` reports with its log.
+fn free_ports<const N: usize>() -> anyhow::Result<[u16; N]> {
+    let listeners = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").context("finding a free port on 127.0.0.1"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut ports = [0; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
 }
 
 fn spawn(command: &mut Command, log: &Path, port: u16) -> anyhow::Result<Service> {
@@ -502,6 +509,16 @@ pub fn print_decisions(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_services_get_different_ports() {
+        for _ in 0..50 {
+            let ports: [u16; 4] = free_ports().expect("free ports");
+            let distinct: std::collections::BTreeSet<u16> = ports.into_iter().collect();
+            assert_eq!(distinct.len(), 4, "{ports:?}");
+            assert!(!distinct.contains(&0));
+        }
+    }
 
     #[test]
     fn a_reused_pid_is_not_taken_for_a_service() {
