@@ -341,14 +341,13 @@ async fn environments(State(runner): State<Arc<Runner>>) -> axum::Json<serde_jso
 }
 
 async fn unknown_route() -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_FOUND,
-        error_type: "UnknownOperationException",
-        message: "the local Lambda runner serves only Invoke \
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "UnknownOperationException",
+        "the local Lambda runner serves only Invoke \
                   (POST /2015-03-31/functions/{name}/invocations)"
             .into(),
-        reason: None,
-    }
+    )
 }
 
 /// `NAME` from `NAME`, `NAME:qualifier`, `ACCOUNT:function:NAME[:qualifier]` or
@@ -442,14 +441,13 @@ async fn invoke(
 ) -> Response {
     let invocation_type = header(&headers, "x-amz-invocation-type").unwrap_or("RequestResponse");
     if !matches!(invocation_type, "RequestResponse" | "Event" | "DryRun") {
-        return ApiError {
-            status: StatusCode::BAD_REQUEST,
-            error_type: "InvalidParameterValueException",
-            message: format!(
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValueException",
+            format!(
                 "InvocationType {invocation_type:?} is not one of RequestResponse, Event, DryRun"
             ),
-            reason: None,
-        }
+        )
         .into_response();
     }
     let function = match runner.function(&target).await {
@@ -474,12 +472,7 @@ async fn invoke(
         && signer.is_none()
         && header(&headers, INVOKED_BY_HEADER).is_none()
     {
-        return ApiError {
-            status: StatusCode::FORBIDDEN,
-            error_type: "MissingAuthenticationTokenException",
-            message: "Missing Authentication Token: the request must contain either a valid (registered) AWS access key ID or X.509 certificate (sign it with SigV4)".into(),
-            reason: None,
-        }
+        return ApiError::new(StatusCode::FORBIDDEN, "MissingAuthenticationTokenException", "Missing Authentication Token: the request must contain either a valid (registered) AWS access key ID or X.509 certificate (sign it with SigV4)".into())
         .into_response();
     }
     if let Some(callers) = header(&headers, INVOKED_BY_HEADER)
@@ -779,15 +772,14 @@ impl Runner {
                         .map(str::to_string)
                         .or_else(|| self.account.lock().ok().and_then(|known| known.clone()))
                         .unwrap_or_else(|| DEFAULT_ACCOUNT.to_string());
-                    return Err(ApiError {
-                        status: StatusCode::NOT_FOUND,
-                        error_type: "ResourceNotFoundException",
-                        message: format!(
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "ResourceNotFoundException",
+                        format!(
                             "Function not found: arn:aws:lambda:{}:{account}:function:{name}",
                             self.config.region
                         ),
-                        reason: None,
-                    });
+                    ));
                 }
                 return Err(ApiError::service(format!(
                     "could not read the configuration of function {name} from moto at {}: {}",
@@ -875,13 +867,13 @@ impl Runner {
         let Some(gateway) = &self.config.gateway else {
             return Ok(());
         };
-        let callers: Vec<serde_json::Value> =
-            serde_json::from_str(callers).map_err(|error| ApiError {
-                status: StatusCode::BAD_REQUEST,
-                error_type: "InvalidRequestContentException",
-                message: format!("{INVOKED_BY_HEADER} is not a JSON list: {error}"),
-                reason: None,
-            })?;
+        let callers: Vec<serde_json::Value> = serde_json::from_str(callers).map_err(|error| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                format!("{INVOKED_BY_HEADER} is not a JSON list: {error}"),
+            )
+        })?;
         for mut caller in callers {
             caller["function_arn"] = function_arn.into();
             let answer: serde_json::Value = self
@@ -896,15 +888,14 @@ impl Runner {
                 .await
                 .map_err(|error| ApiError::service(format!("the AWS gateway's answer: {error}")))?;
             if answer["allowed"] != true {
-                return Err(ApiError {
-                    status: StatusCode::FORBIDDEN,
-                    error_type: "AccessDeniedException",
-                    message: answer["message"]
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "AccessDeniedException",
+                    answer["message"]
                         .as_str()
                         .unwrap_or("the function's resource policy does not allow this caller")
                         .to_string(),
-                    reason: None,
-                });
+                ));
             }
         }
         Ok(())
