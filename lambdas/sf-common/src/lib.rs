@@ -16,6 +16,7 @@
 //! `issued_at` is Salesforce's (milliseconds), `refreshed_at` is when the function stored it.
 //! Before the first refresh the secret holds `{}`, which readers treat as "no session yet".
 
+mod aws_http;
 mod logging;
 pub mod privacy;
 mod secrets;
@@ -29,8 +30,8 @@ pub use settings::{Env, Settings, SettingsError};
 /// function: `AWS_REGION`, and the execution role's session in `AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (Lambda Developer Guide, "Defined runtime
 /// environment variables"); `AWS_ENDPOINT_URL` where it is set (the local target). The HTTP
-/// client is on rustls and ring, the crypto provider reqwest uses for Salesforce, so a function
-/// carries one crypto stack.
+/// client is reqwest, the one Salesforce calls go through ([`aws_http`]), so a function carries one
+/// HTTP stack and one crypto provider (rustls on ring).
 ///
 /// Built by hand rather than with `aws-config`'s default chain: a function needs none of its
 /// profile files, SSO, IMDS or STS providers, and leaving them out keeps them out of the zip
@@ -40,17 +41,13 @@ pub fn aws_config() -> aws_types::SdkConfig {
     aws_config_from(|name| std::env::var(name).ok().filter(|value| !value.is_empty()))
 }
 
-/// [`aws_config`] from `variable` (the environment, or a test's map).
-fn aws_config_from(variable: impl Fn(&str) -> Option<String>) -> aws_types::SdkConfig {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+/// [`aws_config`] from `variable` (the environment, or a test's map of variables).
+pub fn aws_config_from(variable: impl Fn(&str) -> Option<String>) -> aws_types::SdkConfig {
     use aws_types::region::Region;
     use aws_types::sdk_config::{RetryConfig, SharedCredentialsProvider, TimeoutConfig};
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
     let mut config = aws_types::SdkConfig::builder()
         .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .http_client(http)
+        .http_client(aws_http::aws_http_client())
         .retry_config(RetryConfig::standard())
         // The SDK's shared configuration's default connect timeout.
         .timeout_config(

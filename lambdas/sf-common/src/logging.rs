@@ -1,23 +1,23 @@
 //! JSON logs on stdout, where Lambda sends them to CloudWatch.
 
+use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// Dependencies whose trace output carries request bodies (secret values, tokens) or raw events
-/// (OAuth codes): they never log below these levels, whatever the configuration asks for.
+/// (OAuth codes): they never log below these levels, whatever the configuration asks for. A cap
+/// only lowers a target's level: under `warn`, they log warnings only.
 const SECRET_SAFE_CAPS: &[&str] = &[
     "aws_smithy_runtime=debug",
     "aws_smithy_runtime_api=debug",
-    "aws_smithy_http_client=debug",
     "aws_sdk_secretsmanager=debug",
     "aws_sdk_dynamodb=debug",
-    "aws_config=debug",
+    "aws_sdk_lambda=debug",
     "lambda_runtime=debug",
     "lambda_runtime_api_client=debug",
     "hyper=info",
     "hyper_util=info",
-    "h2=info",
     "reqwest=debug",
     "rustls=info",
 ];
@@ -42,7 +42,10 @@ pub fn init_logging() {
 }
 
 /// `target=level` directives (a plain `Targets` filter: no regular-expression engine in the
-/// function binaries), with the caps appended so they win for their targets.
+/// function binaries), with the caps appended so they win for their targets. Each cap's level
+/// is the less verbose of the cap and what the configuration gives that target: a `Targets`
+/// directive sets its target's level, so `aws_smithy_runtime=debug` alone would turn the SDK's
+/// debug output on under `info` or `warn`.
 fn filter(rust_log: Option<&str>, logging_level: Option<&str>) -> Targets {
     let base = rust_log
         .filter(|value| value.parse::<Targets>().is_ok())
@@ -50,8 +53,28 @@ fn filter(rust_log: Option<&str>, logging_level: Option<&str>) -> Targets {
             || level_from_original(logging_level).to_string(),
             str::to_string,
         );
-    let directives = std::iter::once(base.as_str())
-        .chain(SECRET_SAFE_CAPS.iter().copied())
+    let configured: Targets = base.parse().unwrap_or_default();
+    let caps = SECRET_SAFE_CAPS.iter().filter_map(|cap| {
+        let (target, level) = cap.split_once('=')?;
+        let cap: Level = level.parse().ok()?;
+        // The most verbose level the configuration enables for this target, if any.
+        let configured = [
+            Level::TRACE,
+            Level::DEBUG,
+            Level::INFO,
+            Level::WARN,
+            Level::ERROR,
+        ]
+        .into_iter()
+        .find(|level| configured.would_enable(target, level));
+        Some(match configured {
+            // `Level`'s order: ERROR is the least verbose, so the smaller is the stricter.
+            Some(level) => format!("{target}={}", level.min(cap)),
+            None => format!("{target}=off"),
+        })
+    });
+    let directives = std::iter::once(base)
+        .chain(caps)
         .collect::<Vec<_>>()
         .join(",");
     directives.parse().unwrap_or_default()
@@ -104,6 +127,24 @@ mod tests {
             assert!(!targets.would_enable("lambda_runtime::layers", &Level::TRACE));
             assert!(!targets.would_enable("hyper::proto", &Level::DEBUG));
         }
+    }
+
+    #[test]
+    fn a_cap_never_raises_a_level() {
+        let orchestrator = "aws_smithy_runtime::client::orchestrator";
+        let warn = filter(None, Some("WARNING"));
+        assert!(!warn.would_enable(orchestrator, &Level::DEBUG));
+        assert!(!warn.would_enable(orchestrator, &Level::INFO));
+        assert!(warn.would_enable(orchestrator, &Level::WARN));
+        let info = filter(None, None);
+        assert!(!info.would_enable("lambda_runtime", &Level::DEBUG));
+        assert!(info.would_enable("lambda_runtime", &Level::INFO));
+        let off = filter(Some("off"), None);
+        assert!(!off.would_enable("aws_smithy_runtime", &Level::ERROR));
+        // The configuration's own level for a capped target counts too.
+        let quiet_sdk = filter(Some("debug,aws_smithy_runtime=error"), None);
+        assert!(!quiet_sdk.would_enable(orchestrator, &Level::WARN));
+        assert!(quiet_sdk.would_enable("sf_common", &Level::DEBUG));
     }
 
     #[test]

@@ -11,7 +11,9 @@ use serde_json::Value;
 use sf_common::{Secrets, Settings};
 use sf_invoke_api::{HandlerState, InvokeTokenRefresh, function_handler};
 
-#[tokio::main]
+// One thread: Lambda sends one event at a time, so a worker pool would only add hand-offs
+// between threads to every invocation (and threads to start in the cold start).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     sf_common::init_logging();
     // A bad setting is kept, not fatal: every invocation then fails with a ConfigurationError
@@ -39,6 +41,11 @@ async fn main() -> Result<(), Error> {
         state = state.with_renewer(Arc::new(renewer));
     }
     let state = Arc::new(state);
+    // The stored session is read while the runtime starts and asks for the first event.
+    tokio::spawn({
+        let state = Arc::clone(&state);
+        async move { state.prefetch().await }
+    });
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let state = Arc::clone(&state);
         async move { function_handler(&state, event).await }

@@ -201,6 +201,44 @@ impl HandlerState {
         *self.credentials.lock().await = None;
     }
 
+    /// Reads the stored session and builds the client from it, ahead of the first invocation
+    /// (`main` runs it in the init phase, beside the runtime's start). Only the stored session:
+    /// no login and no renewal here. Nothing is kept when it fails or finds no session; the
+    /// first invocation then does what it would have done.
+    pub async fn prefetch(&self) {
+        let Ok(settings) = self.settings() else {
+            return;
+        };
+        let Some(arn) = &settings.session_secret_arn else {
+            return;
+        };
+        let mut slot = self.client.lock().await;
+        if slot.is_some() {
+            return;
+        }
+        match self.secrets.load_session(arn).await {
+            Ok(Some(stored)) => {
+                let token = stored.session.access_token.clone();
+                match Client::with_session(stored.session, None, settings.client_config()) {
+                    Ok(client) => {
+                        *slot = Some(ActiveClient {
+                            client,
+                            stored_token: Some(token),
+                            generation: 0,
+                        });
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "the stored session is unusable; the first invocation will renew it");
+                    }
+                }
+            }
+            Ok(None) => tracing::info!("no stored session yet at start-up"),
+            Err(error) => {
+                tracing::warn!(%error, "could not read the stored session at start-up; the first invocation will try again");
+            }
+        }
+    }
+
     async fn active_client(&self) -> Result<ActiveClient, InvokeError> {
         let mut slot = self.client.lock().await;
         if let Some(active) = slot.as_ref() {

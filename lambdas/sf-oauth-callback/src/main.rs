@@ -7,7 +7,9 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use sf_common::Secrets;
 use sf_oauth_callback::{CallbackConfig, CallbackHandler};
 
-#[tokio::main]
+// One thread: Lambda sends one event at a time, so a worker pool would only add hand-offs
+// between threads to every invocation (and threads to start in the cold start).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     sf_common::init_logging();
     // Honours AWS_ENDPOINT_URL, so the same binary runs against moto locally.

@@ -6,7 +6,9 @@ use aws_lambda_events::event::secretsmanager::SecretsManagerSecretRotationEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use sf_secret_rotation::{RotationConfig, Rotator};
 
-#[tokio::main]
+// One thread: Lambda sends one event at a time, so a worker pool would only add hand-offs
+// between threads to every invocation (and threads to start in the cold start).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     sf_common::init_logging();
     // Honours AWS_ENDPOINT_URL, so the same binary runs against moto locally.

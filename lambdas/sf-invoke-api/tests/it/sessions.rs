@@ -342,3 +342,45 @@ async fn in_the_refresh_token_flow_sessions_are_renewed_by_the_token_refresh_fun
     assert_eq!(throttled.calls.load(std::sync::atomic::Ordering::SeqCst), 1);
     Ok(())
 }
+
+#[tokio::test]
+async fn the_session_read_at_start_up_serves_the_first_invocation() -> anyhow::Result<()> {
+    let fixture = Fixture::start().await?;
+    let session_arn = create_session_secret(&fixture, "sfstack/prefetched-session").await?;
+    let stored = refresh_session(&fixture, &session_arn).await?;
+    let state = fixture.state(&[("SF_SESSION_SECRET_ARN", session_arn.as_str())])?;
+    state.prefetch().await;
+    // The secret now holds a session that Salesforce does not know: the first invocation
+    // succeeds only with the session read at start-up.
+    let mut unknown: Value =
+        serde_json::from_str(&fixture.secrets.get_string(&session_arn, None, None).await?)?;
+    unknown["access_token"] = "00D000000000001!not-a-session".into();
+    fixture
+        .secrets
+        .client()
+        .put_secret_value()
+        .secret_id(&session_arn)
+        .secret_string(unknown.to_string())
+        .send()
+        .await?;
+    fixture.clear_log().await?;
+    invoke(&state, &fixture_event("phoneLookup", &[])?).await?;
+    let log = fixture.log().await?;
+    assert_eq!(fixture.logins().await?, 0, "{log:#?}");
+    assert_eq!(
+        log.len(),
+        1,
+        "one query, with the prefetched session: {log:#?}"
+    );
+    assert_ne!(stored, "00D000000000001!not-a-session");
+
+    // Without a stored session the start-up read keeps nothing, and the first invocation
+    // logs in with the credentials as before.
+    let empty_arn = create_session_secret(&fixture, "sfstack/empty-session").await?;
+    let state = fixture.state(&[("SF_SESSION_SECRET_ARN", empty_arn.as_str())])?;
+    state.prefetch().await;
+    fixture.clear_log().await?;
+    invoke(&state, &fixture_event("phoneLookup", &[])?).await?;
+    assert_eq!(fixture.logins().await?, 1, "{:#?}", fixture.log().await?);
+    Ok(())
+}

@@ -1,0 +1,142 @@
+//! The AWS SDK's HTTP client: reqwest, the client every Salesforce call already goes through,
+//! behind the SDK's `HttpClient` trait.
+//!
+//! The SDK's own client (`aws-smithy-http-client`) is a second hyper stack with HTTP/2 and a
+//! loader for the system's certificate store, which it runs before the first AWS call. With
+//! reqwest for both, a function ships one HTTP/1.1 stack and one set of trust roots (webpki's,
+//! compiled in), and its first AWS call reads no certificate file. The functions' AWS calls
+//! (Secrets Manager, Lambda, DynamoDB) have small in-memory bodies and need nothing else.
+//!
+//! Two small published crates do the same (`aws-smithy-http-client-reqwest`, which depends on
+//! `aws-config`, the crate these functions leave out, and `smithy-transport-reqwest`, on a newer
+//! reqwest); this adapter is the part of them we need, over the SDK's public trait.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+
+/// The SDK's HTTP client for the functions ([`crate::aws_config`]). reqwest clients are built on
+/// first use, one per connect timeout the SDK asks for (in practice one), and reused: they keep
+/// the connection pool.
+pub fn aws_http_client() -> SharedHttpClient {
+    SharedHttpClient::new(ReqwestHttpClient::default())
+}
+
+#[derive(Debug, Default)]
+struct ReqwestHttpClient {
+    clients: Mutex<Vec<(Option<Duration>, SharedHttpConnector)>>,
+}
+
+impl HttpClient for ReqwestHttpClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        let connect_timeout = settings.connect_timeout();
+        let mut clients = self
+            .clients
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, connector)) = clients
+            .iter()
+            .find(|(timeout, _)| *timeout == connect_timeout)
+        {
+            return connector.clone();
+        }
+        let connector = SharedHttpConnector::new(Connector {
+            client: build(connect_timeout).map_err(|error| Arc::new(error.to_string())),
+            read_timeout: settings.read_timeout(),
+        });
+        clients.push((connect_timeout, connector.clone()));
+        connector
+    }
+}
+
+/// A client that follows no redirect (an AWS endpoint answers; it never sends the signed
+/// request on) and uses no proxy from the environment, as the SDK's own client.
+fn build(connect_timeout: Option<Duration>) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy();
+    if let Some(timeout) = connect_timeout {
+        builder = builder.connect_timeout(timeout);
+    }
+    builder.build()
+}
+
+#[derive(Debug)]
+struct Connector {
+    /// The client, or why it could not be built (every call then fails with it).
+    client: Result<reqwest::Client, Arc<String>>,
+    read_timeout: Option<Duration>,
+}
+
+impl HttpConnector for Connector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let client = self.client.clone();
+        let read_timeout = self.read_timeout;
+        HttpConnectorFuture::new(async move {
+            let client = client.map_err(|error| ConnectorError::user(error.to_string().into()))?;
+            let request = to_reqwest(request, read_timeout)?;
+            let response = client.execute(request).await.map_err(connector_error)?;
+            let mut answer = http::Response::builder().status(response.status());
+            if let Some(headers) = answer.headers_mut() {
+                *headers = response.headers().clone();
+            }
+            let body = response.bytes().await.map_err(connector_error)?;
+            let answer = answer
+                .body(SdkBody::from(body))
+                .map_err(|error| ConnectorError::other(error.into(), None))?;
+            HttpResponse::try_from(answer)
+                .map_err(|error| ConnectorError::other(error.into(), None))
+        })
+    }
+}
+
+/// The SDK's request as reqwest's. The read timeout bounds the whole exchange (reqwest has no
+/// separate read timeout); the SDK's operation timeouts, when set, still apply above it.
+fn to_reqwest(
+    request: HttpRequest,
+    read_timeout: Option<Duration>,
+) -> Result<reqwest::Request, ConnectorError> {
+    let request = request
+        .try_into_http1x()
+        .map_err(|error| ConnectorError::user(error.into()))?;
+    let (parts, body) = request.into_parts();
+    let Some(bytes) = body.bytes().map(<[u8]>::to_vec) else {
+        return Err(ConnectorError::user(
+            "this HTTP client sends in-memory request bodies only, and the SDK gave a stream"
+                .into(),
+        ));
+    };
+    let mut request = reqwest::Request::try_from(http::Request::from_parts(parts, bytes))
+        .map_err(|error| ConnectorError::user(error.into()))?;
+    *request.timeout_mut() = read_timeout;
+    Ok(request)
+}
+
+/// reqwest's error in the SDK's terms, which decide the retry: a timeout and an I/O failure
+/// (refused or reset connection, a body cut short) are transient; a request that could not be
+/// built is the caller's.
+fn connector_error(error: reqwest::Error) -> ConnectorError {
+    if error.is_timeout() {
+        ConnectorError::timeout(error.into())
+    } else if error.is_connect() {
+        ConnectorError::io(error.into()).never_connected()
+    } else if error.is_builder() {
+        ConnectorError::user(error.into())
+    } else if error.is_request() || error.is_body() || error.is_decode() {
+        ConnectorError::io(error.into())
+    } else {
+        ConnectorError::other(error.into(), None)
+    }
+}
