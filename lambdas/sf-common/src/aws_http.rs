@@ -22,6 +22,7 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
+use http_body_util::BodyExt;
 
 /// The SDK's HTTP client for the functions ([`crate::aws_config`]). reqwest clients are built on
 /// first use, one per connect timeout the SDK asks for (in practice one), and reused: they keep
@@ -30,9 +31,14 @@ pub fn aws_http_client() -> SharedHttpClient {
     SharedHttpClient::new(ReqwestHttpClient::default())
 }
 
+/// A reqwest client, or why it could not be built (every call then fails with it).
+type Built = Result<reqwest::Client, Arc<String>>;
+
 #[derive(Debug, Default)]
 struct ReqwestHttpClient {
-    clients: Mutex<Vec<(Option<Duration>, SharedHttpConnector)>>,
+    /// One client per connect timeout (reqwest sets it per client); the read timeout is set
+    /// per request, so connectors with different read timeouts share a client and its pool.
+    clients: Mutex<Vec<(Option<Duration>, Built)>>,
 }
 
 impl HttpClient for ReqwestHttpClient {
@@ -46,18 +52,21 @@ impl HttpClient for ReqwestHttpClient {
             .clients
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some((_, connector)) = clients
+        let client = match clients
             .iter()
             .find(|(timeout, _)| *timeout == connect_timeout)
         {
-            return connector.clone();
-        }
-        let connector = SharedHttpConnector::new(Connector {
-            client: build(connect_timeout).map_err(|error| Arc::new(error.to_string())),
+            Some((_, client)) => client.clone(),
+            None => {
+                let client = build(connect_timeout).map_err(|error| Arc::new(error.to_string()));
+                clients.push((connect_timeout, client.clone()));
+                client
+            }
+        };
+        SharedHttpConnector::new(Connector {
+            client,
             read_timeout: settings.read_timeout(),
-        });
-        clients.push((connect_timeout, connector.clone()));
-        connector
+        })
     }
 }
 
@@ -75,8 +84,7 @@ fn build(connect_timeout: Option<Duration>) -> reqwest::Result<reqwest::Client> 
 
 #[derive(Debug)]
 struct Connector {
-    /// The client, or why it could not be built (every call then fails with it).
-    client: Result<reqwest::Client, Arc<String>>,
+    client: Built,
     read_timeout: Option<Duration>,
 }
 
@@ -86,7 +94,7 @@ impl HttpConnector for Connector {
         let read_timeout = self.read_timeout;
         HttpConnectorFuture::new(async move {
             let client = client.map_err(|error| ConnectorError::user(error.to_string().into()))?;
-            let request = to_reqwest(request, read_timeout)?;
+            let request = to_reqwest(request, read_timeout).await?;
             let response = client.execute(request).await.map_err(connector_error)?;
             let mut answer = http::Response::builder().status(response.status());
             if let Some(headers) = answer.headers_mut() {
@@ -102,9 +110,11 @@ impl HttpConnector for Connector {
     }
 }
 
-/// The SDK's request as reqwest's. The read timeout bounds the whole exchange (reqwest has no
-/// separate read timeout); the SDK's operation timeouts, when set, still apply above it.
-fn to_reqwest(
+/// The SDK's request as reqwest's. The read timeout bounds the whole exchange, the answer's
+/// body included (a little stricter than the SDK's own client, which bounds the wait for the
+/// answer's head; the functions' answers are small); the SDK's operation timeouts, when set,
+/// still apply above it.
+async fn to_reqwest(
     request: HttpRequest,
     read_timeout: Option<Duration>,
 ) -> Result<reqwest::Request, ConnectorError> {
@@ -112,12 +122,15 @@ fn to_reqwest(
         .try_into_http1x()
         .map_err(|error| ConnectorError::user(error.into()))?;
     let (parts, body) = request.into_parts();
-    let Some(bytes) = body.bytes().map(<[u8]>::to_vec) else {
-        return Err(ConnectorError::user(
-            "this HTTP client sends in-memory request bodies only, and the SDK gave a stream"
-                .into(),
-        ));
-    };
+    // Read through the body rather than take its bytes: the SDK wraps it to watch the upload,
+    // and its stalled-stream guard counts an upload as finished only once the body has been
+    // read to its end. A body never read looks like a stalled server, and a call whose answer
+    // takes longer than the guard's grace period (5 s) would be cut off and retried.
+    let bytes = body
+        .collect()
+        .await
+        .map_err(ConnectorError::user)?
+        .to_bytes();
     let mut request = reqwest::Request::try_from(http::Request::from_parts(parts, bytes))
         .map_err(|error| ConnectorError::user(error.into()))?;
     *request.timeout_mut() = read_timeout;

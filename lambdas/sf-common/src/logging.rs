@@ -1,7 +1,7 @@
 //! JSON logs on stdout, where Lambda sends them to CloudWatch.
 
 use tracing::Level;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -54,6 +54,10 @@ fn filter(rust_log: Option<&str>, logging_level: Option<&str>) -> Targets {
             str::to_string,
         );
     let configured: Targets = base.parse().unwrap_or_default();
+    let configured_directives: Vec<(String, LevelFilter)> = configured
+        .iter()
+        .map(|(target, level)| (target.to_string(), level))
+        .collect();
     let caps = SECRET_SAFE_CAPS.iter().filter_map(|cap| {
         let (target, level) = cap.split_once('=')?;
         let cap: Level = level.parse().ok()?;
@@ -67,14 +71,27 @@ fn filter(rust_log: Option<&str>, logging_level: Option<&str>) -> Targets {
         ]
         .into_iter()
         .find(|level| configured.would_enable(target, level));
-        Some(match configured {
-            // `Level`'s order: ERROR is the least verbose, so the smaller is the stricter.
-            Some(level) => format!("{target}={}", level.min(cap)),
-            None => format!("{target}=off"),
-        })
+        let cap = LevelFilter::from_level(cap);
+        // `LevelFilter`'s order: OFF, then ERROR, is the least verbose, so the smaller is the
+        // stricter.
+        let mut clamped = vec![format!(
+            "{target}={}",
+            configured
+                .map_or(LevelFilter::OFF, LevelFilter::from_level)
+                .min(cap)
+        )];
+        // A configured directive for a module inside the target is more specific than the cap
+        // and would win over it: it is clamped too.
+        clamped.extend(
+            configured_directives
+                .iter()
+                .filter(|(module, _)| module.starts_with(&format!("{target}::")))
+                .map(|(module, level)| format!("{module}={}", (*level).min(cap))),
+        );
+        Some(clamped)
     });
     let directives = std::iter::once(base)
-        .chain(caps)
+        .chain(caps.flatten())
         .collect::<Vec<_>>()
         .join(",");
     directives.parse().unwrap_or_default()
@@ -142,6 +159,13 @@ mod tests {
         let off = filter(Some("off"), None);
         assert!(!off.would_enable("aws_smithy_runtime", &Level::ERROR));
         // The configuration's own level for a capped target counts too.
+        // A directive for a module inside a capped crate is capped as well.
+        let inner = filter(
+            Some("info,aws_smithy_runtime::client::orchestrator=trace"),
+            None,
+        );
+        assert!(!inner.would_enable(orchestrator, &Level::TRACE));
+        assert!(inner.would_enable(orchestrator, &Level::DEBUG));
         let quiet_sdk = filter(Some("debug,aws_smithy_runtime=error"), None);
         assert!(!quiet_sdk.would_enable(orchestrator, &Level::WARN));
         assert!(quiet_sdk.would_enable("sf_common", &Level::DEBUG));

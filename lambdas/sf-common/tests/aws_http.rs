@@ -132,3 +132,76 @@ async fn a_server_that_never_answers_times_out_at_the_read_timeout() {
     assert!(failure.is_timeout(), "{failure:?}");
     silent.abort();
 }
+
+/// Reads one HTTP request (head and `content-length` body) from `socket`; returns its head.
+async fn read_request(socket: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let read = socket.read(&mut chunk).await.expect("read");
+        assert!(read > 0, "the client closed the connection mid-request");
+        received.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&received).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let head = text[..end].to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .map_or(0, |value| value.trim().parse().expect("content-length"));
+            if received.len() >= end + 4 + length {
+                return head;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_slow_answer_is_waited_for_under_the_sdks_stalled_stream_guard() {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    // Answers GetSecretValue 2.5 s after the whole request arrived: longer than the guard's
+    // check window plus the grace period below.
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        let head = read_request(&mut socket).await;
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let body = r#"{"ARN":"arn:aws:secretsmanager:us-east-1:123456789012:secret:slow-AbCdEf","Name":"slow","SecretString":"patience","VersionId":"00000000-0000-0000-0000-000000000001","VersionStages":["AWSCURRENT"]}"#;
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        socket.write_all(answer.as_bytes()).await.expect("write");
+        head
+    });
+    let config = sf_common::aws_config_from(|name| match name {
+        "AWS_ENDPOINT_URL" => Some(format!("http://127.0.0.1:{port}")),
+        "AWS_REGION" => Some("us-east-1".into()),
+        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("testing".into()),
+        _ => None,
+    });
+    let client = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(&config)
+            .stalled_stream_protection(
+                aws_sdk_secretsmanager::config::StalledStreamProtectionConfig::enabled()
+                    .grace_period(Duration::from_millis(500))
+                    .build(),
+            )
+            .retry_config(aws_sdk_secretsmanager::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let read = tokio::time::timeout(
+        Duration::from_secs(10),
+        client.get_secret_value().secret_id("slow").send(),
+    )
+    .await
+    .expect("answered within 10 s")
+    .expect("a slow answer is still an answer");
+    assert_eq!(read.secret_string(), Some("patience"));
+    // The request went through reqwest (which asks for any type), not the SDK's own client.
+    let head = server.await.expect("server");
+    assert!(head.contains("\r\naccept: */*"), "{head}");
+}

@@ -29,6 +29,9 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 const RENEWAL_POLLS: u32 = 3;
 const RENEWAL_POLL_INTERVAL: Duration = Duration::from_millis(500);
 
+/// How long the start-up read of the stored session may hold the client ([`HandlerState::prefetch`]).
+const PREFETCH_LIMIT: Duration = Duration::from_secs(2);
+
 /// How long before the invocation's deadline a call is abandoned, so the function can still
 /// report a clean `Timeout` error before Lambda stops it.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(300);
@@ -203,8 +206,10 @@ impl HandlerState {
 
     /// Reads the stored session and builds the client from it, ahead of the first invocation
     /// (`main` runs it in the init phase, beside the runtime's start). Only the stored session:
-    /// no login and no renewal here. Nothing is kept when it fails or finds no session; the
-    /// first invocation then does what it would have done.
+    /// no login and no renewal here. Nothing is kept when it fails, finds no session or takes
+    /// longer than [`PREFETCH_LIMIT`]; the first invocation then does what it would have done.
+    /// The limit matters because the client is locked meanwhile: a stalled read (for example
+    /// one frozen with the execution environment after init) must not hold every invocation.
     pub async fn prefetch(&self) {
         let Ok(settings) = self.settings() else {
             return;
@@ -216,7 +221,14 @@ impl HandlerState {
         if slot.is_some() {
             return;
         }
-        match self.secrets.load_session(arn).await {
+        let read = tokio::time::timeout(PREFETCH_LIMIT, self.secrets.load_session(arn)).await;
+        let Ok(read) = read else {
+            tracing::warn!(
+                "reading the stored session at start-up took over {PREFETCH_LIMIT:?}; the first invocation will read it"
+            );
+            return;
+        };
+        match read {
             Ok(Some(stored)) => {
                 let token = stored.session.access_token.clone();
                 match Client::with_session(stored.session, None, settings.client_config()) {

@@ -347,7 +347,7 @@ async fn in_the_refresh_token_flow_sessions_are_renewed_by_the_token_refresh_fun
 async fn the_session_read_at_start_up_serves_the_first_invocation() -> anyhow::Result<()> {
     let fixture = Fixture::start().await?;
     let session_arn = create_session_secret(&fixture, "sfstack/prefetched-session").await?;
-    let stored = refresh_session(&fixture, &session_arn).await?;
+    refresh_session(&fixture, &session_arn).await?;
     let state = fixture.state(&[("SF_SESSION_SECRET_ARN", session_arn.as_str())])?;
     state.prefetch().await;
     // The secret now holds a session that Salesforce does not know: the first invocation
@@ -372,7 +372,6 @@ async fn the_session_read_at_start_up_serves_the_first_invocation() -> anyhow::R
         1,
         "one query, with the prefetched session: {log:#?}"
     );
-    assert_ne!(stored, "00D000000000001!not-a-session");
 
     // Without a stored session the start-up read keeps nothing, and the first invocation
     // logs in with the credentials as before.
