@@ -408,26 +408,14 @@ async fn measure(
     let suffix = std::process::id();
     let org = crate::cloud::LocalOrg::new(&emulator, cloud.demo_jwt_key.clone());
     let credentials_document = org.demo_credentials("jwt").await?;
-    let create = |name: String, value: String| {
-        let client = secrets.client().clone();
-        async move {
-            client
-                .create_secret()
-                .name(name.clone())
-                .secret_string(value)
-                .send()
-                .await
-                .with_context(|| format!("creating secret {name} in moto"))?
-                .arn
-                .context("moto returned no ARN")
-        }
-    };
-    let credentials_arn = create(
-        format!("sfstack-bench-{suffix}/credentials"),
-        credentials_document.clone(),
+    let credentials_arn = create_secret(
+        secrets.client(),
+        suffix,
+        "credentials",
+        &credentials_document,
     )
     .await?;
-    let session_arn = create(format!("sfstack-bench-{suffix}/session"), "{}".into()).await?;
+    let session_arn = create_secret(secrets.client(), suffix, "session", "{}").await?;
     // The session sf-token-refresh would keep fresh: the functions then never log in.
     let credentials = salesforce::Credentials::from_json(&credentials_document)?;
     let session = salesforce::Client::new(credentials, salesforce::ClientConfig::default())?
@@ -552,6 +540,24 @@ async fn measure(
     })
 }
 
+/// Creates the bench's secret `name` (under `sfstack-bench-<suffix>/`) in moto; returns its ARN.
+async fn create_secret(
+    client: &aws_sdk_secretsmanager::Client,
+    suffix: u32,
+    name: &str,
+    value: &str,
+) -> anyhow::Result<String> {
+    client
+        .create_secret()
+        .name(format!("sfstack-bench-{suffix}/{name}"))
+        .secret_string(value)
+        .send()
+        .await
+        .with_context(|| format!("creating the bench's {name} secret in moto"))?
+        .arn
+        .context("moto returned no ARN")
+}
+
 /// Cold starts of `sf-invoke-api` with its AWS calls and its Salesforce calls passing through
 /// recording forwarders: the session secret names the Salesforce forwarder as the instance,
 /// and `AWS_ENDPOINT_URL` the AWS one. Each part is the median over the runs.
@@ -568,16 +574,7 @@ async fn breakdown(
     let salesforce = recorder::Recorder::start(&cloud.emulator.url).await?;
     let mut forwarded = session.clone();
     forwarded.instance_url = salesforce.url().to_string();
-    let session_arn = secrets
-        .client()
-        .create_secret()
-        .name(format!("sfstack-bench-{suffix}/forwarded-session"))
-        .secret_string("{}")
-        .send()
-        .await
-        .context("creating the forwarded session's secret in moto")?
-        .arn
-        .context("moto returned no ARN")?;
+    let session_arn = create_secret(secrets.client(), suffix, "forwarded-session", "{}").await?;
     secrets.store_session(&session_arn, &forwarded).await?;
     let environment: Vec<(String, String)> = environment
         .iter()

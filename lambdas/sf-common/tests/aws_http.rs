@@ -18,6 +18,16 @@ fn secrets_manager(variables: &[(&'static str, String)]) -> aws_sdk_secretsmanag
     aws_sdk_secretsmanager::Client::new(&config)
 }
 
+/// The functions' configuration with the AWS endpoint at 127.0.0.1:`port`.
+fn config_for(port: u16) -> aws_types::SdkConfig {
+    sf_common::aws_config_from(|name| match name {
+        "AWS_ENDPOINT_URL" => Some(format!("http://127.0.0.1:{port}")),
+        "AWS_REGION" => Some("us-east-1".into()),
+        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("testing".into()),
+        _ => None,
+    })
+}
+
 #[tokio::test]
 async fn sdk_calls_go_through_the_functions_http_client() {
     let moto = MotoServer::start().expect("moto starts");
@@ -67,12 +77,7 @@ async fn a_refused_connection_is_a_transient_io_failure() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("address").port()
     };
-    let client = secrets_manager(&[
-        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-    ]);
+    let client = aws_sdk_secretsmanager::Client::new(&config_for(port));
     let error = client
         .get_secret_value()
         .secret_id("anything")
@@ -98,12 +103,7 @@ async fn a_server_that_never_answers_times_out_at_the_read_timeout() {
             held.push(socket);
         }
     });
-    let config = sf_common::aws_config_from(|name| match name {
-        "AWS_ENDPOINT_URL" => Some(format!("http://127.0.0.1:{port}")),
-        "AWS_REGION" => Some("us-east-1".into()),
-        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("testing".into()),
-        _ => None,
-    });
+    let config = config_for(port);
     let client = aws_sdk_secretsmanager::Client::from_conf(
         aws_sdk_secretsmanager::config::Builder::from(&config)
             .timeout_config(
@@ -177,12 +177,7 @@ async fn a_slow_answer_is_waited_for_under_the_sdks_stalled_stream_guard() {
         socket.write_all(answer.as_bytes()).await.expect("write");
         head
     });
-    let config = sf_common::aws_config_from(|name| match name {
-        "AWS_ENDPOINT_URL" => Some(format!("http://127.0.0.1:{port}")),
-        "AWS_REGION" => Some("us-east-1".into()),
-        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("testing".into()),
-        _ => None,
-    });
+    let config = config_for(port);
     let client = aws_sdk_secretsmanager::Client::from_conf(
         aws_sdk_secretsmanager::config::Builder::from(&config)
             .stalled_stream_protection(

@@ -57,16 +57,46 @@ impl Setup<'_> {
     }
 
     async fn create_secret(&self, name: &str, value: &str) -> anyhow::Result<String> {
-        self.secrets
-            .create_secret()
-            .name(format!("sfstack-bench-{}/{name}", self.suffix))
-            .secret_string(value)
-            .send()
-            .await
-            .with_context(|| format!("creating the bench's {name} secret in moto"))?
-            .arn
-            .context("moto returned no ARN")
+        super::create_secret(self.secrets, self.suffix, name, value).await
     }
+}
+
+/// `COLD_STARTS` cold starts answering `event`, then one process through `warm` more
+/// invocations; each answer must pass `check`. Returns the cold starts and the warm process's
+/// peak RSS in KB.
+async fn cold_then_warm(
+    bootstrap: &Path,
+    function: &str,
+    environment: &[(String, String)],
+    event: &Bytes,
+    warm: usize,
+    check: impl Fn(&Bytes) -> anyhow::Result<()>,
+) -> anyhow::Result<(Vec<Timing>, u64)> {
+    let mut cold = Vec::with_capacity(COLD_STARTS);
+    for _ in 0..COLD_STARTS {
+        let mut run = cold_start(bootstrap, function, environment, event).await?;
+        stop(&mut run.child);
+        check(&run.answer)?;
+        cold.push(run.timing);
+    }
+    let ColdRun {
+        mut runtime,
+        mut child,
+        ..
+    } = cold_start(bootstrap, function, environment, event).await?;
+    for _ in 0..warm {
+        let checked = match warm_invoke(&mut runtime, event).await {
+            Ok(body) => check(&body),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = checked {
+            stop(&mut child);
+            return Err(error);
+        }
+    }
+    let rss = peak_rss_kb(child.id()).unwrap_or_default();
+    stop(&mut child);
+    Ok((cold, rss))
 }
 
 fn figures(
@@ -98,25 +128,8 @@ pub async fn token_refresh(
         ("SF_CREDENTIALS_SECRET_ARN", setup.jwt_credentials_arn),
         ("SF_SESSION_SECRET_ARN", &session_arn),
     ]);
-    let mut cold = Vec::with_capacity(COLD_STARTS);
-    for _ in 0..COLD_STARTS {
-        let mut run = cold_start(bootstrap, FUNCTION, &environment, event).await?;
-        stop(&mut run.child);
-        cold.push(run.timing);
-    }
-    let ColdRun {
-        mut runtime,
-        mut child,
-        ..
-    } = cold_start(bootstrap, FUNCTION, &environment, event).await?;
-    for _ in 0..WARM {
-        if let Err(error) = warm_invoke(&mut runtime, event).await {
-            stop(&mut child);
-            return Err(error);
-        }
-    }
-    let rss = peak_rss_kb(child.id()).unwrap_or_default();
-    stop(&mut child);
+    let (cold, rss) =
+        cold_then_warm(bootstrap, FUNCTION, &environment, event, WARM, |_| Ok(())).await?;
     Ok(figures(
         FUNCTION,
         "scheduled refresh: JWT login + PutSecretValue",
@@ -183,30 +196,8 @@ pub async fn oauth_callback(
         }
         Ok(())
     };
-    let mut cold = Vec::with_capacity(COLD_STARTS);
-    for _ in 0..COLD_STARTS {
-        let mut run = cold_start(bootstrap, FUNCTION, &environment, &event).await?;
-        stop(&mut run.child);
-        check(&run.answer)?;
-        cold.push(run.timing);
-    }
-    let ColdRun {
-        mut runtime,
-        mut child,
-        ..
-    } = cold_start(bootstrap, FUNCTION, &environment, &event).await?;
-    for _ in 0..WARM {
-        let checked = match warm_invoke(&mut runtime, &event).await {
-            Ok(body) => check(&body),
-            Err(error) => Err(error),
-        };
-        if let Err(error) = checked {
-            stop(&mut child);
-            return Err(error);
-        }
-    }
-    let rss = peak_rss_kb(child.id()).unwrap_or_default();
-    stop(&mut child);
+    let (cold, rss) =
+        cold_then_warm(bootstrap, FUNCTION, &environment, &event, WARM, check).await?;
     Ok(figures(
         FUNCTION,
         "GET /start with a signed link: the confirmation page",
