@@ -396,7 +396,7 @@ async fn measure(
     let event = &events.phone_lookup;
     let http = reqwest::Client::new();
     let emulator = cloud.emulator.url.clone();
-    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let aws = aws_reqwest::defaults()
         .endpoint_url(&cloud.moto.url)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_secretsmanager::config::Credentials::new(
@@ -638,7 +638,7 @@ async fn gateway_latency(
         .context("the local cloud has no AWS gateway")?;
     let names = crate::naming::Names::new(environment);
     let config = |endpoint: &str, key: &str, secret: &str, token: Option<String>| {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
+        aws_reqwest::defaults()
             .endpoint_url(endpoint)
             .region(aws_config::Region::new(crate::cloud::LOCAL_REGION))
             .credentials_provider(aws_sdk_sts::config::Credentials::new(

@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use aws_config::{BehaviorVersion, Region};
+use aws_config::Region;
 use serde::Serialize;
 
 use crate::aws_error::AwsContext;
@@ -199,7 +199,7 @@ impl Cloud {
                 let gateway = cloud.gateway.as_ref().context(
                     "the local cloud has no AWS gateway (it was started by an older sfstack)\nhint: run `cargo xtask local down`, then the command again",
                 )?;
-                let config = aws_config::defaults(BehaviorVersion::latest())
+                let config = aws_reqwest::defaults()
                     .endpoint_url(&gateway.url)
                     .region(Region::new(LOCAL_REGION))
                     // The SDK's standard retries, with time scaled down as the local cloud
@@ -218,7 +218,7 @@ impl Cloud {
                 (config, Some(runner.url.clone()))
             }
             _ => {
-                let mut loader = aws_config::defaults(BehaviorVersion::latest());
+                let mut loader = aws_reqwest::defaults();
                 if let Some(profile) = &args.profile {
                     loader = loader.profile_name(profile);
                 }

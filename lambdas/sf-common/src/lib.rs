@@ -16,7 +16,6 @@
 //! `issued_at` is Salesforce's (milliseconds), `refreshed_at` is when the function stored it.
 //! Before the first refresh the secret holds `{}`, which readers treat as "no session yet".
 
-mod aws_http;
 mod logging;
 pub mod privacy;
 mod secrets;
@@ -30,7 +29,7 @@ pub use settings::{Env, Settings, SettingsError};
 /// function: `AWS_REGION`, and the execution role's session in `AWS_ACCESS_KEY_ID`,
 /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (Lambda Developer Guide, "Defined runtime
 /// environment variables"); `AWS_ENDPOINT_URL` where it is set (the local target). The HTTP
-/// client is reqwest, the one Salesforce calls go through ([`aws_http`]), so a function carries one
+/// client is reqwest, the one Salesforce calls go through ([`aws_reqwest`]), so a function carries one
 /// HTTP stack and one crypto provider (rustls on ring).
 ///
 /// Built by hand rather than with `aws-config`'s default chain: a function needs none of its
@@ -47,7 +46,7 @@ pub fn aws_config_from(variable: impl Fn(&str) -> Option<String>) -> aws_types::
     use aws_types::sdk_config::{RetryConfig, SharedCredentialsProvider, TimeoutConfig};
     let mut config = aws_types::SdkConfig::builder()
         .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
-        .http_client(aws_http::aws_http_client())
+        .http_client(aws_reqwest::http_client())
         .retry_config(RetryConfig::standard())
         // The SDK's shared configuration's default connect timeout.
         .timeout_config(

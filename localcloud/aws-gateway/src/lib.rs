@@ -141,7 +141,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: GatewayConfig) -> 
     let evaluator = evaluator::Evaluator::start()
         .await
         .context("starting the IAM policy evaluator")?;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = aws_reqwest::defaults()
         .endpoint_url(&config.moto_url)
         .region(aws_config::Region::new(config.region.clone()))
         .credentials_provider(aws_credential_types::Credentials::new(

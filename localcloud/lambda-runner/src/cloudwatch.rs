@@ -56,7 +56,7 @@ impl LogShipper {
         file: PathBuf,
         from: u64,
     ) -> Self {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let config = aws_reqwest::defaults()
             .endpoint_url(endpoint)
             .region(aws_config::Region::new(region.to_string()))
             .credentials_provider(aws_sdk_sts::config::Credentials::new(

@@ -557,7 +557,7 @@ impl Done {
 
 impl Runner {
     async fn new(config: RunnerConfig, own_url: String) -> anyhow::Result<Self> {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let sdk = aws_reqwest::defaults()
             .endpoint_url(&config.aws_endpoint)
             .region(aws_config::Region::new(config.region.clone()))
             .credentials_provider(aws_sdk_lambda::config::Credentials::new(
@@ -584,7 +584,7 @@ impl Runner {
         let code = CodeStore::new(s3, &config.aws_endpoint, &config.work_dir);
         let sts = match &config.gateway {
             Some(gateway) => {
-                let as_lambda = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                let as_lambda = aws_reqwest::defaults()
                     .endpoint_url(gateway)
                     .region(aws_config::Region::new(config.region.clone()))
                     .credentials_provider(aws_sdk_lambda::config::Credentials::new(

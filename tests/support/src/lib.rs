@@ -73,7 +73,7 @@ impl Drop for MotoServer {
 impl MotoServer {
     /// An AWS SDK configuration pointing at this server, with dummy credentials.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
+        aws_reqwest::defaults()
             .endpoint_url(&self.endpoint)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_credential_types::Credentials::new(

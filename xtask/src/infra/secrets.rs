@@ -542,6 +542,7 @@ mod tests {
         tokio::spawn(axum::serve(listener, axum::Router::new().fallback(handler)).into_future());
         let config = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(aws_reqwest::http_client())
             .region(Region::new("us-east-1"))
             .credentials_provider(Keys::new("AKIDEXAMPLE", "secret", None, None, "test"))
             .endpoint_url(url)

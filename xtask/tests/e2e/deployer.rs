@@ -66,7 +66,7 @@ async fn sdk_as(local: &Local, role: &str, subject: &str) -> anyhow::Result<aws_
             .map(str::to_string)
             .context("no credentials")
     };
-    Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
+    Ok(aws_reqwest::defaults()
         .endpoint_url(gateway)
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_sts::config::Credentials::new(

@@ -648,7 +648,7 @@ async fn a_function_role_can_do_nothing_else() -> anyhow::Result<()> {
         .context("no gateway url")?
         .to_string();
     let config = |key: &str, secret: &str, token: Option<String>| {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
+        aws_reqwest::defaults()
             .endpoint_url(&gateway)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_sts::config::Credentials::new(

@@ -5,6 +5,7 @@
 //! and `iam` (what the local cloud refuses, and least privilege proven).
 
 mod aws_behaviour;
+mod aws_target;
 mod connect;
 mod data;
 mod deployer;
@@ -96,6 +97,16 @@ impl Local {
             "SFSTACK_FAULT",
             "SFSTACK_SALESFORCE_AUTH_FLOW",
             "SFSTACK_IAM_ENFORCEMENT",
+            // The AWS target's chain reads only what a test gives it.
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_ENDPOINT_URL",
+            "AWS_CONFIG_FILE",
+            "AWS_SHARED_CREDENTIALS_FILE",
         ] {
             command.env_remove(name);
         }
@@ -134,7 +145,7 @@ impl Local {
             .as_str()
             .context("no gateway url")?
             .to_string();
-        Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
+        Ok(aws_reqwest::defaults()
             .endpoint_url(gateway)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_sts::config::Credentials::new(
@@ -164,7 +175,7 @@ impl Local {
             .as_str()
             .context("no moto url")?
             .to_string();
-        Ok(aws_config::defaults(aws_config::BehaviorVersion::latest())
+        Ok(aws_reqwest::defaults()
             .endpoint_url(moto)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_sts::config::Credentials::new(

@@ -1,14 +1,22 @@
-//! The AWS SDK's HTTP client: reqwest, the client every Salesforce call already goes through,
-//! behind the SDK's `HttpClient` trait.
+//! The AWS SDK's HTTP client on reqwest, behind the SDK's `HttpClient` trait: the client every
+//! Salesforce call already goes through.
 //!
-//! The SDK's own client (`aws-smithy-http-client`) is a second hyper stack with HTTP/2 and a
-//! loader for the system's certificate store, which it runs before the first AWS call. With
-//! reqwest for both, a function ships one HTTP/1.1 stack and one set of trust roots (webpki's,
-//! compiled in), and its first AWS call reads no certificate file. The functions' AWS calls
-//! (Secrets Manager, Lambda, DynamoDB) have small in-memory bodies and need nothing else.
+//! - **The functions** (`sf_common::aws_config`): the SDK's own client (`aws-smithy-http-client`)
+//!   is a second hyper stack with HTTP/2, rustls on aws-lc-rs and a loader for the system's
+//!   certificate store, which it runs before the first AWS call. With reqwest for both, a
+//!   function ships one HTTP/1.1 stack and one crypto provider (rustls on ring) with webpki's
+//!   trust roots compiled in, and its first AWS call reads no certificate file.
+//! - **The tools and the local cloud** (`xtask`, `aws-gateway`, `lambda-runner`, the tests):
+//!   the same client, so the workspace builds one TLS stack and no C crypto library (aws-lc's
+//!   build script alone was 35 CPU-seconds of every fresh build). `xtask` turns on reqwest's
+//!   `rustls-tls-native-roots` as well, so on AWS it also trusts the system's store, as the
+//!   SDK's own client did (a company's TLS-inspecting proxy).
+//!
+//! The calls' bodies are read into memory: the functions' (Secrets Manager, Lambda, DynamoDB)
+//! are small, and the tools' largest is a zip of about 2 MB put to S3.
 //!
 //! Two small published crates do the same (`aws-smithy-http-client-reqwest`, which depends on
-//! `aws-config`, the crate these functions leave out, and `smithy-transport-reqwest`, on a newer
+//! `aws-config`, the crate the functions leave out, and `smithy-transport-reqwest`, on a newer
 //! reqwest); this adapter is the part of them we need, over the SDK's public trait.
 
 use std::sync::{Arc, Mutex};
@@ -24,11 +32,21 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use http_body_util::BodyExt;
 
-/// The SDK's HTTP client for the functions ([`crate::aws_config`]). reqwest clients are built on
-/// first use, one per connect timeout the SDK asks for (in practice one), and reused: they keep
-/// the connection pool.
-pub fn aws_http_client() -> SharedHttpClient {
+/// The SDK's HTTP client: give it to `SdkConfig::builder().http_client` (the functions), or
+/// take [`defaults`] (the tools). reqwest clients are built on first use, one per
+/// connect timeout the SDK asks for (in practice one), and reused: they keep the connection
+/// pool.
+pub fn http_client() -> SharedHttpClient {
     SharedHttpClient::new(ReqwestHttpClient::default())
+}
+
+/// aws-config's loader (the standard credential chain, region, profile and endpoint settings)
+/// with [`http_client`] as the HTTP client of the SDK's clients and of the credential providers
+/// (SSO, STS, IMDS) alike. The tools' one way in: the workspace builds the SDK without its own
+/// client, so a loader without this one would fail its first call.
+#[cfg(feature = "config")]
+pub fn defaults() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http_client())
 }
 
 /// A reqwest client, or why it could not be built (every call then fails with it).
@@ -101,8 +119,11 @@ impl HttpConnector for Connector {
                 *headers = response.headers().clone();
             }
             let body = response.bytes().await.map_err(connector_error)?;
+            // Handed over as a body to read, as the SDK's own client does, not as bytes: the
+            // SDK logs the answer at trace level before it reads it, and bytes would be printed
+            // whole there (a secret's value, a session token).
             let answer = answer
-                .body(SdkBody::from(body))
+                .body(SdkBody::from_body_1_x(http_body_util::Full::new(body)))
                 .map_err(|error| ConnectorError::other(error.into(), None))?;
             HttpResponse::try_from(answer)
                 .map_err(|error| ConnectorError::other(error.into(), None))
