@@ -11,8 +11,7 @@ use super::*;
 /// is being deleted. It also revives the environment's KMS key, which the teardown scheduled
 /// for deletion: a key pending deletion, or disabled after its deletion is cancelled, refuses
 /// every use (Secrets Manager then fails with `EncryptionFailure` / `DecryptionFailure`).
-#[test]
-fn a_deploy_right_after_a_teardown_converges() -> anyhow::Result<()> {
+pub(crate) fn a_deploy_right_after_a_teardown_converges() -> anyhow::Result<()> {
     let mut local = Local::new("recreate");
     let env = "e2e-recreate";
     local.run(&["deploy", "--env", env], &[])?.ok()?;
@@ -35,8 +34,7 @@ fn a_deploy_right_after_a_teardown_converges() -> anyhow::Result<()> {
 /// retries last, the deploy that looks for the environment's key by its tags fails and says
 /// so, instead of taking the key for someone else's and creating a second one; run again, it
 /// finds the key it made.
-#[tokio::test(flavor = "multi_thread")]
-async fn throttling_is_not_taken_for_absence() -> anyhow::Result<()> {
+pub(crate) async fn throttling_is_not_taken_for_absence() -> anyhow::Result<()> {
     let mut local = Local::new("throttle");
     let env = "e2e-throttle";
     local.run(&["deploy", "--env", env], &[])?.ok()?;
@@ -86,8 +84,7 @@ async fn throttling_is_not_taken_for_absence() -> anyhow::Result<()> {
 /// for a moment, so CloudFormation fails to create the functions and rolls the new stack back.
 /// The deploy says so, deletes the rolled-back stack, waits and creates it again, and the
 /// environment works.
-#[test]
-fn a_first_deploy_outlasts_iam_propagation() -> anyhow::Result<()> {
+pub(crate) fn a_first_deploy_outlasts_iam_propagation() -> anyhow::Result<()> {
     let mut local = Local::new("propagation");
     let env = "e2e-propagation";
     let first = local.run(&["deploy", "--env", env], &[])?.ok()?;
@@ -143,8 +140,7 @@ async fn function_keys(
 /// was deployed from must stay, or a failed update cannot roll back: a month after a deploy
 /// (the local cloud's clock moved ahead, S3's rules applied), every zip the stack names is
 /// still in the bucket.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_zips_a_live_stack_uses_never_expire() -> anyhow::Result<()> {
+pub(crate) async fn the_zips_a_live_stack_uses_never_expire() -> anyhow::Result<()> {
     let mut local = Local::new("retention");
     let env = "e2e-retention";
     local.run(&["deploy", "--env", env], &[])?.ok()?;
@@ -178,8 +174,8 @@ async fn the_zips_a_live_stack_uses_never_expire() -> anyhow::Result<()> {
 /// rollback fails (UPDATE_ROLLBACK_FAILED) and ContinueUpdateRollback fails again unless it
 /// skips that function. The next deploy continues the rollback, skipping what cannot roll
 /// back, then updates the stack, and the environment works.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_rollback_that_cannot_find_its_zip_is_continued_past_it() -> anyhow::Result<()> {
+pub(crate) async fn a_rollback_that_cannot_find_its_zip_is_continued_past_it() -> anyhow::Result<()>
+{
     let mut local = Local::new("stuck-rollback");
     let env = "e2e-stuck-rollback";
     let stack = format!("sfstack-{env}");
@@ -270,8 +266,7 @@ async fn a_rollback_that_cannot_find_its_zip_is_continued_past_it() -> anyhow::R
 /// with a policy that lets anyone write to it (and so swap a zip). Every S3 call expects this
 /// account to own the bucket (`ExpectedBucketOwner`), so the deploy refuses that bucket and
 /// says how to choose another name; with `artifacts.bucket` set, it deploys.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_bucket_of_another_account_is_never_used() -> anyhow::Result<()> {
+pub(crate) async fn a_bucket_of_another_account_is_never_used() -> anyhow::Result<()> {
     let mut local = Local::new("squat");
     let env = "e2e-squat";
     local.run(&["local", "up"], &[])?.ok()?;
@@ -319,8 +314,8 @@ async fn a_bucket_of_another_account_is_never_used() -> anyhow::Result<()> {
 /// use only because the key policy lets it, for those log groups. Without that statement a
 /// stack change fails on a log group and rolls back, as on AWS; the next deploy converges the
 /// key policy and passes.
-#[tokio::test(flavor = "multi_thread")]
-async fn log_groups_are_encrypted_with_a_key_the_logs_service_may_use() -> anyhow::Result<()> {
+pub(crate) async fn log_groups_are_encrypted_with_a_key_the_logs_service_may_use()
+-> anyhow::Result<()> {
     let mut local = Local::new("log-keys");
     let env = "e2e-log-keys";
     let stack = format!("sfstack-{env}");
@@ -429,8 +424,7 @@ async fn log_groups_are_encrypted_with_a_key_the_logs_service_may_use() -> anyho
 /// one environment's reservations (10 for the callback, 1 each for the refresh and the
 /// rotation) fit and a second environment's do not: its deploy fails on a function, rolls
 /// back, and says what to do. Once the first is torn down, the second deploys.
-#[tokio::test(flavor = "multi_thread")]
-async fn reservations_leave_the_account_100_unreserved() -> anyhow::Result<()> {
+pub(crate) async fn reservations_leave_the_account_100_unreserved() -> anyhow::Result<()> {
     let mut local = Local::new("concurrency");
     local.run(&["local", "up"], &[])?.ok()?;
     tell_gateway(

@@ -8,8 +8,7 @@ use super::Local;
 /// aws-vault, a hardware key). aws-config runs the process only when built with its
 /// `credentials-process` feature, which the workspace's SDK leaves off: without it, every
 /// command on such a profile fails before its first call.
-#[test]
-fn a_profiles_credential_process_is_run() -> anyhow::Result<()> {
+pub(crate) fn a_profiles_credential_process_is_run() -> anyhow::Result<()> {
     let moto = sfstack_test_support::MotoServer::start()?;
     let mut local = Local::new("credential-process");
     std::fs::create_dir_all(&local.dir)?;

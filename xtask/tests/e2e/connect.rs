@@ -26,8 +26,7 @@ async fn associated(local: &Local) -> anyhow::Result<Vec<String>> {
         .to_vec())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn deploy_associates_the_contact_flow_function_with_the_instance_and_teardown_removes_it()
+pub(crate) async fn deploy_associates_the_contact_flow_function_with_the_instance_and_teardown_removes_it()
 -> anyhow::Result<()> {
     let mut local = Local::new("connect");
     let env = "e2e-connect";

@@ -8,8 +8,7 @@ use super::*;
 /// Tearing down a protected environment (`prod`) does not delete its users' OAuth tokens
 /// unless `--delete-data` says so, and leaves its secrets recoverable: a deploy afterwards
 /// restores them with their values.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_protected_environment_keeps_its_tokens_and_secrets_through_a_teardown()
+pub(crate) async fn a_protected_environment_keeps_its_tokens_and_secrets_through_a_teardown()
 -> anyhow::Result<()> {
     let mut local = Local::new("keep");
     let env = "prod";
@@ -80,9 +79,8 @@ async fn a_protected_environment_keeps_its_tokens_and_secrets_through_a_teardown
 /// A stack that failed to delete (`DELETE_FAILED`) is replaced by the next deploy (deleted and
 /// created again), which would take its users' OAuth tokens with it: the deploy refuses while
 /// the table holds any and says why; `--replace-failed-stack` confirms.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_failed_stack_holding_tokens_is_not_replaced_without_confirmation() -> anyhow::Result<()>
-{
+pub(crate) async fn a_failed_stack_holding_tokens_is_not_replaced_without_confirmation()
+-> anyhow::Result<()> {
     let mut local = Local::new("stuck-data");
     let env = "e2e-stuck-data";
     let stack = format!("sfstack-{env}");
@@ -146,8 +144,8 @@ async fn a_failed_stack_holding_tokens_is_not_replaced_without_confirmation() ->
 /// of the deploy is the first session, made by `sf-token-refresh`, the function that writes the
 /// rotated token back. What is stored is then the current token, and the functions go on using
 /// and rotating it.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_given_rotating_refresh_token_is_checked_without_being_spent() -> anyhow::Result<()> {
+pub(crate) async fn a_given_rotating_refresh_token_is_checked_without_being_spent()
+-> anyhow::Result<()> {
     let mut local = Local::new("introspect");
     let env = "e2e-introspect";
     local.run(&["local", "up"], &[])?.ok()?;

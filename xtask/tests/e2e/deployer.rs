@@ -151,8 +151,7 @@ fn changed_everywhere(template: &str) -> anyhow::Result<String> {
 /// the torn-down environment, prune) on its own; and each action of each statement of its
 /// policy decided at least one of those requests: a permission nothing needed would be listed
 /// here.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_environment_deployer_runs_the_whole_flow_and_needs_every_permission_it_has()
+pub(crate) async fn the_environment_deployer_runs_the_whole_flow_and_needs_every_permission_it_has()
 -> anyhow::Result<()> {
     let mut local = Local::new("deployer-roles");
     let env = "e2e-deployer";
@@ -427,8 +426,7 @@ async fn the_environment_deployer_runs_the_whole_flow_and_needs_every_permission
 /// the environment deployer cannot deploy or tear down a protected environment, nor read its
 /// secrets or use its key; the protected deployer deploys and tears down protected
 /// environments and nothing else.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_deployer_roles_can_do_no_more_than_their_part() -> anyhow::Result<()> {
+pub(crate) async fn the_deployer_roles_can_do_no_more_than_their_part() -> anyhow::Result<()> {
     let mut local = Local::new("deployer-limits");
     in_a_vpc(&mut local).await?;
     local

@@ -10,8 +10,7 @@ use anyhow::Context;
 
 use super::*;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn invoke_and_logs_on_the_local_target() -> anyhow::Result<()> {
+pub(crate) async fn invoke_and_logs_on_the_local_target() -> anyhow::Result<()> {
     let mut local = Local::new("everyday");
     let env = "e2e-everyday";
     local.run(&["deploy", "--env", env], &[])?.ok()?;

@@ -11,8 +11,7 @@ use super::*;
 /// credentials), a no-op redeploy, smoke tests (also with every Salesforce session expired),
 /// one environment torn down without touching the other, nothing left after both are gone,
 /// and no credential value in anything the tool wrote.
-#[tokio::test(flavor = "multi_thread")]
-async fn whole_flow_on_the_local_target() -> anyhow::Result<()> {
+pub(crate) async fn whole_flow_on_the_local_target() -> anyhow::Result<()> {
     let mut local = Local::new("flow");
     let (a, b) = ("e2e-flow-a", "e2e-flow-b");
 
@@ -225,8 +224,7 @@ async fn whole_flow_on_the_local_target() -> anyhow::Result<()> {
 /// Drills: a wrong credential is refused by name and changes nothing; a deploy killed after the
 /// IAM step, re-run, converges; a half-created environment tears down; a protected environment
 /// needs --force.
-#[tokio::test(flavor = "multi_thread")]
-async fn drills_on_the_local_target() -> anyhow::Result<()> {
+pub(crate) async fn drills_on_the_local_target() -> anyhow::Result<()> {
     let mut local = Local::new("drills");
     let env = "e2e-drill";
 
@@ -375,8 +373,7 @@ async fn drills_on_the_local_target() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[test]
-fn unknown_environment_names_are_refused_before_anything_runs() -> anyhow::Result<()> {
+pub(crate) fn unknown_environment_names_are_refused_before_anything_runs() -> anyhow::Result<()> {
     let mut local = Local::new("names");
     let run = local.run(&["deploy", "--env", "Bad_Name"], &[])?;
     assert_eq!(run.code, 1);

@@ -11,8 +11,7 @@ use super::*;
 /// whose trust policy does not admit Lambda cannot run its function; a function pointed at
 /// another environment's secret is refused; the gateway logs every denial; and a redeploy,
 /// which restores the policies, makes the environment whole again.
-#[tokio::test(flavor = "multi_thread")]
-async fn iam_is_enforced_on_the_local_target() -> anyhow::Result<()> {
+pub(crate) async fn iam_is_enforced_on_the_local_target() -> anyhow::Result<()> {
     let mut local = Local::new("iam");
     let (a, b) = ("e2e-iam-a", "e2e-iam-b");
     local.run(&["deploy", "--env", a], &[])?.ok()?;
@@ -370,8 +369,7 @@ const NEEDED_PERMISSIONS: &[(&str, &str, &str)] = &[
 /// step that needs it must fail with the AccessDenied AWS would give; the policy is then put
 /// back and everything passes again. A statement added to a policy without a row in
 /// `NEEDED_STATEMENTS` fails this test.
-#[tokio::test(flavor = "multi_thread")]
-async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
+pub(crate) async fn every_function_policy_statement_is_needed() -> anyhow::Result<()> {
     let mut local = Local::new("mutation");
     let env = "e2e-mutation";
     // Refresh-token credentials: the only flow with rotation, so every function runs; and an
@@ -637,8 +635,7 @@ pub(super) fn reductions(policy: &Value, sid: &str) -> Vec<(String, Value)> {
 /// `kms:Decrypt` outside Secrets Manager and DynamoDB, writing the credentials it only reads,
 /// `DeleteItem` on the tokens table and invoking a function, each with AWS's message naming the
 /// action.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_function_role_can_do_nothing_else() -> anyhow::Result<()> {
+pub(crate) async fn a_function_role_can_do_nothing_else() -> anyhow::Result<()> {
     let mut local = Local::new("negative");
     let (a, b) = ("e2e-neg-a", "e2e-neg-b");
     local.run(&["deploy", "--env", a], &[])?.ok()?;
@@ -815,8 +812,7 @@ async fn a_function_role_can_do_nothing_else() -> anyhow::Result<()> {
 /// as AWS refuses it, and a key policy that leaves the account out shuts out the functions
 /// (their role allows `kms:Decrypt`, but for KMS the key policy must allow as well) and the
 /// deployer alike, as it does on AWS.
-#[tokio::test(flavor = "multi_thread")]
-async fn the_deployer_is_decided_too() -> anyhow::Result<()> {
+pub(crate) async fn the_deployer_is_decided_too() -> anyhow::Result<()> {
     let mut local = Local::new("deployer");
     let env = "e2e-deployer";
     local.run(&["deploy", "--env", env], &[])?.ok()?;

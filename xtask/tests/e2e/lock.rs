@@ -32,8 +32,7 @@ impl Local {
 /// other says who holds it and waits, and both end converged (one key, one stack, the lock
 /// released). A lock left by a killed run blocks with its owner named, and `--break-lock`
 /// recovers it.
-#[tokio::test(flavor = "multi_thread")]
-async fn two_deploys_of_one_environment_run_one_after_the_other() -> anyhow::Result<()> {
+pub(crate) async fn two_deploys_of_one_environment_run_one_after_the_other() -> anyhow::Result<()> {
     let mut local = Local::new("lock");
     let env = "e2e-lock";
     local.run(&["local", "up"], &[])?.ok()?;

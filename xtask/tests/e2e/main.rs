@@ -1,8 +1,16 @@
 //! End-to-end: the `xtask` binary itself, on the local target (the moto server behind the AWS
 //! gateway, the emulator and the local Lambda service running the deployed zips), as a user
 //! runs it. Each test has its own local cloud (`SFSTACK_LOCAL_DIR`) and its own environment
-//! names. This file is the harness; the tests are in `flow` (the whole flow and the drills)
-//! and `iam` (what the local cloud refuses, and least privilege proven).
+//! names. This file is the harness; the tests are in the modules, one area each (`flow`: the
+//! whole flow and the drills; `iam`: what the local cloud refuses, and least privilege proven;
+//! and so on), and listed in [`tests`].
+//!
+//! The harness is libtest-mimic's rather than Rust's own (`harness = false` in
+//! `xtask/Cargo.toml`) for one setting: how many tests run at once. A test spends part of its
+//! time waiting on its local cloud (processes starting, a Python server answering), so one test
+//! per core leaves the cores idle: on 2 cores, two at a time left them 28% idle and three 13%
+//! (measured with /proc/stat over the same tests). By default this harness runs twice as many
+//! tests as there are cores; `--test-threads N` and `RUST_TEST_THREADS` still decide when given.
 
 mod aws_behaviour;
 mod aws_target;
@@ -21,6 +29,81 @@ use std::process::{Command, Output};
 
 use anyhow::{Context, bail};
 use serde_json::Value;
+
+/// A test whose body blocks (it runs `xtask` commands one after the other).
+macro_rules! blocking {
+    ($module:ident :: $name:ident) => {
+        libtest_mimic::Trial::test(
+            concat!(stringify!($module), "::", stringify!($name)),
+            || $module::$name().map_err(failure),
+        )
+    };
+}
+
+/// A test that also calls AWS through the SDK: on a runtime of its own, as `#[tokio::test]`
+/// would give it.
+macro_rules! asynchronous {
+    ($module:ident :: $name:ident) => {
+        libtest_mimic::Trial::test(
+            concat!(stringify!($module), "::", stringify!($name)),
+            || {
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|error| failure(error.into()))?
+                    .block_on($module::$name())
+                    .map_err(failure)
+            },
+        )
+    };
+}
+
+fn failure(error: anyhow::Error) -> libtest_mimic::Failed {
+    format!("{error:?}").into()
+}
+
+/// Every test of this binary.
+fn tests() -> Vec<libtest_mimic::Trial> {
+    vec![
+        blocking!(aws_behaviour::a_deploy_right_after_a_teardown_converges),
+        asynchronous!(aws_behaviour::throttling_is_not_taken_for_absence),
+        blocking!(aws_behaviour::a_first_deploy_outlasts_iam_propagation),
+        asynchronous!(aws_behaviour::the_zips_a_live_stack_uses_never_expire),
+        asynchronous!(aws_behaviour::a_rollback_that_cannot_find_its_zip_is_continued_past_it),
+        asynchronous!(aws_behaviour::a_bucket_of_another_account_is_never_used),
+        asynchronous!(aws_behaviour::log_groups_are_encrypted_with_a_key_the_logs_service_may_use),
+        asynchronous!(aws_behaviour::reservations_leave_the_account_100_unreserved),
+        blocking!(aws_target::a_profiles_credential_process_is_run),
+        asynchronous!(connect::deploy_associates_the_contact_flow_function_with_the_instance_and_teardown_removes_it),
+        asynchronous!(data::a_protected_environment_keeps_its_tokens_and_secrets_through_a_teardown),
+        asynchronous!(data::a_failed_stack_holding_tokens_is_not_replaced_without_confirmation),
+        asynchronous!(data::a_given_rotating_refresh_token_is_checked_without_being_spent),
+        asynchronous!(deployer::the_environment_deployer_runs_the_whole_flow_and_needs_every_permission_it_has),
+        asynchronous!(deployer::the_deployer_roles_can_do_no_more_than_their_part),
+        asynchronous!(everyday::invoke_and_logs_on_the_local_target),
+        asynchronous!(flow::whole_flow_on_the_local_target),
+        asynchronous!(flow::drills_on_the_local_target),
+        blocking!(flow::unknown_environment_names_are_refused_before_anything_runs),
+        asynchronous!(iam::iam_is_enforced_on_the_local_target),
+        asynchronous!(iam::every_function_policy_statement_is_needed),
+        asynchronous!(iam::a_function_role_can_do_nothing_else),
+        asynchronous!(iam::the_deployer_is_decided_too),
+        asynchronous!(lock::two_deploys_of_one_environment_run_one_after_the_other),
+        asynchronous!(vpc::functions_in_a_vpc_need_exactly_the_network_permissions_their_roles_have),
+    ]
+}
+
+fn main() -> std::process::ExitCode {
+    let mut arguments = libtest_mimic::Arguments::from_args();
+    if arguments.test_threads.is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let given = std::env::var("RUST_TEST_THREADS")
+            .ok()
+            .and_then(|threads| threads.parse().ok());
+        arguments.test_threads = Some(given.unwrap_or(2 * cores));
+    }
+    libtest_mimic::run(&arguments, tests()).exit_code()
+}
 
 /// The local cloud's Amazon Connect instance (the gateway's `connect::DEMO_INSTANCE_ID`, in the
 /// tests' account and region).

@@ -32,8 +32,7 @@ async fn template_updating_the_function(
     Ok(serde_yaml::to_string(&template)?)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn functions_in_a_vpc_need_exactly_the_network_permissions_their_roles_have()
+pub(crate) async fn functions_in_a_vpc_need_exactly_the_network_permissions_their_roles_have()
 -> anyhow::Result<()> {
     let mut local = Local::new("vpc");
     let env = "e2e-vpc";
